@@ -1,0 +1,88 @@
+//! The event a handler receives, and the timer a timer handler receives.
+
+use serde::de::DeserializeOwned;
+
+use crate::Failure;
+
+/// A record header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value.
+    pub value: Vec<u8>,
+}
+
+/// One record of an input topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// The input topic it came from.
+    pub topic: String,
+    /// The partition; the state a handler sees belongs to it.
+    pub partition: u32,
+    /// Offset within the topic partition.
+    pub offset: u64,
+    /// Producer timestamp, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The partition's stream time with this event counted: the largest timestamp seen so
+    /// far. Compare a window's end with it to decide, the same way on every replay, whether
+    /// the event is late.
+    pub stream_time_ms: i64,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value; `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Record headers in producer order.
+    pub headers: Vec<Header>,
+}
+
+impl Event {
+    /// The value parsed as JSON into `T`. A missing or malformed value rejects the event,
+    /// which sends it to the dead-letter topic with the parse error as the reason.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+        let value = self
+            .value
+            .as_deref()
+            .ok_or_else(|| Failure::reject("record has no value"))?;
+        serde_json::from_slice(value)
+            .map_err(|err| Failure::reject(format!("value is not the expected JSON: {err}")))
+    }
+
+    /// The key as UTF-8 text, if there is a key and it is text.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The value as UTF-8 text, if there is a value and it is text.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.key == name)
+            .map(|h| h.value.as_slice())
+    }
+}
+
+/// A stream-time timer that came due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// The key it was scheduled under.
+    pub key: Vec<u8>,
+    /// The stream time it was scheduled for, in milliseconds.
+    pub at_ms: i64,
+}
+
+impl Timer {
+    /// The key as UTF-8 text, if it is text.
+    pub fn key_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.key).ok()
+    }
+}
