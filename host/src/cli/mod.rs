@@ -1,0 +1,108 @@
+//! `fnctl`: the command line. One module per command, each a clap struct with `run`.
+//! Human output by default, `--output json` for scripts.
+
+mod consume;
+mod deploy;
+mod list;
+mod output;
+mod produce;
+mod serve;
+mod status;
+mod topics;
+mod undeploy;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use output::Format;
+
+use crate::client::Client;
+
+/// Run WebAssembly functions on event streams.
+#[derive(Debug, Parser)]
+#[command(name = "fnctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Admin API of the replica to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "FNCTL_ADMIN",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub admin: String,
+    /// Token for the admin API (needed when the replica has one).
+    #[arg(long, global = true, env = "FNCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `fnctl`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a replica on the embedded log.
+    Serve(serve::Serve),
+    /// Create and list topics.
+    #[command(subcommand)]
+    Topics(topics::Topics),
+    /// Deploy a function (a new version if the name exists).
+    Deploy(deploy::Deploy),
+    /// List deployed functions.
+    List(list::List),
+    /// Show a function's partitions, lag, throughput and failures.
+    Status(status::Status),
+    /// Stop a function (its offsets and state are kept).
+    Undeploy(undeploy::Undeploy),
+    /// Write records to a topic, one per input line.
+    Produce(produce::Produce),
+    /// Print records of a topic, one JSON object per line.
+    Consume(consume::Consume),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Globals {
+    /// Where to print, and how.
+    pub format: Format,
+    admin: String,
+    token: Option<String>,
+}
+
+impl Globals {
+    /// A client of the replica named by `--admin`.
+    pub fn client(&self) -> Client {
+        Client::new(&self.admin, self.token.clone())
+    }
+}
+
+impl Cli {
+    /// Runs the command.
+    pub fn run(self) -> Result<()> {
+        let globals = Globals {
+            format: self.output,
+            admin: self.admin,
+            token: self.token,
+        };
+        match self.command {
+            Command::Serve(cmd) => cmd.run(&globals),
+            Command::Topics(cmd) => cmd.run(&globals),
+            Command::Deploy(cmd) => cmd.run(&globals),
+            Command::List(cmd) => cmd.run(&globals),
+            Command::Status(cmd) => cmd.run(&globals),
+            Command::Undeploy(cmd) => cmd.run(&globals),
+            Command::Produce(cmd) => cmd.run(&globals),
+            Command::Consume(cmd) => cmd.run(&globals),
+        }
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

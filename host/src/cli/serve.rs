@@ -1,0 +1,144 @@
+//! `fnctl serve`: runs a replica on the embedded log until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use super::Globals;
+use crate::embedded::LogConfig;
+use crate::replica::{Replica, now_ms};
+
+/// Run a replica on the embedded log.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Directory for the log, function state and compiled components.
+    #[arg(long, env = "STREAMFN_DATA_DIR", default_value = "streamfn-data")]
+    data_dir: PathBuf,
+    /// Address of the admin API (deploy, status, records, /metrics, /readyz).
+    #[arg(long, env = "STREAMFN_ADMIN_LISTEN", default_value = "127.0.0.1:7070")]
+    admin_listen: SocketAddr,
+    /// Token clients must present; required when the admin API is not on loopback.
+    #[arg(long, env = "STREAMFN_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest record accepted, in bytes (key, value and headers).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_record_bytes: usize,
+    /// Host log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// Format of the host's own logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(30);
+
+impl Serve {
+    /// Runs the replica until Ctrl-C or SIGTERM.
+    pub fn run(self, _globals: &Globals) -> Result<()> {
+        init_logging(self.log_format);
+        if !self.admin_listen.ip().is_loopback() && self.admin_token.is_none() {
+            bail!(
+                "--admin-listen {} is reachable from other machines: set --admin-token (or STREAMFN_ADMIN_TOKEN) to protect it",
+                self.admin_listen
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another replica running? choose another address with --admin-listen",
+                    self.admin_listen
+                )
+            })?;
+        let address = listener.local_addr()?;
+        let data_dir = self.data_dir.clone();
+        let config = LogConfig {
+            max_record_bytes: self.max_record_bytes,
+        };
+        let replica =
+            tokio::task::spawn_blocking(move || Replica::open(&data_dir, config)).await??;
+        tracing::info!(data_dir = %self.data_dir.display(), "admin API listening on http://{address}");
+
+        let retention = replica.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETENTION_EVERY);
+            loop {
+                tick.tick().await;
+                let log = retention.log.clone();
+                match tokio::task::spawn_blocking(move || log.apply_retention(now_ms())).await {
+                    Ok(Ok(report)) if report.records > 0 => {
+                        tracing::info!(
+                            records = report.records,
+                            bytes = report.bytes,
+                            "retention deleted old records"
+                        );
+                    }
+                    Ok(Err(err)) => tracing::warn!("retention failed: {err:#}"),
+                    _ => {}
+                }
+            }
+        });
+
+        let app = crate::api::router(replica.clone(), self.admin_token.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving the admin API")?;
+        tracing::info!("stopping");
+        tokio::task::spawn_blocking(move || replica.shutdown()).await?;
+        Ok(())
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMFN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,125 @@
+//! One batch's commit: output records, state changes, timer changes, input offsets and
+//! stream time, in a single durable transaction. This is what makes processing on the
+//! embedded log exactly-once: after a crash either all of a batch is there or none of it.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use redb::ReadableTable;
+
+use super::tables::{LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
+use super::{EmbeddedLog, TopicMeta};
+use crate::effects::Effects;
+use crate::partitioner::partition_for;
+
+/// Everything one batch of one function partition commits.
+pub struct Commit<'a> {
+    /// The function (its consumer group, and the owner of the state).
+    pub group: &'a str,
+    /// The input partition.
+    pub partition: u32,
+    /// Next offset per input topic.
+    pub offsets: Vec<(String, u64)>,
+    /// Stream time after the batch.
+    pub stream_time_ms: i64,
+    /// Accepted effects, dead letters included among the outputs.
+    pub effects: Effects,
+}
+
+impl EmbeddedLog {
+    /// Commits a batch atomically and durably.
+    pub fn commit(&self, commit: Commit<'_>) -> Result<()> {
+        let Commit {
+            group,
+            partition,
+            offsets,
+            stream_time_ms,
+            effects,
+        } = commit;
+        let has_outputs = !effects.outputs.is_empty();
+        // Topics are looked up before the write transaction starts: creating a topic
+        // takes the topic lock and then the writer, so nothing may do the reverse.
+        let mut topics: BTreeMap<&str, TopicMeta> = BTreeMap::new();
+        for name in effects
+            .outputs
+            .iter()
+            .map(|o| o.topic.as_str())
+            .chain(offsets.iter().map(|(t, _)| t.as_str()))
+        {
+            if !topics.contains_key(name) {
+                topics.insert(
+                    name,
+                    self.require_topic(name).context("committing a batch")?,
+                );
+            }
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut parts = txn.open_table(PARTITIONS)?;
+            let mut log = txn.open_table(LOG)?;
+            let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
+            for output in &effects.outputs {
+                let topic = &topics[output.topic.as_str()];
+                let p = partition_for(
+                    output.record.key.as_deref(),
+                    topic.partitions,
+                    output.fallback_partition,
+                );
+                let extent = match extents.get_mut(&(topic.id, p)) {
+                    Some(extent) => extent,
+                    None => {
+                        let current = parts
+                            .get((topic.id, p))?
+                            .map(|v| v.value())
+                            .unwrap_or_default();
+                        extents.entry((topic.id, p)).or_insert(current)
+                    }
+                };
+                let encoded = output.record.encode();
+                log.insert((topic.id, p, extent.1), encoded.as_slice())?;
+                extent.1 += 1;
+                extent.2 += encoded.len() as u64;
+            }
+            for (key, extent) in extents {
+                parts.insert(key, extent)?;
+            }
+
+            let mut state = txn.open_table(STATE)?;
+            for (key, value) in &effects.state {
+                match value {
+                    Some(value) => {
+                        state.insert((group, partition, key.as_slice()), value.as_slice())?
+                    }
+                    None => state.remove((group, partition, key.as_slice()))?,
+                };
+            }
+
+            let mut timers = txn.open_table(TIMERS)?;
+            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+            for (key, at) in &effects.timers {
+                let previous = timer_keys
+                    .remove((group, partition, key.as_slice()))?
+                    .map(|v| v.value());
+                if let Some(previous) = previous {
+                    timers.remove((group, partition, previous, key.as_slice()))?;
+                }
+                if let Some(at) = at {
+                    timers.insert((group, partition, *at, key.as_slice()), ())?;
+                    timer_keys.insert((group, partition, key.as_slice()), *at)?;
+                }
+            }
+
+            let mut committed = txn.open_table(OFFSETS)?;
+            for (topic, next) in &offsets {
+                committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
+            }
+            txn.open_table(STREAM_TIME)?
+                .insert((group, partition), stream_time_ms)?;
+        }
+        txn.commit().context("committing a batch")?;
+        if has_outputs {
+            self.signal_append();
+        }
+        Ok(())
+    }
+}

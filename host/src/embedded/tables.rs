@@ -1,0 +1,26 @@
+//! The tables of the embedded store. Every key starts with what scopes it (topic id,
+//! function name, partition), so one range scan reads one partition's data in order.
+
+use redb::TableDefinition;
+
+/// Topic name → topic metadata (JSON).
+pub const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
+/// (topic id, partition) → (log start offset, next offset, bytes held).
+pub const PARTITIONS: TableDefinition<(u32, u32), (u64, u64, u64)> =
+    TableDefinition::new("partitions");
+/// (topic id, partition, offset) → encoded record.
+pub const LOG: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("log");
+/// (group, topic id, partition) → next offset to read.
+pub const OFFSETS: TableDefinition<(&str, u32, u32), u64> = TableDefinition::new("offsets");
+/// (function, partition) → stream time in milliseconds.
+pub const STREAM_TIME: TableDefinition<(&str, u32), i64> = TableDefinition::new("stream_time");
+/// (function, partition, key) → value.
+pub const STATE: TableDefinition<(&str, u32, &[u8]), &[u8]> = TableDefinition::new("state");
+/// (function, partition, time, key) → nothing: timers in firing order.
+pub const TIMERS: TableDefinition<(&str, u32, i64, &[u8]), ()> = TableDefinition::new("timers");
+/// (function, partition, key) → time: finds a timer to replace or cancel.
+pub const TIMER_KEYS: TableDefinition<(&str, u32, &[u8]), i64> = TableDefinition::new("timer_keys");
+/// Deployment name → deployment history (JSON).
+pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+/// Component sha256 → component bytes.
+pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");

@@ -1,0 +1,216 @@
+//! The replica's metrics, in Prometheus text format on `/metrics`: per function and
+//! version, what went in, what came out, what failed and what it cost.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::dispatch::BatchStats;
+use crate::failure::FailureKind;
+
+/// Labels of per-function metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// Function name.
+    pub function: String,
+    /// Deployment version.
+    pub version: String,
+}
+
+/// Labels of failure counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Function name.
+    pub function: String,
+    /// Deployment version.
+    pub version: String,
+    /// Failure kind.
+    pub kind: String,
+}
+
+type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric of a replica.
+pub struct Metrics {
+    registry: Registry,
+    /// Calls into guests.
+    pub invocations: Family<FunctionLabels, Counter>,
+    /// Input records handed to functions (each counted once, however often it ran).
+    pub records_in: Family<FunctionLabels, Counter>,
+    /// Records committed to output topics (dead letters not included).
+    pub records_out: Family<FunctionLabels, Counter>,
+    /// Failed events and timers, by kind.
+    pub failures: Family<FailureLabels, Counter>,
+    /// Records written to dead-letter topics.
+    pub dead_letters: Family<FunctionLabels, Counter>,
+    /// Fuel burnt per event, per batch.
+    pub fuel_per_event: HistogramFamily,
+    /// Seconds from fetch to commit, per batch.
+    pub batch_seconds: HistogramFamily,
+}
+
+fn fuel_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1000.0, 4.0, 12))
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("streamfn");
+        let invocations = Family::default();
+        let records_in = Family::default();
+        let records_out = Family::default();
+        let failures = Family::default();
+        let dead_letters = Family::default();
+        let fuel_per_event: HistogramFamily = Family::new_with_constructor(fuel_histogram);
+        let batch_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "invocations",
+            "Calls into function instances",
+            invocations.clone(),
+        );
+        registry.register(
+            "records_in",
+            "Input records handed to functions",
+            records_in.clone(),
+        );
+        registry.register(
+            "records_out",
+            "Records functions wrote to output topics",
+            records_out.clone(),
+        );
+        registry.register(
+            "failures",
+            "Failed events and timers by failure kind",
+            failures.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Records written to dead-letter topics",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "fuel_per_event",
+            "Fuel burnt per event, per batch",
+            fuel_per_event.clone(),
+        );
+        registry.register_with_unit(
+            "batch_duration",
+            "Time from fetching a batch to committing it",
+            prometheus_client::registry::Unit::Seconds,
+            batch_seconds.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            invocations,
+            records_in,
+            records_out,
+            failures,
+            dead_letters,
+            fuel_per_event,
+            batch_seconds,
+        })
+    }
+
+    /// Counts a committed batch of `function` version `version`.
+    pub fn record_batch(
+        &self,
+        function: &str,
+        version: u32,
+        events: usize,
+        outputs: usize,
+        stats: &BatchStats,
+        seconds: f64,
+    ) {
+        let labels = FunctionLabels {
+            function: function.to_owned(),
+            version: version.to_string(),
+        };
+        self.invocations.get_or_create(&labels).inc_by(stats.calls);
+        self.records_in.get_or_create(&labels).inc_by(events as u64);
+        self.records_out
+            .get_or_create(&labels)
+            .inc_by(outputs as u64);
+        let mut dead = 0;
+        for (kind, n) in &stats.failures {
+            self.failures
+                .get_or_create(&FailureLabels {
+                    function: function.to_owned(),
+                    version: version.to_string(),
+                    kind: kind.as_str().to_owned(),
+                })
+                .inc_by(*n);
+            dead += n;
+        }
+        self.dead_letters.get_or_create(&labels).inc_by(dead);
+        if events > 0 {
+            self.fuel_per_event
+                .get_or_create(&labels)
+                .observe(stats.fuel as f64 / events as f64);
+        }
+        self.batch_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Failures of `function` (all versions) by kind.
+    pub fn failures_of(
+        &self,
+        function: &str,
+        versions: impl IntoIterator<Item = u32> + Clone,
+    ) -> Vec<(FailureKind, u64)> {
+        FailureKind::ALL
+            .iter()
+            .map(|kind| {
+                let n = versions
+                    .clone()
+                    .into_iter()
+                    .map(|version| {
+                        self.failures
+                            .get(&FailureLabels {
+                                function: function.to_owned(),
+                                version: version.to_string(),
+                                kind: kind.as_str().to_owned(),
+                            })
+                            .map_or(0, |c| c.get())
+                    })
+                    .sum();
+                (*kind, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Sum of a per-function counter over `versions`.
+    pub fn total(
+        family: &Family<FunctionLabels, Counter>,
+        function: &str,
+        versions: impl IntoIterator<Item = u32>,
+    ) -> u64 {
+        versions
+            .into_iter()
+            .map(|version| {
+                family
+                    .get(&FunctionLabels {
+                        function: function.to_owned(),
+                        version: version.to_string(),
+                    })
+                    .map_or(0, |c| c.get())
+            })
+            .sum()
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
