@@ -1,0 +1,172 @@
+//! Bad input is refused with a message that says what is wrong, and changes nothing:
+//! files that are not components, components of another world, unknown topics, limits out
+//! of range, records over the size limit.
+
+use crate::support::{Replica, guest, temp_dir};
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn deploying_what_is_not_a_streamfn_component_fails_clearly_and_changes_nothing() {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("data"));
+    replica.ok(&["topics", "create", "in", "--partitions", "2"]);
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"this is not webassembly at all").expect("write");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    let other = guest("test-other-world");
+    let missing = dir.path().join("missing.wasm");
+    let passthrough = guest("passthrough");
+    let cases: [(&std::path::Path, &[&str], &str); 6] = [
+        (&junk, &[], "not WebAssembly"),
+        (&core, &[], "core WebAssembly module, not a component"),
+        (&other, &[], "does not fit the Streamfn contract"),
+        (&missing, &[], "cannot read"),
+        (
+            &passthrough,
+            &["--memory", "5000"],
+            "memory must be between 1 and 1024 MiB",
+        ),
+        (
+            &passthrough,
+            &["--input", "nope"],
+            "topic \"nope\" does not exist",
+        ),
+    ];
+    for (file, extra, message) in cases {
+        let mut args = vec![
+            "deploy",
+            file.to_str().expect("utf-8"),
+            "--name",
+            "f",
+            "--input",
+            "in",
+            "--output",
+            "out",
+        ];
+        args.extend_from_slice(extra);
+        let output = replica.fnctl(&args);
+        assert!(
+            !output.status.success(),
+            "deploying {} {extra:?} should fail",
+            file.display()
+        );
+        let stderr = stderr_of(&output);
+        assert!(
+            stderr.contains(message),
+            "deploying {} {extra:?}: {stderr:?} lacks {message:?}",
+            file.display()
+        );
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let list = replica.ok(&["list"]);
+    assert!(list.contains("no functions deployed"), "{list}");
+    let topics = replica.ok(&["topics", "list", "--output", "json"]);
+    let topics: Vec<serde_json::Value> = serde_json::from_str(&topics).expect("json");
+    let names: Vec<&str> = topics.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, vec!["in"], "a failed deploy creates no topics");
+}
+
+#[test]
+fn oversized_and_misaddressed_records_are_refused_and_nothing_is_written() {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("data"));
+    replica.ok(&["topics", "create", "in", "--partitions", "2"]);
+    let big = "x".repeat(2 << 20);
+    let output = replica.fnctl(&[
+        "produce",
+        "in",
+        "--file",
+        &write(&dir, "big.txt", &format!("small\n{big}\n")),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr_of(&output).contains("the largest record accepted is 1048576 bytes"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = replica.fnctl(&[
+        "produce",
+        "in",
+        "--partition",
+        "7",
+        "--file",
+        &write(&dir, "one.txt", "one\n"),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr_of(&output).contains("has no partition 7"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = replica.fnctl(&[
+        "produce",
+        "nowhere",
+        "--file",
+        &write(&dir, "one.txt", "one\n"),
+    ]);
+    assert!(
+        stderr_of(&output).contains("topic \"nowhere\" does not exist"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = replica.fnctl(&[
+        "produce",
+        "in",
+        "--key-field",
+        "id",
+        "--file",
+        &write(&dir, "nojson.txt", "{\"id\": 1}\nnot json\n"),
+    ]);
+    assert!(
+        stderr_of(&output).contains("line 2 is not JSON"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(
+        replica.consume("in").is_empty(),
+        "a refused batch writes nothing"
+    );
+}
+
+#[test]
+fn fnctl_says_how_to_reach_a_replica_when_none_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let output = std::process::Command::new(crate::support::fnctl_path())
+        .args(["list", "--admin", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("cannot reach the replica") && stderr.contains("fnctl serve"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_replica_on_the_same_data_directory_is_refused() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let _first = Replica::start(&data);
+    let output = std::process::Command::new(crate::support::fnctl_path())
+        .args(["serve", "--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("another replica"), "{stderr}");
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write");
+    path.to_str().expect("utf-8").to_owned()
+}
