@@ -1,0 +1,325 @@
+//! Throughput of functions on one core: the same handler compiled natively, run as a wasm
+//! component by the dispatcher (state in memory), and run end to end on the embedded log
+//! (fetch, dispatch, durable commit), all in one process so the numbers compare.
+//!
+//! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
+//! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use streamfn::{Context, Event, Failure, Host, Level, Output};
+use streamfn_host::dispatch::{Batch, Dispatcher, InputEvent};
+use streamfn_host::embedded::LogConfig;
+use streamfn_host::engine::Engine;
+use streamfn_host::instance::InstanceConfig;
+use streamfn_host::limits::Limits;
+use streamfn_host::record::Record;
+use streamfn_host::registry::{DeploySpec, StartFrom};
+use streamfn_host::replica::Replica;
+use streamfn_host::state::{CommittedState, MemoryState, PartitionState};
+
+type Handler = fn(&Event, &mut Context) -> Result<(), Failure>;
+
+/// A bare in-memory host for the native runs: what a handler costs without a sandbox.
+#[derive(Default)]
+struct NativeHost {
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    config: BTreeMap<String, String>,
+    outputs: usize,
+}
+
+impl Host for NativeHost {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state.get(key).cloned()
+    }
+    fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.state.insert(key.to_vec(), value.to_vec());
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.state.remove(key);
+    }
+    fn scan(&self, prefix: &[u8], _after: Option<&[u8]>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.state
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit as usize)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+    fn send(&mut self, output: &Output) {
+        std::hint::black_box(output);
+        self.outputs += 1;
+    }
+    fn log(&mut self, _level: Level, _message: &str) {}
+    fn config(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+    fn schedule(&mut self, _key: &[u8], _at_ms: i64) {}
+    fn cancel(&mut self, _key: &[u8]) {}
+}
+
+/// A workload: input topics with their records in order.
+struct Workload {
+    name: &'static str,
+    guest: &'static str,
+    native: Handler,
+    inputs: Vec<(&'static str, Vec<Record>)>,
+    outputs: Vec<&'static str>,
+}
+
+impl Workload {
+    fn events(&self) -> Vec<InputEvent> {
+        let mut events = Vec::new();
+        for (topic, records) in &self.inputs {
+            for (offset, record) in records.iter().enumerate() {
+                events.push(InputEvent {
+                    topic: (*topic).to_owned(),
+                    offset: offset as u64,
+                    record: record.clone(),
+                });
+            }
+        }
+        events
+    }
+
+    fn len(&self) -> usize {
+        self.inputs.iter().map(|(_, r)| r.len()).sum()
+    }
+}
+
+fn record(value: &Value, key: &str) -> Record {
+    Record {
+        timestamp_ms: value["timestamp_ms"].as_i64().unwrap_or(0),
+        key: value[key].as_str().map(|k| k.as_bytes().to_vec()),
+        value: Some(value.to_string().into_bytes()),
+        headers: Vec::new(),
+    }
+}
+
+fn workloads(events: usize) -> Vec<Workload> {
+    // About 50 transactions per customer, as in the demo.
+    let data = streamfn_demo::generate::generate(3, (events / 50).max(1));
+    let profiles: Vec<Record> = data
+        .customer_profiles
+        .iter()
+        .map(|v| record(v, "customer_id"))
+        .collect();
+    let transactions: Vec<Record> = data
+        .transactions
+        .iter()
+        .take(events)
+        .map(|v| record(v, "customer_id"))
+        .collect();
+    vec![
+        Workload {
+            name: "passthrough",
+            guest: "passthrough",
+            native: passthrough::handle,
+            inputs: vec![("transactions", transactions.clone())],
+            outputs: vec!["out"],
+        },
+        Workload {
+            name: "fraud-scorer",
+            guest: "fraud_scorer",
+            native: fraud_scorer::handle,
+            inputs: vec![
+                ("customer-profiles", profiles),
+                ("transactions", transactions),
+            ],
+            outputs: vec!["fraud-alerts"],
+        },
+    ]
+}
+
+fn to_sdk_event(input: &InputEvent) -> Event {
+    Event {
+        topic: input.topic.clone(),
+        partition: 0,
+        offset: input.offset,
+        timestamp_ms: input.record.timestamp_ms,
+        stream_time_ms: input.record.timestamp_ms,
+        key: input.record.key.clone(),
+        value: input.record.value.clone(),
+        headers: Vec::new(),
+    }
+}
+
+/// The handler called natively, one event at a time, as the SDK's glue does in wasm.
+fn native(workload: &Workload) -> Duration {
+    let events: Vec<Event> = workload.events().iter().map(to_sdk_event).collect();
+    let mut host = NativeHost::default();
+    let started = Instant::now();
+    for event in &events {
+        let _ = (workload.native)(event, &mut Context::at(&mut host, event.timestamp_ms));
+    }
+    std::hint::black_box(host.outputs);
+    started.elapsed()
+}
+
+fn guest_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join(format!("wasm32-wasip2/release/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build first",
+        path.display()
+    );
+    path
+}
+
+/// The component run by the dispatcher over in-memory state, batches of 500.
+fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
+    let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
+    let component = engine.load(&bytes).expect("load guest");
+    let config = InstanceConfig {
+        config: Arc::new(BTreeMap::new()),
+        outputs: Arc::new(workload.outputs.iter().map(|s| (*s).to_owned()).collect()),
+        limits: Limits::default(),
+        max_record_bytes: 1 << 20,
+        log: Arc::new(|_| {}),
+    };
+    let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1);
+    let events = workload.events();
+    let committed = Shared::default();
+    let started = Instant::now();
+    for chunk in events.chunks(500) {
+        let batch = Batch {
+            partition: 0,
+            events: chunk.to_vec(),
+            stream_time_ms: i64::MIN,
+            retries_spent: None,
+        };
+        let state = PartitionState::new(Box::new(committed.clone()));
+        let done = dispatcher.run(state, batch).expect("batch runs");
+        assert_eq!(done.report.processed, chunk.len());
+        // Apply the batch's writes, as a commit would, for the next batch to see.
+        let mut map = committed.0.write().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in done.state.accepted.state {
+            match v {
+                Some(v) => map.state.insert(k, v),
+                None => map.state.remove(&k),
+            };
+        }
+    }
+    started.elapsed()
+}
+
+/// Committed state in memory, shared between batches the way a store is.
+#[derive(Clone, Default)]
+struct Shared(Arc<RwLock<MemoryState>>);
+
+impl CommittedState for Shared {
+    fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(key)
+    }
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .scan(prefix, after, limit)
+    }
+    fn timer(&self, key: &[u8]) -> anyhow::Result<Option<i64>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).timer(key)
+    }
+    fn timers_after(
+        &self,
+        after: Option<(i64, &[u8])>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .timers_after(after, limit)
+    }
+}
+
+/// The function deployed on a replica of the embedded log: fetch, dispatch and a durable
+/// commit per batch, on the runner's one thread.
+fn end_to_end(workload: &Workload) -> Duration {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let replica = Replica::open(dir.path(), LogConfig::default()).expect("replica");
+    for (topic, records) in &workload.inputs {
+        replica
+            .log
+            .create_topic(topic, 1, None, None)
+            .expect("topic");
+        for chunk in records.chunks(5000) {
+            let placed: Vec<(Option<u32>, Record)> =
+                chunk.iter().map(|r| (Some(0), r.clone())).collect();
+            replica.log.append(topic, placed).expect("append");
+        }
+    }
+    let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
+    let sha256 = replica.upload(&bytes, None).expect("upload");
+    let started = Instant::now();
+    replica
+        .deploy(DeploySpec {
+            name: workload.name.to_owned(),
+            component: sha256,
+            inputs: workload
+                .inputs
+                .iter()
+                .map(|(t, _)| (*t).to_owned())
+                .collect(),
+            outputs: workload.outputs.iter().map(|s| (*s).to_owned()).collect(),
+            dlq: None,
+            config: BTreeMap::new(),
+            limits: Limits::default(),
+            start: StartFrom::Earliest,
+        })
+        .expect("deploy");
+    loop {
+        let status = replica.status(workload.name).expect("status");
+        if status.lag == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let elapsed = started.elapsed();
+    replica.shutdown();
+    elapsed
+}
+
+fn rate(events: usize, elapsed: Duration) -> f64 {
+    events as f64 / elapsed.as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let events: usize = std::env::var("STREAMFN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let engine = Engine::new(None).expect("engine");
+    println!("events per run: {events} (best of 3 runs each; one core)");
+    println!(
+        "{:<14} {:>14} {:>14} {:>14} {:>12}",
+        "function", "native ev/s", "wasm ev/s", "end-to-end", "wasm/native"
+    );
+    for workload in workloads(events) {
+        let n = workload.len();
+        let best = |run: &dyn Fn() -> Duration| (0..3).map(|_| run()).min().unwrap_or_default();
+        let native = rate(n, best(&|| native(&workload)));
+        let wasm = rate(n, best(&|| sandboxed(&engine, &workload)));
+        let e2e = rate(n, best(&|| end_to_end(&workload)));
+        println!(
+            "{:<14} {:>14.0} {:>14.0} {:>14.0} {:>11.2}x",
+            workload.name,
+            native,
+            wasm,
+            e2e,
+            native / wasm
+        );
+    }
+}
