@@ -94,11 +94,11 @@ struct Profile {
 }
 
 /// Everything known about one customer: their profile and their transaction history.
+/// Kept with the SDK's compact binary state helpers: it is read and written on every
+/// transaction, and no other tool reads it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Customer {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     profile: Option<Profile>,
-    #[serde(default)]
     history: History,
 }
 
@@ -151,9 +151,9 @@ fn customer_key(customer_id: &str) -> String {
 fn store_profile(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
     let record: ProfileRecord = event.json()?;
     let key = customer_key(&record.customer_id);
-    let mut customer: Customer = ctx.get_json(&key)?.unwrap_or_default();
+    let mut customer: Customer = ctx.load(&key)?.unwrap_or_default();
     customer.profile = Some(record.profile);
-    ctx.set_json(&key, &customer);
+    ctx.store(&key, &customer);
     Ok(())
 }
 
@@ -167,7 +167,7 @@ fn score_transaction(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
     }
     let threshold: f64 = ctx.config_or("alert_threshold", DEFAULT_ALERT_THRESHOLD)?;
     let key = customer_key(&tx.customer_id);
-    let mut customer: Customer = ctx.get_json(&key)?.unwrap_or_default();
+    let mut customer: Customer = ctx.load(&key)?.unwrap_or_default();
 
     let assessment = assess(&tx, &customer);
     if assessment.score >= threshold {
@@ -182,7 +182,7 @@ fn score_transaction(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
         ctx.emit_json(ALERTS, Some(&tx.customer_id), &alert);
     }
     customer.history.record(&tx, assessment.probe);
-    ctx.set_json(&key, &customer);
+    ctx.store(&key, &customer);
     Ok(())
 }
 
@@ -408,7 +408,7 @@ mod tests {
         let mut host = TestHost::new();
         regular(&mut host, "c-1");
         assert!(alerts(&host).is_empty());
-        let customer: Customer = host.state_json("c/c-1").expect("customer state");
+        let customer: Customer = host.state("c/c-1").expect("customer state");
         assert_eq!(customer.history.count, 20);
         assert!((customer.history.mean - 39.5).abs() < 1e-9);
     }
@@ -518,7 +518,7 @@ mod tests {
         let mut host = TestHost::new();
         pay(&mut host, "tx-1", "c-3", 20.0, "m-1", "IT", T0 + MINUTE);
         profile(&mut host, "c-3", "IT", "medium", 400);
-        let customer: Customer = host.state_json("c/c-3").expect("customer state");
+        let customer: Customer = host.state("c/c-3").expect("customer state");
         assert_eq!(customer.history.count, 1);
         assert_eq!(
             customer.profile.map(|p| p.risk_tier),
@@ -570,7 +570,7 @@ mod tests {
                 T0 + i as i64 * 1000,
             );
         }
-        let customer: Customer = host.state_json("c/c-1").expect("customer state");
+        let customer: Customer = host.state("c/c-1").expect("customer state");
         assert_eq!(customer.history.count, 500);
         assert_eq!(customer.history.merchants.len(), MAX_MERCHANTS);
         assert_eq!(customer.history.countries.len(), MAX_COUNTRIES);

@@ -125,6 +125,13 @@ impl TestHost {
             .map(|v| serde_json::from_slice(v).expect("state is JSON"))
     }
 
+    /// The state value under `key`, as written by [`Context::store`].
+    pub fn state<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.state
+            .get(key.as_bytes())
+            .map(|v| postcard::from_bytes(v).expect("state decodes"))
+    }
+
     /// Number of state keys.
     pub fn state_len(&self) -> usize {
         self.state.len()
@@ -258,6 +265,21 @@ mod tests {
         assert_eq!(late.timestamp_ms, 20);
         assert_eq!(late.stream_time_ms, 50);
         assert_eq!(late.offset, 1);
+    }
+
+    #[test]
+    fn typed_state_round_trips() {
+        let mut host = TestHost::new();
+        let mut ctx = Context::new(&mut host);
+        ctx.store("k", &(3u32, "three".to_owned(), vec![1.5f64]));
+        let back: Option<(u32, String, Vec<f64>)> = ctx.load("k").expect("decodes");
+        assert_eq!(back, Some((3, "three".to_owned(), vec![1.5])));
+        ctx.set("bad", b"\xff\xff\xff\xff\xff\xff");
+        assert!(ctx.load::<(u32, String)>("bad").is_err());
+        assert_eq!(
+            host.state::<(u32, String, Vec<f64>)>("k").map(|v| v.0),
+            Some(3)
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod bindings {
         export_macro_name: "export_function",
         default_bindings_module: "::streamfn::wasm::bindings",
         runtime_path: "::streamfn::wasm::rt",
+        // Imports borrow what they send, so emitting copies nothing on the guest side.
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
@@ -52,19 +54,19 @@ impl Host for WasmHost {
     }
 
     fn send(&mut self, output: &Output) {
-        let headers: Vec<types::Header> = output
+        let headers: Vec<types::HeaderParam<'_>> = output
             .headers
             .iter()
-            .map(|h| types::Header {
-                key: h.key.clone(),
-                value: h.value.clone(),
+            .map(|h| types::HeaderParam {
+                key: &h.key,
+                value: &h.value,
             })
             .collect();
-        emit::send(&emit::Output {
-            topic: output.topic.clone(),
-            key: output.key.clone(),
-            value: output.value.clone(),
-            headers,
+        emit::send(emit::Output {
+            topic: &output.topic,
+            key: output.key.as_deref(),
+            value: output.value.as_deref(),
+            headers: &headers,
             timestamp_ms: output.timestamp_ms,
         });
     }
@@ -80,7 +82,14 @@ impl Host for WasmHost {
     }
 
     fn config(&self, key: &str) -> Option<String> {
-        config::get(key)
+        // An instance serves one deployment version, whose configuration never changes,
+        // so it is fetched once instead of crossing into the host on every event.
+        static CONFIG: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+            std::sync::OnceLock::new();
+        CONFIG
+            .get_or_init(|| config::all().into_iter().collect())
+            .get(key)
+            .cloned()
     }
 
     fn schedule(&mut self, key: &[u8], at_ms: i64) {
