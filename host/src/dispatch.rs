@@ -94,6 +94,19 @@ pub struct BatchStats {
     pub failures: BTreeMap<FailureKind, u64>,
 }
 
+impl BatchStats {
+    /// Adds the counts of a later batch.
+    pub fn absorb(&mut self, other: &BatchStats) {
+        self.calls += other.calls;
+        self.handled += other.handled;
+        self.fuel += other.fuel;
+        self.timers_fired += other.timers_fired;
+        for (kind, n) in &other.failures {
+            *self.failures.entry(*kind).or_default() += n;
+        }
+    }
+}
+
 /// What came of a batch: its accepted effects (in the state view) are to be committed
 /// together with the input offsets of the first `report.processed` events.
 pub struct Dispatched {
@@ -184,7 +197,6 @@ struct Run<'a> {
     dispatcher: &'a mut Dispatcher,
     state: Option<PartitionState>,
     partition: u32,
-    inputs: Vec<InputEvent>,
     events: Vec<Event>,
     retries_spent: Option<usize>,
     out: BatchReport,
@@ -192,43 +204,43 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(dispatcher: &'a mut Dispatcher, state: PartitionState, batch: Batch) -> Self {
-        let mut stream_time = batch.stream_time_ms;
-        let events: Vec<Event> = batch
-            .events
-            .iter()
-            .map(|input| {
-                stream_time = stream_time.max(input.record.timestamp_ms);
-                Event {
-                    topic: input.topic.clone(),
-                    partition: batch.partition,
-                    offset: input.offset,
-                    timestamp_ms: input.record.timestamp_ms,
-                    stream_time_ms: stream_time,
-                    key: input.record.key.clone(),
-                    value: input.record.value.clone(),
-                    headers: input
-                        .record
-                        .headers
-                        .iter()
-                        .map(|(key, value)| Header {
-                            key: key.clone(),
-                            value: value.clone(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
         let retries_spent = batch.retries_spent.and_then(|(topic, offset)| {
             batch
                 .events
                 .iter()
                 .position(|e| e.topic == topic && e.offset == offset)
         });
+        let mut stream_time = batch.stream_time_ms;
+        let events: Vec<Event> = batch
+            .events
+            .into_iter()
+            .map(|input| {
+                let InputEvent {
+                    topic,
+                    offset,
+                    record,
+                } = input;
+                stream_time = stream_time.max(record.timestamp_ms);
+                Event {
+                    topic,
+                    partition: batch.partition,
+                    offset,
+                    timestamp_ms: record.timestamp_ms,
+                    stream_time_ms: stream_time,
+                    key: record.key,
+                    value: record.value,
+                    headers: record
+                        .headers
+                        .into_iter()
+                        .map(|(key, value)| Header { key, value })
+                        .collect(),
+                }
+            })
+            .collect();
         Run {
             dispatcher,
             state: Some(state),
             partition: batch.partition,
-            inputs: batch.events,
             events,
             retries_spent,
             out: BatchReport {
@@ -346,10 +358,10 @@ impl<'a> Run<'a> {
                 Flow::Continue
             }
             Outcome::Retry(reason) => {
-                let input = &self.inputs[index];
+                let event = &self.events[index];
                 self.out.retry = Some(RetryRequest {
-                    topic: input.topic.clone(),
-                    offset: input.offset,
+                    topic: event.topic.clone(),
+                    offset: event.offset,
                     reason,
                 });
                 self.out.processed = index;
@@ -363,13 +375,22 @@ impl<'a> Run<'a> {
 
     fn dead_letter_event(&mut self, index: usize, failure: Failure) {
         *self.out.stats.failures.entry(failure.kind).or_default() += 1;
-        let input = &self.inputs[index];
+        let event = &self.events[index];
         self.out.dead_letters.push(DeadLetter {
             source: Source::Event {
-                topic: input.topic.clone(),
-                offset: input.offset,
+                topic: event.topic.clone(),
+                offset: event.offset,
             },
-            record: input.record.clone(),
+            record: Record {
+                timestamp_ms: event.timestamp_ms,
+                key: event.key.clone(),
+                value: event.value.clone(),
+                headers: event
+                    .headers
+                    .iter()
+                    .map(|h| (h.key.clone(), h.value.clone()))
+                    .collect(),
+            },
             failure,
         });
     }

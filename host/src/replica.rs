@@ -205,7 +205,7 @@ impl Replica {
                     partition,
                     offsets: vec![(input.clone(), extent.end)],
                     stream_time_ms: self.log.stream_time(&spec.name, partition)?,
-                    effects: Default::default(),
+                    effects: &Default::default(),
                 })?;
             }
         }

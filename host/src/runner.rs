@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::bindings::streamfn::function::log::Level;
-use crate::dispatch::{Batch, DeadLetter, Dispatched, Dispatcher, InputEvent, Source};
+use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, InputEvent, Source};
 use crate::effects::Output;
 use crate::embedded::{Commit, EmbeddedLog, TopicMeta};
 use crate::engine::Engine;
 use crate::instance::{InstanceConfig, LogLine, LogSink};
 use crate::metrics::Metrics;
 use crate::registry::{Deployment, Registry};
+use crate::state::{PartitionState, StateCache};
 
 /// What every runner of a replica shares.
 #[derive(Clone)]
@@ -75,6 +76,7 @@ struct Active {
     dispatcher: Dispatcher,
     inputs: Vec<TopicMeta>,
     partitions: u32,
+    caches: BTreeMap<u32, StateCache>,
 }
 
 /// An event held back after it asked for a retry.
@@ -92,6 +94,13 @@ struct Runner {
     active: Option<Active>,
     held: BTreeMap<u32, Held>,
 }
+
+/// Events one commit covers at most: more batches per commit spread the cost of making
+/// it durable.
+const COMMIT_EVENTS: usize = 5000;
+
+/// How long batches may run before their commit, which bounds the latency it adds.
+const COMMIT_AFTER: Duration = Duration::from_millis(50);
 
 /// Longest wait for new records before checking for a new version or a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
@@ -181,6 +190,7 @@ impl Runner {
             dispatcher,
             inputs,
             partitions,
+            caches: BTreeMap::new(),
         })
     }
 
@@ -213,6 +223,8 @@ impl Runner {
         Ok(worked)
     }
 
+    /// Runs batches of `partition` until there is nothing new, an event asks for a
+    /// retry, or enough work is done, and commits them in one transaction.
     fn partition(&mut self, partition: u32) -> Result<bool> {
         let started = Instant::now();
         let log = self.context.log.clone();
@@ -220,59 +232,96 @@ impl Runner {
             return Ok(false);
         };
         let spec = &active.deployment.spec;
-        let max = active.deployment.spec.limits.max_batch as usize;
-        let events = fetch_merged(&log, &spec.name, &active.inputs, partition, max)?;
+        let max = spec.limits.max_batch as usize;
+        let mut positions: BTreeMap<String, u64> = BTreeMap::new();
+        for topic in &active.inputs {
+            let from = log.committed(&spec.name, topic, partition)?.unwrap_or(0);
+            positions.insert(topic.name.clone(), from);
+        }
+        let mut events = fetch_merged(&log, &active.inputs, partition, &positions, max)?;
         if events.is_empty() {
             return Ok(false);
         }
-        let held = self.held.get(&partition);
-        let retries_spent = held
+        let mut retries_spent = self
+            .held
+            .get(&partition)
             .filter(|h| h.attempts >= spec.limits.max_retries)
             .map(|h| (h.topic.clone(), h.offset));
-        let batch = Batch {
-            partition,
-            events,
-            stream_time_ms: log.stream_time(&spec.name, partition)?,
-            retries_spent,
-        };
-        let inputs: Vec<(String, u64)> = batch
-            .events
-            .iter()
-            .map(|e| (e.topic.clone(), e.offset))
-            .collect();
-        let state = crate::state::PartitionState::new(log.partition_state(&spec.name, partition)?);
-        let Dispatched { state, report } = active.dispatcher.run(state, batch)?;
-
-        let mut offsets: BTreeMap<String, u64> = BTreeMap::new();
-        for (topic, offset) in &inputs[..report.processed] {
-            offsets.insert(topic.clone(), offset + 1);
+        let mut stream_time_ms = log.stream_time(&spec.name, partition)?;
+        let cache = active.caches.entry(partition).or_default();
+        let mut state =
+            PartitionState::new(cache.over(log.partition_state(&spec.name, partition)?));
+        let mut dead_letters = Vec::new();
+        let mut stats = BatchStats::default();
+        let mut processed = 0;
+        let mut retry = None;
+        loop {
+            let fetched = events.len();
+            let consumed: Vec<(String, u64)> =
+                events.iter().map(|e| (e.topic.clone(), e.offset)).collect();
+            let batch = Batch {
+                partition,
+                events,
+                stream_time_ms,
+                retries_spent: retries_spent.take(),
+            };
+            let done = active.dispatcher.run(state, batch)?;
+            state = done.state;
+            let report = done.report;
+            for (topic, offset) in &consumed[..report.processed] {
+                positions.insert(topic.clone(), offset + 1);
+            }
+            stream_time_ms = report.stream_time_ms;
+            processed += report.processed;
+            stats.absorb(&report.stats);
+            dead_letters.extend(report.dead_letters);
+            if report.retry.is_some() {
+                retry = report.retry;
+                break;
+            }
+            if fetched < max || processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
+                break;
+            }
+            events = fetch_merged(&log, &active.inputs, partition, &positions, max)?;
+            if events.is_empty() {
+                break;
+            }
         }
+
         let mut effects = state.accepted;
         let outputs = effects.outputs.len();
         let dlq = spec.dlq_topic();
-        for dead in &report.dead_letters {
+        for dead in &dead_letters {
             effects
                 .outputs
                 .push(dead_letter(&active.deployment, &dlq, partition, dead));
             tracing::warn!(function = %spec.name, partition, kind = %dead.failure.kind, "dead-lettered: {}", dead.failure.reason);
         }
-        log.commit(Commit {
+        let committed = log.commit(Commit {
             group: &spec.name,
             partition,
-            offsets: offsets.into_iter().collect(),
-            stream_time_ms: report.stream_time_ms,
-            effects,
-        })?;
+            offsets: positions.into_iter().collect(),
+            stream_time_ms,
+            effects: &effects,
+        });
+        let cache = active.caches.entry(partition).or_default();
+        match committed {
+            Ok(()) => cache.apply(&effects.state),
+            Err(err) => {
+                cache.clear();
+                return Err(err);
+            }
+        }
         self.context.metrics.record_batch(
             &spec.name,
             active.deployment.version,
-            report.processed,
+            processed,
             outputs,
-            &report.stats,
+            &stats,
             started.elapsed().as_secs_f64(),
         );
 
-        match report.retry {
+        match retry {
             Some(retry) => {
                 let attempts = self
                     .held
@@ -295,23 +344,23 @@ impl Runner {
                 self.held.remove(&partition);
             }
         }
-        Ok(report.processed > 0)
+        Ok(processed > 0)
     }
 }
 
-/// Up to `max` records of `partition` of every input after the committed offsets, merged
-/// in timestamp order (ties in input order), as Kafka Streams picks among co-partitioned
+/// Up to `max` records of `partition` of every input from `positions`, merged in
+/// timestamp order (ties in input order), as Kafka Streams picks among co-partitioned
 /// inputs.
 fn fetch_merged(
     log: &EmbeddedLog,
-    group: &str,
     inputs: &[TopicMeta],
     partition: u32,
+    positions: &BTreeMap<String, u64>,
     max: usize,
 ) -> Result<Vec<InputEvent>> {
     let mut queues = Vec::with_capacity(inputs.len());
     for topic in inputs {
-        let from = log.committed(group, topic, partition)?.unwrap_or(0);
+        let from = positions.get(&topic.name).copied().unwrap_or(0);
         let fetched = log.fetch(topic, partition, from, max)?;
         queues.push(fetched.records.into_iter().peekable());
     }

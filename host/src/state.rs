@@ -2,7 +2,8 @@
 //! underneath, and the batch's accepted and current effects on top. Where committed state
 //! lives (the embedded store, or a local cache of a changelog) is not this module's concern.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Result;
 
@@ -223,6 +224,90 @@ fn finish(mut due: Vec<(i64, Vec<u8>)>, limit: usize) -> Vec<(i64, Vec<u8>)> {
     due.sort();
     due.truncate(limit);
     due
+}
+
+/// Values of one partition's committed state already read, shared by every batch of the
+/// runner that owns the partition. Only that runner writes the partition's state, so once
+/// its commits are applied here the cache stays exact.
+#[derive(Clone, Default)]
+pub struct StateCache {
+    entries: Arc<Mutex<CacheMap>>,
+}
+
+/// Keys to their committed value, or to `None` when known to be absent.
+type CacheMap = HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Entries a partition's cache holds before it starts over.
+const CACHE_ENTRIES: usize = 250_000;
+
+impl StateCache {
+    fn lock(&self) -> MutexGuard<'_, CacheMap> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies committed writes.
+    pub fn apply(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        let mut entries = self.lock();
+        if entries.len() + writes.len() > CACHE_ENTRIES {
+            entries.clear();
+        }
+        for (key, value) in writes {
+            entries.insert(key.clone(), value.clone());
+        }
+    }
+
+    /// Forgets everything, after a commit that may not have happened.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// `base` with reads of single keys served from this cache.
+    pub fn over(&self, base: Box<dyn CommittedState>) -> Box<dyn CommittedState> {
+        Box::new(CachedState {
+            cache: self.clone(),
+            base,
+        })
+    }
+}
+
+struct CachedState {
+    cache: StateCache,
+    base: Box<dyn CommittedState>,
+}
+
+impl CommittedState for CachedState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.cache.lock().get(key) {
+            return Ok(value.clone());
+        }
+        let value = self.base.get(key)?;
+        let mut entries = self.cache.lock();
+        if entries.len() < CACHE_ENTRIES {
+            entries.insert(key.to_vec(), value.clone());
+        }
+        Ok(value)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.base.scan(prefix, start_after, limit)
+    }
+
+    fn timer(&self, key: &[u8]) -> Result<Option<i64>> {
+        self.base.timer(key)
+    }
+
+    fn timers_after(
+        &self,
+        after: Option<(i64, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.base.timers_after(after, limit)
+    }
 }
 
 /// Committed state kept in memory: for tests, and for a partition that starts empty.

@@ -23,7 +23,7 @@ pub struct Commit<'a> {
     /// Stream time after the batch.
     pub stream_time_ms: i64,
     /// Accepted effects, dead letters included among the outputs.
-    pub effects: Effects,
+    pub effects: &'a Effects,
 }
 
 impl EmbeddedLog {
