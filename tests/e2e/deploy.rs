@@ -170,3 +170,39 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write");
     path.to_str().expect("utf-8").to_owned()
 }
+
+#[test]
+fn a_replica_with_a_token_refuses_requests_without_it() {
+    let dir = temp_dir();
+    let replica = Replica::start_with(&dir.path().join("data"), &["--admin-token", "s3cret"]);
+    let refused = replica.fnctl(&["list"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains("missing or wrong admin token"),
+        "{}",
+        stderr_of(&refused)
+    );
+    let wrong = replica.fnctl(&["list", "--token", "guess"]);
+    assert!(!wrong.status.success());
+    assert!(
+        replica
+            .ok(&["list", "--token", "s3cret"])
+            .contains("no functions deployed")
+    );
+    assert_eq!(
+        replica.http_get("/healthz").map(|(status, _)| status),
+        Some(200)
+    );
+
+    let open = std::process::Command::new(crate::support::fnctl_path())
+        .args(["serve", "--admin-listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .expect("runs");
+    assert!(!open.status.success());
+    assert!(
+        stderr_of(&open).contains("set --admin-token"),
+        "{}",
+        stderr_of(&open)
+    );
+}

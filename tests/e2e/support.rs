@@ -48,7 +48,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -63,6 +63,11 @@ pub struct Replica {
 impl Replica {
     /// Starts a replica on `data_dir` and waits until `/readyz` answers.
     pub fn start(data_dir: &Path) -> Replica {
+        Replica::start_with(data_dir, &[])
+    }
+
+    /// Starts a replica with extra `fnctl serve` arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Replica {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -76,6 +81,7 @@ impl Replica {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .env("STREAMFN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
