@@ -3,7 +3,8 @@
 //! (fetch, dispatch, durable commit), all in one process so the numbers compare.
 //!
 //! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
-//! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000).
+//! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000), and
+//! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e; all by default).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -186,18 +187,20 @@ fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
     };
     let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1);
     let events = workload.events();
+    let batches: Vec<Vec<InputEvent>> = events.chunks(500).map(<[InputEvent]>::to_vec).collect();
     let committed = Shared::default();
     let started = Instant::now();
-    for chunk in events.chunks(500) {
+    for chunk in batches {
+        let expected = chunk.len();
         let batch = Batch {
             partition: 0,
-            events: chunk.to_vec(),
+            events: chunk,
             stream_time_ms: i64::MIN,
             retries_spent: None,
         };
         let state = PartitionState::new(Box::new(committed.clone()));
         let done = dispatcher.run(state, batch).expect("batch runs");
-        assert_eq!(done.report.processed, chunk.len());
+        assert_eq!(done.report.processed, expected);
         // Apply the batch's writes, as a commit would, for the next batch to see.
         let mut map = committed.0.write().unwrap_or_else(|p| p.into_inner());
         for (k, v) in done.state.accepted.state {
@@ -279,11 +282,17 @@ fn end_to_end(workload: &Workload) -> Duration {
             start: StartFrom::Earliest,
         })
         .expect("deploy");
-    loop {
-        let status = replica.status(workload.name).expect("status");
-        if status.lag == 0 {
-            break;
-        }
+    let caught_up = || {
+        workload.inputs.iter().all(|(topic, records)| {
+            let meta = replica.log.require_topic(topic).expect("topic");
+            let done = replica
+                .log
+                .committed(workload.name, &meta, 0)
+                .expect("offsets");
+            done == Some(records.len() as u64)
+        })
+    };
+    while !caught_up() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let elapsed = started.elapsed();
@@ -301,6 +310,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    // `STREAMFN_BENCH_PARTS=e2e` (or native, wasm, comma-separated) runs only those parts.
+    let parts = std::env::var("STREAMFN_BENCH_PARTS").ok();
     let engine = Engine::new(None).expect("engine");
     println!("events per run: {events} (best of 3 runs each; one core)");
     println!(
@@ -310,9 +321,21 @@ fn main() {
     for workload in workloads(events) {
         let n = workload.len();
         let best = |run: &dyn Fn() -> Duration| (0..3).map(|_| run()).min().unwrap_or_default();
-        let native = rate(n, best(&|| native(&workload)));
-        let wasm = rate(n, best(&|| sandboxed(&engine, &workload)));
-        let e2e = rate(n, best(&|| end_to_end(&workload)));
+        let wanted = |part: &str| {
+            parts
+                .as_deref()
+                .is_none_or(|p| p.split(',').any(|x| x == part))
+        };
+        let measure = |part: &str, run: &dyn Fn() -> Duration| {
+            if wanted(part) {
+                rate(n, best(run))
+            } else {
+                f64::NAN
+            }
+        };
+        let native = measure("native", &|| native(&workload));
+        let wasm = measure("wasm", &|| sandboxed(&engine, &workload));
+        let e2e = measure("e2e", &|| end_to_end(&workload));
         println!(
             "{:<14} {:>14.0} {:>14.0} {:>14.0} {:>11.2}x",
             workload.name,
