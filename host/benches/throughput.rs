@@ -20,7 +20,7 @@ use streamfn_host::instance::InstanceConfig;
 use streamfn_host::limits::Limits;
 use streamfn_host::record::Record;
 use streamfn_host::registry::{DeploySpec, StartFrom};
-use streamfn_host::replica::Replica;
+use streamfn_host::replica::{Mode, Replica};
 use streamfn_host::state::{CommittedState, MemoryState, PartitionState};
 
 type Handler = fn(&Event, &mut Context) -> Result<(), Failure>;
@@ -251,7 +251,8 @@ impl CommittedState for Shared {
 /// commit per batch, on the runner's one thread.
 fn end_to_end(workload: &Workload) -> Duration {
     let dir = tempfile::tempdir().expect("temp dir");
-    let replica = Replica::open(dir.path(), LogConfig::default()).expect("replica");
+    let replica =
+        Replica::open(dir.path(), Mode::Embedded(LogConfig::default()), "bench").expect("replica");
     for (topic, records) in &workload.inputs {
         replica
             .log

@@ -130,9 +130,20 @@ async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     )
 }
 
+/// The embedded log, or an error saying where the topics are instead.
+fn embedded(api: &Api) -> ApiResult<&crate::embedded::EmbeddedLog> {
+    match api.replica.kafka() {
+        Some(kafka) => Err(ApiError::bad(format!(
+            "this replica runs on Kafka at {0}: use `fnctl topics|produce|consume --brokers {0}`",
+            kafka.options.brokers
+        ))),
+        None => Ok(&api.replica.log),
+    }
+}
+
 async fn list_topics(State(api): State<Api>) -> ApiResult<Json<Vec<TopicInfo>>> {
     blocking(move || {
-        let log = &api.replica.log;
+        let log = embedded(&api)?;
         let mut topics = Vec::new();
         for meta in log.topics() {
             let extents = log.extents(&meta).map_err(ApiError::internal)?;
@@ -156,7 +167,7 @@ async fn create_topic(
     Json(request): Json<CreateTopic>,
 ) -> ApiResult<(StatusCode, Json<TopicInfo>)> {
     blocking(move || {
-        let log = &api.replica.log;
+        let log = embedded(&api)?;
         let created = log.create_topic(
             &request.name,
             request.partitions,
@@ -206,7 +217,7 @@ async fn produce(
                     .map_err(|e| ApiError::bad(format!("record {i}: {e}")))
             })
             .collect::<ApiResult<Vec<_>>>()?;
-        let log = &api.replica.log;
+        let log = embedded(&api)?;
         log.require_topic(&topic).map_err(ApiError::not_found)?;
         let placed = log
             .append(&topic, records)
@@ -234,7 +245,7 @@ async fn consume(
     Query(query): Query<ConsumeQuery>,
 ) -> ApiResult<Json<ConsumeResponse>> {
     blocking(move || {
-        let log = &api.replica.log;
+        let log = embedded(&api)?;
         let meta = log.require_topic(&topic).map_err(ApiError::not_found)?;
         if query.partition >= meta.partitions {
             return Err(ApiError::bad(format!(

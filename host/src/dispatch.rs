@@ -40,7 +40,7 @@ pub struct Batch {
 
 /// Where a dead letter came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
     /// An input record.
     Event {
         /// Its topic.
@@ -61,7 +61,7 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     /// Where it came from.
-    pub source: Source,
+    pub origin: Origin,
     /// The failed record (for a timer: its key, no value).
     pub record: Record,
     /// What went wrong.
@@ -377,7 +377,7 @@ impl<'a> Run<'a> {
         *self.out.stats.failures.entry(failure.kind).or_default() += 1;
         let event = &self.events[index];
         self.out.dead_letters.push(DeadLetter {
-            source: Source::Event {
+            origin: Origin::Event {
                 topic: event.topic.clone(),
                 offset: event.offset,
             },
@@ -500,7 +500,7 @@ impl<'a> Run<'a> {
         let timer = &fired[0];
         *self.out.stats.failures.entry(failure.kind).or_default() += 1;
         self.out.dead_letters.push(DeadLetter {
-            source: Source::Timer {
+            origin: Origin::Timer {
                 key: timer.key.clone(),
                 at_ms: timer.at_ms,
             },

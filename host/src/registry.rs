@@ -11,6 +11,44 @@ use serde::{Deserialize, Serialize};
 use crate::embedded::EmbeddedLog;
 use crate::limits::Limits;
 
+/// Where deployments and components are kept: the embedded store, or Kafka's compacted
+/// internal topics.
+pub trait RegistryStore: Send + Sync {
+    /// Every function's history.
+    fn load(&self) -> Result<Vec<(String, History)>>;
+    /// Stores `name`'s history.
+    fn save(&self, name: &str, history: &History) -> Result<()>;
+    /// Stores a component under its sha256.
+    fn put_artifact(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
+    /// The component with `sha256`, if it has arrived.
+    fn artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+}
+
+impl RegistryStore for EmbeddedLog {
+    fn load(&self) -> Result<Vec<(String, History)>> {
+        self.deployments()?
+            .into_iter()
+            .map(|(name, doc)| {
+                let history = serde_json::from_slice(&doc)
+                    .with_context(|| format!("reading deployment {name}"))?;
+                Ok((name, history))
+            })
+            .collect()
+    }
+
+    fn save(&self, name: &str, history: &History) -> Result<()> {
+        self.put_deployment(name, &serde_json::to_vec(history)?)
+    }
+
+    fn put_artifact(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        EmbeddedLog::put_artifact(self, sha256, bytes)
+    }
+
+    fn artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        EmbeddedLog::artifact(self, sha256)
+    }
+}
+
 /// Where a new function starts reading its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -85,9 +123,9 @@ impl History {
     }
 }
 
-/// The registry of a replica, kept in the embedded store.
+/// The registry of a replica.
 pub struct Registry {
-    log: Arc<EmbeddedLog>,
+    store: Arc<dyn RegistryStore>,
     histories: RwLock<BTreeMap<String, History>>,
 }
 
@@ -106,18 +144,35 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Registry {
-    /// Loads every deployment from the store.
-    pub fn load(log: Arc<EmbeddedLog>) -> Result<Registry> {
-        let mut histories = BTreeMap::new();
-        for (name, doc) in log.deployments()? {
-            let history: History = serde_json::from_slice(&doc)
-                .with_context(|| format!("reading deployment {name}"))?;
-            histories.insert(name, history);
-        }
+    /// Loads every deployment from `store`.
+    pub fn load(store: Arc<dyn RegistryStore>) -> Result<Registry> {
+        let histories = store.load()?.into_iter().collect();
         Ok(Registry {
-            log,
+            store,
             histories: RwLock::new(histories),
         })
+    }
+
+    /// Takes in a history another replica stored, unless this one knows a newer one.
+    pub fn apply(&self, name: &str, history: History) {
+        let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
+        let known = histories.get(name);
+        let newer = known.is_none_or(|k| {
+            (history.versions.len(), !history.active) >= (k.versions.len(), !k.active)
+        });
+        if newer {
+            histories.insert(name.to_owned(), history);
+        }
+    }
+
+    /// Stores a component.
+    pub fn put_artifact(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.store.put_artifact(sha256, bytes)
+    }
+
+    /// The component with `sha256`.
+    pub fn artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        self.store.artifact(sha256)
     }
 
     /// Records a new version of `spec.name` and makes it the running one.
@@ -132,8 +187,7 @@ impl Registry {
         };
         history.versions.push(deployment.clone());
         history.active = true;
-        self.log
-            .put_deployment(&deployment.spec.name, &serde_json::to_vec(&history)?)?;
+        self.store.save(&deployment.spec.name, &history)?;
         histories.insert(deployment.spec.name.clone(), history);
         Ok(deployment)
     }
@@ -151,8 +205,7 @@ impl Registry {
             .last()
             .cloned()
             .context("a deployment has versions")?;
-        self.log
-            .put_deployment(name, &serde_json::to_vec(&*history)?)?;
+        self.store.save(name, history)?;
         Ok(last)
     }
 

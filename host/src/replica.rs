@@ -1,28 +1,54 @@
-//! A replica: the embedded log, the engine, the registry and one runner per deployed
-//! function, put together for `fnctl serve`. The admin API calls into it; it validates
-//! what users ask for before anything changes.
+//! A replica: the log (embedded, or Kafka with a local store for state), the engine, the
+//! registry and one runner per deployed function, put together for `fnctl serve`. The
+//! admin API calls into it; it validates what users ask for before anything changes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
-use crate::embedded::{Commit, EmbeddedLog, LogConfig, PartitionExtent};
+use crate::embedded::{EmbeddedLog, LogConfig, PartitionExtent};
 use crate::engine::{Engine, sha256_hex};
 use crate::failure::FailureKind;
+use crate::kafka::membership::Membership;
+use crate::kafka::registry::KafkaRegistryStore;
+use crate::kafka::{KafkaCluster, KafkaOptions};
 use crate::metrics::Metrics;
-use crate::registry::{DeploySpec, Deployment, Registry, StartFrom, validate_name};
+use crate::registry::{DeploySpec, Deployment, Registry, RegistryStore, StartFrom, validate_name};
 use crate::runner::{RunnerContext, RunnerHandle};
+use crate::source::embedded::EmbeddedBackend;
+use crate::source::kafka::{KafkaBackend, changelog_topic};
+use crate::source::{Backend, Commit};
+
+/// Where a replica's topics live.
+pub enum Mode {
+    /// The embedded log in the data directory.
+    Embedded(LogConfig),
+    /// A Kafka cluster; the data directory keeps a local copy of state.
+    Kafka(KafkaOptions),
+}
+
+/// The Kafka side of a replica.
+struct KafkaParts {
+    cluster: Arc<KafkaCluster>,
+    membership: Arc<Membership>,
+    registry: Arc<KafkaRegistryStore>,
+}
 
 /// A running replica.
 pub struct Replica {
-    /// The log and store.
+    /// The embedded log, or on Kafka the local store of state and components.
     pub log: Arc<EmbeddedLog>,
+    /// This replica's id, unique among the replicas of a cluster.
+    pub id: String,
+    backend: Arc<dyn Backend>,
+    kafka: Option<KafkaParts>,
     /// The wasm engine.
     pub engine: Arc<Engine>,
     /// Deployments.
@@ -71,12 +97,14 @@ pub struct FunctionStatus {
     pub state_entries: u64,
 }
 
-/// Name this replica reports as partition owner.
-const REPLICA_NAME: &str = "embedded";
+/// How often the replica starts runners for deployments it learnt of.
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 
 impl Replica {
-    /// Opens the data directory (creating it) and starts a runner per deployed function.
-    pub fn open(data_dir: &Path, log_config: LogConfig) -> Result<Arc<Replica>> {
+    /// Opens the data directory (creating it), connects to the log of `mode`, and starts
+    /// a runner per deployed function. `admin` is the admin API's address, announced to
+    /// the other replicas on Kafka.
+    pub fn open(data_dir: &Path, mode: Mode, admin: &str) -> Result<Arc<Replica>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let dir = Dir::open_ambient_dir(data_dir, ambient_authority())
@@ -86,22 +114,74 @@ impl Replica {
         let cache = dir
             .open_dir("compiled")
             .context("opening the compiled-component cache")?;
-        let log = Arc::new(EmbeddedLog::open(&dir, log_config)?);
+        let id = replica_id(&dir)?;
         let engine = Engine::new(Some(cache))?;
-        let registry = Arc::new(Registry::load(log.clone())?);
+        let (log, backend, kafka, store): (_, Arc<dyn Backend>, _, Arc<dyn RegistryStore>) =
+            match mode {
+                Mode::Embedded(config) => {
+                    let log = Arc::new(EmbeddedLog::open(&dir, config)?);
+                    (
+                        log.clone(),
+                        Arc::new(EmbeddedBackend::new(log.clone())),
+                        None,
+                        log,
+                    )
+                }
+                Mode::Kafka(options) => {
+                    let log = Arc::new(EmbeddedLog::open(&dir, LogConfig::default())?);
+                    let cluster = KafkaCluster::connect(options)?;
+                    let membership = Membership::start(&cluster, &id, admin)?;
+                    let registry = KafkaRegistryStore::open(cluster.clone(), log.clone())?;
+                    let backend = KafkaBackend::new(
+                        cluster.clone(),
+                        log.clone(),
+                        id.clone(),
+                        membership.assignments.clone(),
+                    );
+                    let parts = KafkaParts {
+                        cluster,
+                        membership,
+                        registry: registry.clone(),
+                    };
+                    (log, Arc::new(backend), Some(parts), registry)
+                }
+            };
+        let registry = Arc::new(Registry::load(store)?);
+        if let Some(kafka) = &kafka {
+            kafka.registry.watch(Arc::downgrade(&registry))?;
+        }
         let replica = Arc::new(Replica {
             log,
+            id,
+            backend,
+            kafka,
             engine,
             registry,
             metrics: Metrics::new(),
             runners: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
         });
-        for deployment in replica.registry.active() {
-            replica.ensure_runner(&deployment.spec.name)?;
-        }
+        replica.reconcile()?;
         replica.ready.store(true, Ordering::Release);
+        let weak = Arc::downgrade(&replica);
+        std::thread::Builder::new()
+            .name("reconcile".into())
+            .spawn(move || reconcile_loop(weak))
+            .context("starting the reconciler")?;
         Ok(replica)
+    }
+
+    /// Starts a runner for every deployed function that has none (deployments arrive from
+    /// other replicas on Kafka) and forgets runners that ended.
+    fn reconcile(&self) -> Result<()> {
+        for deployment in self.registry.active() {
+            self.ensure_runner(&deployment.spec.name)?;
+        }
+        self.runners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, runner| !runner.is_finished());
+        Ok(())
     }
 
     /// Whether every deployed function has its runner.
@@ -111,7 +191,7 @@ impl Replica {
 
     fn context(&self) -> RunnerContext {
         RunnerContext {
-            log: self.log.clone(),
+            backend: self.backend.clone(),
             engine: self.engine.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
@@ -139,7 +219,7 @@ impl Replica {
             );
         }
         self.engine.load(bytes)?;
-        self.log.put_artifact(&sha256, bytes)?;
+        self.registry.put_artifact(&sha256, bytes)?;
         Ok(sha256)
     }
 
@@ -152,19 +232,20 @@ impl Replica {
             "a function needs at least one --input topic"
         );
         let bytes = self
-            .log
+            .registry
             .artifact(&spec.component)?
             .with_context(|| format!("no component with sha256 {} was uploaded", spec.component))?;
         self.engine.load(&bytes)?;
         let mut partitions = None;
         for input in &spec.inputs {
-            let topic = self.log.require_topic(input)?;
+            let count = match &self.kafka {
+                Some(kafka) => kafka.cluster.require_partitions(input)?,
+                None => self.log.require_topic(input)?.partitions,
+            };
             match partitions {
-                None => partitions = Some(topic.partitions),
-                Some(p) if p != topic.partitions => bail!(
-                    "input topics must be co-partitioned: {} has {} partitions, {} has {p}",
-                    input,
-                    topic.partitions,
+                None => partitions = Some(count),
+                Some(p) if p != count => bail!(
+                    "input topics must be co-partitioned: {input} has {count} partitions, {} has {p}",
                     spec.inputs[0]
                 ),
                 Some(_) => {}
@@ -179,12 +260,26 @@ impl Replica {
             if spec.inputs.contains(output) {
                 continue;
             }
-            self.log
-                .ensure_topic(output, partitions)
-                .with_context(|| format!("preparing output topic {output}"))?;
+            match &self.kafka {
+                Some(kafka) => kafka
+                    .cluster
+                    .ensure_topic(output, partitions, &[])
+                    .map(|_| ()),
+                None => self.log.ensure_topic(output, partitions).map(|_| ()),
+            }
+            .with_context(|| format!("preparing output topic {output}"))?;
         }
-        if spec.start == StartFrom::Latest {
-            self.start_at_end(&spec)?;
+        match &self.kafka {
+            Some(kafka) => {
+                let changelog = changelog_topic(&spec.name);
+                kafka
+                    .cluster
+                    .ensure_topic(&changelog, partitions, &[("cleanup.policy", "compact")])
+                    .context("preparing the state changelog topic")?;
+            }
+            // On Kafka the consumer's offset reset does this.
+            None if spec.start == StartFrom::Latest => self.start_at_end(&spec)?,
+            None => {}
         }
         let deployment = self.registry.deploy(spec, now_ms())?;
         self.ensure_runner(&deployment.spec.name)?;
@@ -234,34 +329,19 @@ impl Replica {
             .with_context(|| format!("no function named {name:?} is deployed"))?;
         let history = self.registry.history(name).unwrap_or_default();
         let versions: Vec<u32> = history.versions.iter().map(|d| d.version).collect();
-        let mut partitions = Vec::new();
+        let partitions = match &self.kafka {
+            Some(kafka) => kafka_partitions(kafka, &deployment)?,
+            None => self.embedded_partitions(&deployment)?,
+        };
+        let mut owned: Vec<u32> = partitions
+            .iter()
+            .filter(|p| p.owner == self.id)
+            .map(|p| p.partition)
+            .collect();
+        owned.dedup();
         let mut state_entries = 0;
-        for input in &deployment.spec.inputs {
-            let topic = self.log.require_topic(input)?;
-            for (partition, PartitionExtent { start, end, .. }) in
-                self.log.extents(&topic)?.into_iter().enumerate()
-            {
-                let partition = partition as u32;
-                let committed = self
-                    .log
-                    .committed(name, &topic, partition)?
-                    .unwrap_or(start)
-                    .max(start);
-                partitions.push(PartitionStatus {
-                    topic: input.clone(),
-                    partition,
-                    committed,
-                    end,
-                    lag: end.saturating_sub(committed),
-                    owner: REPLICA_NAME.to_owned(),
-                });
-            }
-        }
-        if let Some(first) = deployment.spec.inputs.first() {
-            let topic = self.log.require_topic(first)?;
-            for partition in 0..topic.partitions {
-                state_entries += self.log.state_len(name, partition)?;
-            }
+        for partition in owned {
+            state_entries += self.log.state_len(name, partition)?;
         }
         Ok(FunctionStatus {
             lag: partitions.iter().map(|p| p.lag).sum(),
@@ -279,14 +359,129 @@ impl Replica {
         })
     }
 
-    /// Stops every runner.
+    fn embedded_partitions(&self, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
+        let name = &deployment.spec.name;
+        let mut partitions = Vec::new();
+        for input in &deployment.spec.inputs {
+            let topic = self.log.require_topic(input)?;
+            for (partition, PartitionExtent { start, end, .. }) in
+                self.log.extents(&topic)?.into_iter().enumerate()
+            {
+                let partition = partition as u32;
+                let committed = self
+                    .log
+                    .committed(name, &topic, partition)?
+                    .unwrap_or(start)
+                    .max(start);
+                partitions.push(PartitionStatus {
+                    topic: input.clone(),
+                    partition,
+                    committed,
+                    end,
+                    lag: end.saturating_sub(committed),
+                    owner: self.id.clone(),
+                });
+            }
+        }
+        Ok(partitions)
+    }
+
+    /// The Kafka cluster, when the replica runs on one.
+    pub fn kafka(&self) -> Option<&Arc<KafkaCluster>> {
+        self.kafka.as_ref().map(|k| &k.cluster)
+    }
+
+    /// Replicas of the cluster heard from recently (this one only, on the embedded log).
+    pub fn replicas(&self) -> Vec<String> {
+        match &self.kafka {
+            Some(kafka) => kafka
+                .membership
+                .live()
+                .into_iter()
+                .map(|a| a.replica)
+                .collect(),
+            None => vec![self.id.clone()],
+        }
+    }
+
+    /// Stops every runner (their partitions go to other replicas) and leaves the cluster.
     pub fn shutdown(&self) {
         self.ready.store(false, Ordering::Release);
         let runners = std::mem::take(&mut *self.runners.lock().unwrap_or_else(|p| p.into_inner()));
         for (_, runner) in runners {
             runner.stop();
         }
+        if let Some(kafka) = &self.kafka {
+            kafka.registry.stop();
+            kafka.membership.stop();
+        }
     }
+}
+
+/// Keeps runners in line with the registry while the replica lives.
+fn reconcile_loop(replica: Weak<Replica>) {
+    loop {
+        std::thread::sleep(RECONCILE_EVERY);
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        if !replica.is_ready() {
+            return;
+        }
+        if let Err(err) = replica.reconcile() {
+            tracing::warn!("cannot start a runner: {err:#}");
+        }
+    }
+}
+
+/// Committed offsets, ends and owners of a function's partitions on Kafka.
+fn kafka_partitions(kafka: &KafkaParts, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
+    let name = &deployment.spec.name;
+    let mut partitions = Vec::new();
+    for input in &deployment.spec.inputs {
+        let count = kafka.cluster.require_partitions(input)?;
+        let committed = kafka.cluster.group_offsets(name, input, count)?;
+        for (partition, committed) in committed.into_iter().enumerate() {
+            let partition = partition as u32;
+            let (start, end) = kafka.cluster.watermarks(input, partition)?;
+            let committed = committed.unwrap_or(start).max(start);
+            partitions.push(PartitionStatus {
+                topic: input.clone(),
+                partition,
+                committed,
+                end,
+                lag: end.saturating_sub(committed),
+                owner: kafka
+                    .membership
+                    .owner(name, partition)
+                    .unwrap_or_else(|| "-".to_owned()),
+            });
+        }
+    }
+    Ok(partitions)
+}
+
+/// This replica's id, made once and kept in the data directory: a restarted replica
+/// keeps its transactional ids and so fences its own unfinished transactions.
+fn replica_id(dir: &Dir) -> Result<String> {
+    const FILE: &str = "replica-id";
+    if let Ok(id) = dir.read_to_string(FILE) {
+        let id = id.trim().to_owned();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(nanos, std::process::id()), &mut hasher);
+    let id = format!(
+        "r{:012x}",
+        std::hash::Hasher::finish(&hasher) & 0xffff_ffff_ffff
+    );
+    dir.write(FILE, &id).context("writing the replica id")?;
+    Ok(id)
 }
 
 /// Milliseconds since the Unix epoch.

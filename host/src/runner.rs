@@ -1,7 +1,7 @@
-//! Runs one deployed function on the embedded log: a thread that, partition by
-//! partition, fetches what is new on the inputs, hands it to the dispatcher and commits
-//! the result with the input offsets. It swaps in a new version between batches and
-//! holds back an event that asked for a retry until its backoff has passed.
+//! Runs one deployed function: a thread that, partition by partition, takes what is new
+//! on the inputs from the function's source, hands it to the dispatcher and commits the
+//! result with the input positions. It swaps in a new version between batches and holds
+//! back an event that asked for a retry until its backoff has passed.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash as _, Hasher as _};
@@ -13,20 +13,20 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::bindings::streamfn::function::log::Level;
-use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, InputEvent, Source};
+use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, Origin};
 use crate::effects::Output;
-use crate::embedded::{Commit, EmbeddedLog, TopicMeta};
 use crate::engine::Engine;
 use crate::instance::{InstanceConfig, LogLine, LogSink};
 use crate::metrics::Metrics;
 use crate::registry::{Deployment, Registry};
-use crate::state::{PartitionState, StateCache};
+use crate::source::{Backend, Commit, Source};
+use crate::state::PartitionState;
 
 /// What every runner of a replica shares.
 #[derive(Clone)]
 pub struct RunnerContext {
-    /// The log and store.
-    pub log: Arc<EmbeddedLog>,
+    /// Where functions' inputs and outputs live.
+    pub backend: Arc<dyn Backend>,
     /// The wasm engine.
     pub engine: Arc<Engine>,
     /// Deployments.
@@ -74,9 +74,7 @@ impl RunnerHandle {
 struct Active {
     deployment: Deployment,
     dispatcher: Dispatcher,
-    inputs: Vec<TopicMeta>,
-    partitions: u32,
-    caches: BTreeMap<u32, StateCache>,
+    source: Box<dyn Source>,
 }
 
 /// An event held back after it asked for a retry.
@@ -124,7 +122,8 @@ impl Runner {
                 return;
             };
             if self.active.as_ref().map(|a| a.deployment.version) != Some(deployment.version) {
-                match self.activate(deployment) {
+                let previous = self.active.take();
+                match self.activate(deployment, previous) {
                     Ok(active) => {
                         tracing::info!(function = %self.name, version = active.deployment.version, "version active");
                         self.active = Some(active);
@@ -136,16 +135,17 @@ impl Runner {
                     }
                 }
             }
-            let generation = self.context.log.append_generation();
             match self.pass() {
                 Ok(true) => {}
                 Ok(false) => {
                     let wait = self.next_release().map_or(IDLE_WAIT, |d| d.min(IDLE_WAIT));
-                    self.context.log.wait_for_append(generation, wait);
+                    if let Some(active) = self.active.as_mut() {
+                        active.source.wait(wait);
+                    }
                 }
                 Err(err) => {
                     tracing::error!(function = %self.name, "batch abandoned, will run again: {err:#}");
-                    // The instance may be in any state after a host failure.
+                    // The instance and the source may be in any state after a host failure.
                     self.active = None;
                     std::thread::sleep(Duration::from_millis(500));
                 }
@@ -153,20 +153,20 @@ impl Runner {
         }
     }
 
-    fn activate(&self, deployment: Deployment) -> Result<Active> {
+    /// Loads `deployment`, keeping the source of the version it replaces when the inputs
+    /// are the same (with Kafka, that keeps the consumer group's assignment).
+    fn activate(&self, deployment: Deployment, previous: Option<Active>) -> Result<Active> {
         let spec = &deployment.spec;
         let bytes = self
             .context
-            .log
+            .registry
             .artifact(&spec.component)?
-            .with_context(|| format!("component {} is missing from the store", spec.component))?;
+            .with_context(|| format!("component {} is not in the registry yet", spec.component))?;
         let component = self.context.engine.load(&bytes)?;
-        let inputs = spec
-            .inputs
-            .iter()
-            .map(|t| self.context.log.require_topic(t))
-            .collect::<Result<Vec<_>>>()?;
-        let partitions = inputs.first().map_or(0, |t| t.partitions);
+        let source = match previous {
+            Some(previous) if previous.deployment.spec.inputs == spec.inputs => previous.source,
+            _ => self.context.backend.source(&deployment)?,
+        };
         let mut outputs: std::collections::BTreeSet<String> =
             spec.outputs.iter().cloned().collect();
         outputs.remove(&spec.dlq_topic());
@@ -174,7 +174,7 @@ impl Runner {
             config: Arc::new(spec.config.clone()),
             outputs: Arc::new(outputs),
             limits: spec.limits.clone(),
-            max_record_bytes: self.context.log.config().max_record_bytes,
+            max_record_bytes: self.context.backend.max_record_bytes(),
             log: guest_log_sink(spec.name.clone(), deployment.version),
         };
         let mut hasher = std::hash::DefaultHasher::new();
@@ -188,9 +188,7 @@ impl Runner {
         Ok(Active {
             deployment,
             dispatcher,
-            inputs,
-            partitions,
-            caches: BTreeMap::new(),
+            source,
         })
     }
 
@@ -203,11 +201,14 @@ impl Runner {
             .min()
     }
 
-    /// One batch for every partition with something to do. Returns whether any had.
+    /// A run of batches for every partition with something to do. Returns whether any had.
     fn pass(&mut self) -> Result<bool> {
-        let partitions = self.active.as_ref().map_or(0, |a| a.partitions);
+        let Some(active) = self.active.as_mut() else {
+            return Ok(false);
+        };
+        let partitions = active.source.partitions()?;
         let mut worked = false;
-        for partition in 0..partitions {
+        for partition in partitions {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -227,18 +228,13 @@ impl Runner {
     /// retry, or enough work is done, and commits them in one transaction.
     fn partition(&mut self, partition: u32) -> Result<bool> {
         let started = Instant::now();
-        let log = self.context.log.clone();
         let Some(active) = self.active.as_mut() else {
             return Ok(false);
         };
         let spec = &active.deployment.spec;
         let max = spec.limits.max_batch as usize;
-        let mut positions: BTreeMap<String, u64> = BTreeMap::new();
-        for topic in &active.inputs {
-            let from = log.committed(&spec.name, topic, partition)?.unwrap_or(0);
-            positions.insert(topic.name.clone(), from);
-        }
-        let mut events = fetch_merged(&log, &active.inputs, partition, &positions, max)?;
+        let mut positions = active.source.positions(partition)?;
+        let mut events = active.source.fetch(partition, &positions, max)?;
         if events.is_empty() {
             return Ok(false);
         }
@@ -247,10 +243,8 @@ impl Runner {
             .get(&partition)
             .filter(|h| h.attempts >= spec.limits.max_retries)
             .map(|h| (h.topic.clone(), h.offset));
-        let mut stream_time_ms = log.stream_time(&spec.name, partition)?;
-        let cache = active.caches.entry(partition).or_default();
-        let mut state =
-            PartitionState::new(cache.over(log.partition_state(&spec.name, partition)?));
+        let (committed, mut stream_time_ms) = active.source.state(partition)?;
+        let mut state = PartitionState::new(committed);
         let mut dead_letters = Vec::new();
         let mut stats = BatchStats::default();
         let mut processed = 0;
@@ -282,7 +276,7 @@ impl Runner {
             if fetched < max || processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
                 break;
             }
-            events = fetch_merged(&log, &active.inputs, partition, &positions, max)?;
+            events = active.source.fetch(partition, &positions, max)?;
             if events.is_empty() {
                 break;
             }
@@ -297,21 +291,13 @@ impl Runner {
                 .push(dead_letter(&active.deployment, &dlq, partition, dead));
             tracing::warn!(function = %spec.name, partition, kind = %dead.failure.kind, "dead-lettered: {}", dead.failure.reason);
         }
-        let committed = log.commit(Commit {
+        active.source.commit(Commit {
             group: &spec.name,
             partition,
             offsets: positions.into_iter().collect(),
             stream_time_ms,
             effects: &effects,
-        });
-        let cache = active.caches.entry(partition).or_default();
-        match committed {
-            Ok(()) => cache.apply(&effects.state),
-            Err(err) => {
-                cache.clear();
-                return Err(err);
-            }
-        }
+        })?;
         self.context.metrics.record_batch(
             &spec.name,
             active.deployment.version,
@@ -348,55 +334,6 @@ impl Runner {
     }
 }
 
-/// Up to `max` records of `partition` of every input from `positions`, merged in
-/// timestamp order (ties in input order), as Kafka Streams picks among co-partitioned
-/// inputs.
-fn fetch_merged(
-    log: &EmbeddedLog,
-    inputs: &[TopicMeta],
-    partition: u32,
-    positions: &BTreeMap<String, u64>,
-    max: usize,
-) -> Result<Vec<InputEvent>> {
-    let mut queues = Vec::with_capacity(inputs.len());
-    for topic in inputs {
-        let from = positions.get(&topic.name).copied().unwrap_or(0);
-        let fetched = log.fetch(topic, partition, from, max)?;
-        queues.push(fetched.records.into_iter().peekable());
-    }
-    if queues.len() == 1 {
-        let topic = &inputs[0].name;
-        return Ok(queues
-            .pop()
-            .into_iter()
-            .flatten()
-            .map(|(offset, record)| InputEvent {
-                topic: topic.clone(),
-                offset,
-                record,
-            })
-            .collect());
-    }
-    let mut merged = Vec::new();
-    while merged.len() < max {
-        let next = queues
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, q)| q.peek().map(|(_, r)| (r.timestamp_ms, i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        let Some((offset, record)) = queues[i].next() else {
-            break;
-        };
-        merged.push(InputEvent {
-            topic: inputs[i].name.clone(),
-            offset,
-            record,
-        });
-    }
-    Ok(merged)
-}
-
 /// The dead-letter record of a failed event: the original record with headers that say
 /// what failed, where and why.
 fn dead_letter(deployment: &Deployment, dlq: &str, partition: u32, dead: &DeadLetter) -> Output {
@@ -411,12 +348,12 @@ fn dead_letter(deployment: &Deployment, dlq: &str, partition: u32, dead: &DeadLe
     );
     add("streamfn.failure.reason", dead.failure.reason.clone());
     add("streamfn.source.partition", partition.to_string());
-    match &dead.source {
-        Source::Event { topic, offset } => {
+    match &dead.origin {
+        Origin::Event { topic, offset } => {
             add("streamfn.source.topic", topic.clone());
             add("streamfn.source.offset", offset.to_string());
         }
-        Source::Timer { at_ms, .. } => {
+        Origin::Timer { at_ms, .. } => {
             add("streamfn.source.timer", at_ms.to_string());
         }
     }

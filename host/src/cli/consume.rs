@@ -34,6 +34,20 @@ const POLL: Duration = Duration::from_millis(100);
 impl Consume {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
+        if let Some(kafka) = globals.kafka() {
+            let how = crate::kafka::client::ConsumeOptions {
+                from_beginning: self.from_beginning,
+                max: self.max.unwrap_or(usize::MAX),
+                idle: self.timeout.map(Duration::from_secs_f64),
+                partition: self.partition,
+            };
+            let mut out = std::io::stdout().lock();
+            return crate::kafka::client::consume(&kafka, &self.topic, &how, |record| {
+                writeln!(out, "{}", serde_json::to_string(&record)?)
+                    .context("writing to stdout")?;
+                out.flush().context("writing to stdout")
+            });
+        }
         let client = globals.client();
         let topics = client.topics()?;
         let Some(topic) = topics.into_iter().find(|t| t.name == self.topic) else {

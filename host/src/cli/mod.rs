@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 pub use output::Format;
 
 use crate::client::Client;
+use crate::kafka::KafkaOptions;
 
 /// Run WebAssembly functions on event streams.
 #[derive(Debug, Parser)]
@@ -36,6 +37,14 @@ pub struct Cli {
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Kafka bootstrap servers (HOST:PORT[,...]). `serve` then runs on Kafka, and
+    /// `topics`, `produce` and `consume` talk to Kafka directly.
+    #[arg(long, global = true, env = "FNCTL_BROKERS")]
+    pub brokers: Option<String>,
+    /// A librdkafka property for every Kafka client (repeat): TLS, SASL, compression,
+    /// batching, e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -44,7 +53,7 @@ pub struct Cli {
 /// The commands of `fnctl`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a replica on the embedded log.
+    /// Run a replica (on the embedded log, or on Kafka with --brokers).
     Serve(serve::Serve),
     /// Create and list topics.
     #[command(subcommand)]
@@ -69,12 +78,23 @@ pub struct Globals {
     pub format: Format,
     admin: String,
     token: Option<String>,
+    brokers: Option<String>,
+    kafka_options: Vec<(String, String)>,
 }
 
 impl Globals {
     /// A client of the replica named by `--admin`.
     pub fn client(&self) -> Client {
         Client::new(&self.admin, self.token.clone())
+    }
+
+    /// How to reach Kafka, when `--brokers` was given.
+    pub fn kafka(&self) -> Option<KafkaOptions> {
+        self.brokers.as_ref().map(|brokers| KafkaOptions {
+            brokers: brokers.clone(),
+            properties: self.kafka_options.clone(),
+            exactly_once: true,
+        })
     }
 }
 
@@ -85,6 +105,8 @@ impl Cli {
             format: self.output,
             admin: self.admin,
             token: self.token,
+            brokers: self.brokers,
+            kafka_options: self.kafka_options,
         };
         match self.command {
             Command::Serve(cmd) => cmd.run(&globals),

@@ -41,6 +41,12 @@ pub struct Produce {
     batch_size: usize,
 }
 
+/// Where records go: a replica's embedded log, or Kafka.
+enum Sink {
+    Replica(Client),
+    Kafka(rdkafka::producer::BaseProducer),
+}
+
 #[derive(Serialize)]
 struct Summary<'a> {
     topic: &'a str,
@@ -57,7 +63,10 @@ impl Produce {
             )),
             None => Box::new(std::io::stdin().lock()),
         };
-        let client = globals.client();
+        let sink = match globals.kafka() {
+            Some(kafka) => Sink::Kafka(crate::kafka::client::producer(&kafka)?),
+            None => Sink::Replica(globals.client()),
+        };
         let mut pending = Vec::new();
         let mut produced = 0;
         for (i, line) in input.lines().enumerate() {
@@ -67,10 +76,10 @@ impl Produce {
             }
             pending.push(self.record(i + 1, line)?);
             if pending.len() >= self.batch_size.max(1) {
-                produced += self.send(&client, &mut pending)?;
+                produced += self.send(&sink, &mut pending)?;
             }
         }
-        produced += self.send(&client, &mut pending)?;
+        produced += self.send(&sink, &mut pending)?;
         let summary = Summary {
             topic: &self.topic,
             produced,
@@ -84,13 +93,20 @@ impl Produce {
         }
     }
 
-    fn send(&self, client: &Client, pending: &mut Vec<ProduceRecord>) -> Result<usize> {
+    fn send(&self, sink: &Sink, pending: &mut Vec<ProduceRecord>) -> Result<usize> {
         if pending.is_empty() {
             return Ok(0);
         }
         let records = std::mem::take(pending);
         let n = records.len();
-        client.produce(&self.topic, &ProduceRequest { records })?;
+        match sink {
+            Sink::Replica(client) => {
+                client.produce(&self.topic, &ProduceRequest { records })?;
+            }
+            Sink::Kafka(producer) => {
+                crate::kafka::client::produce(producer, &self.topic, records)?;
+            }
+        }
         Ok(n)
     }
 

@@ -9,11 +9,16 @@ use clap::Args;
 
 use super::Globals;
 use crate::embedded::LogConfig;
-use crate::replica::{Replica, now_ms};
+use crate::kafka::KafkaOptions;
+use crate::replica::{Mode, Replica, now_ms};
 
-/// Run a replica on the embedded log.
+/// Run a replica: on the embedded log by default, or on Kafka with --brokers.
 #[derive(Debug, Args)]
 pub struct Serve {
+    /// On Kafka, commit outputs and input offsets separately (faster, but a crash can
+    /// repeat outputs) instead of in one transaction.
+    #[arg(long)]
+    at_least_once: bool,
     /// Directory for the log, function state and compiled components.
     #[arg(long, env = "STREAMFN_DATA_DIR", default_value = "streamfn-data")]
     data_dir: PathBuf,
@@ -45,7 +50,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(30);
 
 impl Serve {
     /// Runs the replica until Ctrl-C or SIGTERM.
-    pub fn run(self, _globals: &Globals) -> Result<()> {
+    pub fn run(self, globals: &Globals) -> Result<()> {
         init_logging(self.log_format);
         if !self.admin_listen.ip().is_loopback() && self.admin_token.is_none() {
             bail!(
@@ -58,10 +63,14 @@ impl Serve {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        runtime.block_on(self.serve())
+        let kafka = globals.kafka().map(|options| KafkaOptions {
+            exactly_once: !self.at_least_once,
+            ..options
+        });
+        runtime.block_on(self.serve(kafka))
     }
 
-    async fn serve(self) -> Result<()> {
+    async fn serve(self, kafka: Option<KafkaOptions>) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(self.admin_listen)
             .await
             .with_context(|| {
@@ -72,11 +81,15 @@ impl Serve {
             })?;
         let address = listener.local_addr()?;
         let data_dir = self.data_dir.clone();
-        let config = LogConfig {
-            max_record_bytes: self.max_record_bytes,
+        let mode = match kafka {
+            Some(options) => Mode::Kafka(options),
+            None => Mode::Embedded(LogConfig {
+                max_record_bytes: self.max_record_bytes,
+            }),
         };
+        let admin = format!("http://{address}");
         let replica =
-            tokio::task::spawn_blocking(move || Replica::open(&data_dir, config)).await??;
+            tokio::task::spawn_blocking(move || Replica::open(&data_dir, mode, &admin)).await??;
         tracing::info!(data_dir = %self.data_dir.display(), "admin API listening on http://{address}");
 
         let retention = replica.clone();

@@ -38,15 +38,20 @@ impl Topics {
     /// Runs the subcommand.
     pub fn run(self, globals: &Globals) -> Result<()> {
         let client = globals.client();
+        let kafka = globals.kafka();
         match self {
             Topics::Create(create) => {
-                let topic = client.create_topic(&CreateTopic {
+                let request = CreateTopic {
                     name: create.name,
                     partitions: create.partitions,
                     retention_ms: create.retention_ms,
                     retention_bytes: create.retention_bytes,
                     if_not_exists: create.if_not_exists,
-                })?;
+                };
+                let topic = match &kafka {
+                    Some(kafka) => crate::kafka::client::create_topic(kafka, &request)?,
+                    None => client.create_topic(&request)?,
+                };
                 match globals.format {
                     Format::Json => output::json(&topic)?,
                     Format::Text => {
@@ -55,7 +60,10 @@ impl Topics {
                 }
             }
             Topics::List => {
-                let topics = client.topics()?;
+                let topics = match &kafka {
+                    Some(kafka) => crate::kafka::client::topics(kafka)?,
+                    None => client.topics()?,
+                };
                 match globals.format {
                     Format::Json => output::json(&topics)?,
                     Format::Text => {

@@ -9,26 +9,22 @@ use redb::ReadableTable;
 
 use super::tables::{LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
 use super::{EmbeddedLog, TopicMeta};
-use crate::effects::Effects;
 use crate::partitioner::partition_for;
-
-/// Everything one batch of one function partition commits.
-pub struct Commit<'a> {
-    /// The function (its consumer group, and the owner of the state).
-    pub group: &'a str,
-    /// The input partition.
-    pub partition: u32,
-    /// Next offset per input topic.
-    pub offsets: Vec<(String, u64)>,
-    /// Stream time after the batch.
-    pub stream_time_ms: i64,
-    /// Accepted effects, dead letters included among the outputs.
-    pub effects: &'a Effects,
-}
+use crate::source::Commit;
 
 impl EmbeddedLog {
-    /// Commits a batch atomically and durably.
+    /// Commits a run of batches atomically and durably.
     pub fn commit(&self, commit: Commit<'_>) -> Result<()> {
+        self.write(commit, redb::Durability::Immediate)
+    }
+
+    /// Applies a commit that is durable elsewhere (Kafka's changelog) to the local copy of
+    /// the state: atomic, but not synced to disk; a later checkpoint makes it durable.
+    pub fn cache_commit(&self, commit: Commit<'_>) -> Result<()> {
+        self.write(commit, redb::Durability::None)
+    }
+
+    fn write(&self, commit: Commit<'_>, durability: redb::Durability) -> Result<()> {
         let Commit {
             group,
             partition,
@@ -53,7 +49,8 @@ impl EmbeddedLog {
                 );
             }
         }
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability)?;
         {
             let mut parts = txn.open_table(PARTITIONS)?;
             let mut log = txn.open_table(LOG)?;

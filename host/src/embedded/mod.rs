@@ -15,11 +15,10 @@ use anyhow::{Context as _, Result, bail, ensure};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-pub use self::commit::Commit;
 pub use self::retention::RetentionReport;
 use self::tables::{
-    ARTIFACTS, DEPLOYMENTS, LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS,
-    TOPICS,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS,
+    TIMERS, TOPICS,
 };
 use crate::partitioner::partition_for;
 use crate::record::Record;
@@ -163,6 +162,7 @@ impl EmbeddedLog {
             txn.open_table(TIMER_KEYS)?;
             txn.open_table(DEPLOYMENTS)?;
             txn.open_table(ARTIFACTS)?;
+            txn.open_table(CHECKPOINTS)?;
         }
         txn.commit()?;
         let read = self.db.begin_read()?;
@@ -459,6 +459,60 @@ impl EmbeddedLog {
         Ok(table.get(sha256)?.map(|v| v.value().to_vec()))
     }
 
+    /// The changelog offset `function`'s local state of `partition` is restored to.
+    pub fn checkpoint(&self, function: &str, partition: u32) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINTS)?;
+        Ok(table.get((function, partition))?.map(|v| v.value()))
+    }
+
+    /// Records that the local state of `function`'s `partition` holds every change up to
+    /// changelog offset `offset`, durably along with all state written before.
+    pub fn put_checkpoint(&self, function: &str, partition: u32, offset: u64) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(CHECKPOINTS)?
+            .insert((function, partition), offset)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops `function`'s local state, timers, stream time and checkpoint of `partition`.
+    pub fn clear_state(&self, function: &str, partition: u32) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut state = txn.open_table(STATE)?;
+            let doomed: Vec<Vec<u8>> = state
+                .range((function, partition, &[][..])..)?
+                .map_while(|item| {
+                    let (key, _) = item.ok()?;
+                    let (f, p, k) = key.value();
+                    (f == function && p == partition).then(|| k.to_vec())
+                })
+                .collect();
+            for key in doomed {
+                state.remove((function, partition, key.as_slice()))?;
+            }
+            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+            let mut timers = txn.open_table(TIMERS)?;
+            let doomed: Vec<(Vec<u8>, i64)> = timer_keys
+                .range((function, partition, &[][..])..)?
+                .map_while(|item| {
+                    let (key, at) = item.ok()?;
+                    let (f, p, k) = key.value();
+                    (f == function && p == partition).then(|| (k.to_vec(), at.value()))
+                })
+                .collect();
+            for (key, at) in doomed {
+                timer_keys.remove((function, partition, key.as_slice()))?;
+                timers.remove((function, partition, at, key.as_slice()))?;
+            }
+            txn.open_table(STREAM_TIME)?.remove((function, partition))?;
+            txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Checks that `topic` exists, creating it with `partitions` when it does not.
     pub fn ensure_topic(&self, name: &str, partitions: u32) -> Result<TopicMeta> {
         match self.create_topic(name, partitions, None, None) {
@@ -473,6 +527,7 @@ impl EmbeddedLog {
 mod tests {
     use super::*;
     use crate::effects::{Effects, Output};
+    use crate::source::Commit;
 
     fn open(dir: &tempfile::TempDir) -> EmbeddedLog {
         let root = cap_std::fs::Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority())

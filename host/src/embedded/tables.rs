@@ -24,3 +24,5 @@ pub const TIMER_KEYS: TableDefinition<(&str, u32, &[u8]), i64> = TableDefinition
 pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 /// Component sha256 → component bytes.
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
+/// (function, partition) → changelog offset the local copy of the state is restored to.
+pub const CHECKPOINTS: TableDefinition<(&str, u32), u64> = TableDefinition::new("checkpoints");

@@ -1,0 +1,666 @@
+//! Kafka as a source: one consumer group per function (co-partitioned assignment by the
+//! broker's range assignor), a transactional producer per function and replica fenced
+//! with the group's metadata (KIP-447), and state kept in a local store that caches a
+//! compacted changelog topic. A commit is one Kafka transaction holding the output
+//! records, the changelog records and the input offsets; at-least-once mode flushes the
+//! records and then commits the offsets instead.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
+
+use super::{Backend, Commit, Positions, Source, merge_by_timestamp};
+use crate::dispatch::InputEvent;
+use crate::effects::Effects;
+use crate::embedded::EmbeddedLog;
+use crate::kafka::membership::Assignments;
+use crate::kafka::{KafkaCluster, REQUEST_TIMEOUT, record_of, send_record};
+use crate::partitioner::partition_for;
+use crate::record::Record;
+use crate::registry::{Deployment, StartFrom};
+use crate::state::{CommittedState, StateCache};
+
+/// Largest record functions may produce on Kafka, unless `message.max.bytes` says.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Records buffered per input partition before fetching from Kafka pauses.
+const MAX_BUFFERED: usize = 20_000;
+
+/// Kafka transactions abort on their own after this long without a commit, so a replica
+/// that died mid-transaction holds its partitions' outputs back at most this long.
+const TRANSACTION_TIMEOUT_MS: &str = "10000";
+
+/// The changelog topic of `function`'s state.
+pub fn changelog_topic(function: &str) -> String {
+    format!("{function}-changelog")
+}
+
+/// Changelog keys start with the kind of entry they hold.
+const STATE_ENTRY: u8 = 0;
+const TIMER_ENTRY: u8 = 1;
+const STREAM_TIME_ENTRY: u8 = 2;
+
+/// Functions' sources on one Kafka cluster.
+pub struct KafkaBackend {
+    cluster: Arc<KafkaCluster>,
+    local: Arc<EmbeddedLog>,
+    replica: String,
+    assignments: Arc<Assignments>,
+}
+
+impl KafkaBackend {
+    /// A backend for replica `replica`, keeping local copies of state in `local`.
+    pub fn new(
+        cluster: Arc<KafkaCluster>,
+        local: Arc<EmbeddedLog>,
+        replica: String,
+        assignments: Arc<Assignments>,
+    ) -> Self {
+        KafkaBackend {
+            cluster,
+            local,
+            replica,
+            assignments,
+        }
+    }
+}
+
+impl Backend for KafkaBackend {
+    fn source(&self, deployment: &Deployment) -> Result<Box<dyn Source>> {
+        Ok(Box::new(KafkaSource::open(self, deployment)?))
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.cluster
+            .options
+            .properties
+            .iter()
+            .find(|(k, _)| k == "message.max.bytes")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(MAX_RECORD_BYTES)
+    }
+}
+
+/// A change of the consumer's assignment, recorded during a poll.
+enum Change {
+    Assigned(Vec<(String, u32)>),
+    Revoked(Vec<(String, u32)>),
+}
+
+/// Records assignment changes for the source to act on after the poll returns, when no
+/// batch is under way.
+struct Rebalances(Arc<Mutex<Vec<Change>>>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let list = |tpl: &TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition() as u32))
+                .collect::<Vec<_>>()
+        };
+        let change = match rebalance {
+            Rebalance::Assign(tpl) => Change::Assigned(list(tpl)),
+            Rebalance::Revoke(tpl) => Change::Revoked(list(tpl)),
+            Rebalance::Error(err) => {
+                tracing::warn!("consumer group rebalance failed: {err}");
+                return;
+            }
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+    }
+}
+
+/// One function on Kafka, as this replica runs it.
+struct KafkaSource {
+    cluster: Arc<KafkaCluster>,
+    local: Arc<EmbeddedLog>,
+    function: String,
+    inputs: Vec<String>,
+    changelog: String,
+    exactly_once: bool,
+    consumer: BaseConsumer<Rebalances>,
+    changes: Arc<Mutex<Vec<Change>>>,
+    producer: BaseProducer,
+    assignments: Arc<Assignments>,
+    /// Input topic partitions the group gave this replica.
+    assigned: BTreeSet<(String, u32)>,
+    /// Partition numbers whose every input is assigned and whose state is restored.
+    owned: BTreeSet<u32>,
+    /// Committed positions of owned partitions.
+    positions: BTreeMap<u32, Positions>,
+    /// Records fetched from Kafka and not yet committed, per input topic partition.
+    buffers: BTreeMap<(String, u32), VecDeque<(u64, Record)>>,
+    paused: BTreeSet<(String, u32)>,
+    caches: BTreeMap<u32, StateCache>,
+}
+
+impl KafkaSource {
+    fn open(backend: &KafkaBackend, deployment: &Deployment) -> Result<KafkaSource> {
+        let spec = &deployment.spec;
+        let options = &backend.cluster.options;
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let reset = match spec.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let consumer: BaseConsumer<Rebalances> = options
+            .config(&[
+                ("group.id", spec.name.as_str()),
+                ("group.protocol", "consumer"),
+                ("group.remote.assignor", "range"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("isolation.level", "read_committed"),
+                ("auto.offset.reset", reset),
+                ("enable.partition.eof", "false"),
+            ])
+            .create_with_context(Rebalances(changes.clone()))
+            .context("configuring the function's consumer")?;
+        let topics: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .context("subscribing to the inputs")?;
+
+        let exactly_once = options.exactly_once;
+        let transactional_id = format!("streamfn-{}-{}", spec.name, backend.replica);
+        let mut settings = vec![
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("partitioner", "murmur2_random"),
+        ];
+        if exactly_once {
+            settings.push(("transactional.id", transactional_id.as_str()));
+            settings.push(("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS));
+        }
+        let producer: BaseProducer = options
+            .config(&settings)
+            .create()
+            .context("configuring the function's producer")?;
+        if exactly_once {
+            producer
+                .init_transactions(REQUEST_TIMEOUT * 2)
+                .map_err(|e| anyhow!("cannot start Kafka transactions for {}: {e}", spec.name))?;
+        }
+        Ok(KafkaSource {
+            cluster: backend.cluster.clone(),
+            local: backend.local.clone(),
+            function: spec.name.clone(),
+            inputs: spec.inputs.clone(),
+            changelog: changelog_topic(&spec.name),
+            exactly_once,
+            consumer,
+            changes,
+            producer,
+            assignments: backend.assignments.clone(),
+            assigned: BTreeSet::new(),
+            owned: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            buffers: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            caches: BTreeMap::new(),
+        })
+    }
+
+    /// Polls the consumer for up to `timeout` and buffers what arrives.
+    fn poll(&mut self, timeout: Duration) {
+        let mut wait = timeout;
+        for _ in 0..10_000 {
+            let Some(result) = self.consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
+            match result {
+                Ok(message) => buffer(&message, &self.assigned, &mut self.buffers),
+                Err(err) => tracing::warn!(function = %self.function, "consumer: {err}"),
+            }
+        }
+        self.throttle();
+    }
+
+    /// Pauses fetching for partitions with a full buffer, resumes drained ones.
+    fn throttle(&mut self) {
+        let mut pause = TopicPartitionList::new();
+        let mut resume = TopicPartitionList::new();
+        for (key, buffer) in &self.buffers {
+            let paused = self.paused.contains(key);
+            if !paused && buffer.len() >= MAX_BUFFERED {
+                pause.add_partition(&key.0, key.1 as i32);
+            } else if paused && buffer.len() < MAX_BUFFERED / 4 {
+                resume.add_partition(&key.0, key.1 as i32);
+            }
+        }
+        for e in pause.elements() {
+            self.paused
+                .insert((e.topic().to_owned(), e.partition() as u32));
+        }
+        for e in resume.elements() {
+            self.paused
+                .remove(&(e.topic().to_owned(), e.partition() as u32));
+        }
+        if pause.count() > 0 {
+            let _ = self.consumer.pause(&pause);
+        }
+        if resume.count() > 0 {
+            let _ = self.consumer.resume(&resume);
+        }
+    }
+
+    /// Acts on assignment changes: restores partitions that became whole, drops revoked ones.
+    fn apply_changes(&mut self) -> Result<()> {
+        let changes = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        for change in changes {
+            match change {
+                Change::Assigned(list) => self.assigned.extend(list),
+                Change::Revoked(list) => {
+                    for (topic, partition) in list {
+                        self.assigned.remove(&(topic.clone(), partition));
+                        self.buffers.remove(&(topic.clone(), partition));
+                        self.paused.remove(&(topic, partition));
+                        if self.owned.remove(&partition) {
+                            self.release(partition);
+                        }
+                    }
+                }
+            }
+        }
+        let whole: Vec<u32> = self
+            .assigned
+            .iter()
+            .map(|(_, p)| *p)
+            .collect::<BTreeSet<u32>>()
+            .into_iter()
+            .filter(|p| !self.owned.contains(p))
+            .filter(|p| {
+                self.inputs
+                    .iter()
+                    .all(|t| self.assigned.contains(&(t.clone(), *p)))
+            })
+            .collect();
+        for partition in whole {
+            self.restore(partition)?;
+            self.positions
+                .insert(partition, self.committed_positions(partition)?);
+            self.owned.insert(partition);
+            tracing::info!(function = %self.function, partition, "partition assigned");
+        }
+        self.assignments.set(&self.function, self.owned.clone());
+        Ok(())
+    }
+
+    /// Gives up `partition`: a checkpoint lets the next assignment here restore less.
+    fn release(&mut self, partition: u32) {
+        self.caches.remove(&partition);
+        self.positions.remove(&partition);
+        if let Ok((_, high)) = self.cluster.watermarks(&self.changelog, partition) {
+            let _ = self.local.put_checkpoint(&self.function, partition, high);
+        }
+        tracing::info!(function = %self.function, partition, "partition revoked");
+    }
+
+    /// The group's committed positions of `partition`, or where the consumer will start.
+    fn committed_positions(&self, partition: u32) -> Result<Positions> {
+        let mut list = TopicPartitionList::new();
+        for topic in &self.inputs {
+            list.add_partition(topic, partition as i32);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, REQUEST_TIMEOUT)
+            .context("reading the group's committed offsets")?;
+        let mut positions = Positions::new();
+        for topic in &self.inputs {
+            let offset = committed
+                .find_partition(topic, partition as i32)
+                .map(|e| e.offset());
+            let start = match offset {
+                Some(Offset::Offset(o)) if o >= 0 => o as u64,
+                // No commit yet: whatever the consumer fetches first is where it starts.
+                _ => 0,
+            };
+            positions.insert(topic.clone(), start);
+        }
+        Ok(positions)
+    }
+
+    /// Brings the local copy of `partition`'s state up to the end of its changelog.
+    fn restore(&mut self, partition: u32) -> Result<()> {
+        let started = Instant::now();
+        let (low, high) = self.cluster.watermarks(&self.changelog, partition)?;
+        let from = match self.local.checkpoint(&self.function, partition)? {
+            Some(checkpoint) if checkpoint >= low && checkpoint <= high => checkpoint,
+            _ => {
+                self.local.clear_state(&self.function, partition)?;
+                low
+            }
+        };
+        if from >= high {
+            return Ok(());
+        }
+        tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
+        let reader: BaseConsumer = self
+            .cluster
+            .options
+            .config(&[
+                ("enable.auto.commit", "false"),
+                ("group.id", &format!("{}-restore", self.function)),
+                ("isolation.level", "read_committed"),
+                ("enable.partition.eof", "true"),
+            ])
+            .create()
+            .context("configuring the changelog reader")?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(
+            &self.changelog,
+            partition as i32,
+            Offset::Offset(from as i64),
+        )?;
+        reader.assign(&list)?;
+        let mut pending = Effects::default();
+        let mut stream_time = None;
+        let mut restored = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if Instant::now() > deadline {
+                bail!("restoring {}/{partition} took too long", self.changelog);
+            }
+            match reader.poll(Duration::from_millis(500)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                    let position = reader.position()?;
+                    let at = position
+                        .find_partition(&self.changelog, partition as i32)
+                        .and_then(|e| e.offset().to_raw())
+                        .unwrap_or(0);
+                    // The end of what is committed: a transaction still open (a replica
+                    // that died mid-commit) keeps the reader short of `high` until it aborts.
+                    if at as u64 >= high
+                        || self.cluster.watermarks(&self.changelog, partition)?.1 <= at as u64
+                    {
+                        break;
+                    }
+                }
+                Some(Err(err)) => bail!("reading the changelog: {err}"),
+                Some(Ok(message)) => {
+                    restored += 1;
+                    apply_changelog(&message, &mut pending, &mut stream_time);
+                    if pending.state.len() + pending.timers.len() >= 10_000 {
+                        self.cache_local(partition, &mut pending, stream_time)?;
+                    }
+                }
+            }
+        }
+        self.cache_local(partition, &mut pending, stream_time)?;
+        self.local.put_checkpoint(&self.function, partition, high)?;
+        tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
+        Ok(())
+    }
+
+    /// Writes restored or committed changes into the local copy of the state.
+    fn cache_local(
+        &self,
+        partition: u32,
+        pending: &mut Effects,
+        stream_time: Option<i64>,
+    ) -> Result<()> {
+        let stream_time_ms = match stream_time {
+            Some(t) => t,
+            None => self.local.stream_time(&self.function, partition)?,
+        };
+        self.local.cache_commit(Commit {
+            group: &self.function,
+            partition,
+            offsets: Vec::new(),
+            stream_time_ms,
+            effects: pending,
+        })?;
+        *pending = Effects::default();
+        Ok(())
+    }
+
+    fn send(&self, topic: &str, partition: u32, record: &Record) -> Result<()> {
+        send_record(&self.producer, topic, Some(partition), record)
+    }
+
+    /// Sends a run of batches' outputs and changelog records.
+    fn send_all(&self, commit: &Commit<'_>) -> Result<()> {
+        for output in &commit.effects.outputs {
+            let partitions = self.cluster.require_partitions(&output.topic)?;
+            let p = partition_for(
+                output.record.key.as_deref(),
+                partitions,
+                output.fallback_partition,
+            );
+            self.send(&output.topic, p, &output.record)?;
+        }
+        let partition = commit.partition;
+        let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| Record {
+            timestamp_ms: commit.stream_time_ms.max(0),
+            key: Some([&[kind][..], key].concat()),
+            value,
+            headers: Vec::new(),
+        };
+        for (key, value) in &commit.effects.state {
+            self.send(
+                &self.changelog,
+                partition,
+                &entry(STATE_ENTRY, key, value.clone()),
+            )?;
+        }
+        for (key, at) in &commit.effects.timers {
+            let value = at.map(|at| at.to_be_bytes().to_vec());
+            self.send(&self.changelog, partition, &entry(TIMER_ENTRY, key, value))?;
+        }
+        let stream_time = Some(commit.stream_time_ms.to_be_bytes().to_vec());
+        self.send(
+            &self.changelog,
+            partition,
+            &entry(STREAM_TIME_ENTRY, &[], stream_time),
+        )
+    }
+
+    fn offsets(commit: &Commit<'_>) -> Result<TopicPartitionList> {
+        let mut list = TopicPartitionList::new();
+        for (topic, next) in &commit.offsets {
+            list.add_partition_offset(
+                topic,
+                commit.partition as i32,
+                Offset::Offset(*next as i64),
+            )?;
+        }
+        Ok(list)
+    }
+
+    fn commit_transaction(&self, commit: &Commit<'_>) -> Result<()> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| anyhow!("beginning a transaction: {e}"))?;
+        let result = self.send_all(commit).and_then(|()| {
+            let metadata = self
+                .consumer
+                .group_metadata()
+                .context("the consumer has no group metadata")?;
+            self.producer
+                .send_offsets_to_transaction(&Self::offsets(commit)?, &metadata, REQUEST_TIMEOUT)
+                .map_err(|e| anyhow!("adding offsets to the transaction: {e}"))?;
+            self.producer
+                .commit_transaction(REQUEST_TIMEOUT)
+                .map_err(|e| anyhow!("committing the transaction: {e}"))
+        });
+        if result.is_err() {
+            let _ = self.producer.abort_transaction(REQUEST_TIMEOUT);
+        }
+        result
+    }
+
+    fn commit_at_least_once(&self, commit: &Commit<'_>) -> Result<()> {
+        self.send_all(commit)?;
+        self.producer
+            .flush(REQUEST_TIMEOUT)
+            .map_err(|e| anyhow!("flushing records: {e}"))?;
+        self.consumer
+            .commit(&Self::offsets(commit)?, CommitMode::Sync)
+            .map_err(|e| anyhow!("committing offsets: {e}"))
+    }
+}
+
+/// Keeps a fetched record of an assigned input partition until it is committed.
+fn buffer(
+    message: &BorrowedMessage<'_>,
+    assigned: &BTreeSet<(String, u32)>,
+    buffers: &mut BTreeMap<(String, u32), VecDeque<(u64, Record)>>,
+) {
+    let key = (message.topic().to_owned(), message.partition() as u32);
+    if !assigned.contains(&key) {
+        return;
+    }
+    let record = record_of(message);
+    buffers
+        .entry(key)
+        .or_default()
+        .push_back((message.offset() as u64, record));
+}
+
+/// Applies one changelog record to pending local changes.
+fn apply_changelog(
+    message: &BorrowedMessage<'_>,
+    pending: &mut Effects,
+    stream_time: &mut Option<i64>,
+) {
+    let Some((kind, key)) = message.key().and_then(|k| k.split_first()) else {
+        return;
+    };
+    let value = message.payload().map(<[u8]>::to_vec);
+    match *kind {
+        STATE_ENTRY => {
+            pending.state.insert(key.to_vec(), value);
+        }
+        TIMER_ENTRY => {
+            let at = value
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map(i64::from_be_bytes);
+            pending.timers.insert(key.to_vec(), at);
+        }
+        STREAM_TIME_ENTRY => {
+            if let Some(v) = value.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()) {
+                *stream_time = Some(i64::from_be_bytes(v));
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Source for KafkaSource {
+    fn partitions(&mut self) -> Result<Vec<u32>> {
+        self.poll(Duration::ZERO);
+        self.apply_changes()?;
+        Ok(self.owned.iter().copied().collect())
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        self.poll(timeout);
+    }
+
+    fn positions(&mut self, partition: u32) -> Result<Positions> {
+        self.positions
+            .get(&partition)
+            .cloned()
+            .with_context(|| format!("partition {partition} is not assigned here"))
+    }
+
+    fn fetch(
+        &mut self,
+        partition: u32,
+        positions: &Positions,
+        max: usize,
+    ) -> Result<Vec<InputEvent>> {
+        let mut inputs = Vec::with_capacity(self.inputs.len());
+        for topic in &self.inputs {
+            let from = positions.get(topic).copied().unwrap_or(0);
+            let records: Vec<(u64, Record)> = self
+                .buffers
+                .get(&(topic.clone(), partition))
+                .map(|b| {
+                    b.iter()
+                        .filter(|(o, _)| *o >= from)
+                        .take(max)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            inputs.push((topic.clone(), records));
+        }
+        Ok(merge_by_timestamp(inputs, max))
+    }
+
+    fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
+        let cache = self.caches.entry(partition).or_default();
+        let state = cache.over(self.local.partition_state(&self.function, partition)?);
+        Ok((state, self.local.stream_time(&self.function, partition)?))
+    }
+
+    fn commit(&mut self, commit: Commit<'_>) -> Result<()> {
+        if !self.owned.contains(&commit.partition) {
+            bail!(
+                "partition {} was revoked before its commit",
+                commit.partition
+            );
+        }
+        if self.exactly_once {
+            self.commit_transaction(&commit)?;
+        } else {
+            self.commit_at_least_once(&commit)?;
+        }
+        let partition = commit.partition;
+        let mut local = Effects {
+            state: commit.effects.state.clone(),
+            timers: commit.effects.timers.clone(),
+            outputs: Vec::new(),
+        };
+        self.cache_local(partition, &mut local, Some(commit.stream_time_ms))?;
+        self.caches
+            .entry(partition)
+            .or_default()
+            .apply(&commit.effects.state);
+        let positions: Positions = commit.offsets.iter().cloned().collect();
+        for (topic, next) in &positions {
+            if let Some(buffer) = self.buffers.get_mut(&(topic.clone(), partition)) {
+                while buffer.front().is_some_and(|(o, _)| o < next) {
+                    buffer.pop_front();
+                }
+            }
+        }
+        self.positions
+            .entry(partition)
+            .or_default()
+            .extend(positions);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.caches.clear();
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        for partition in std::mem::take(&mut self.owned) {
+            self.release(partition);
+        }
+        self.assignments.remove(&self.function);
+        self.consumer.unsubscribe();
+    }
+}
