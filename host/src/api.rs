@@ -80,6 +80,7 @@ pub fn router(replica: Arc<Replica>, token: Option<String>) -> Router {
         .route("/artifacts/{sha256}", put(upload))
         .route("/deployments", get(list_deployments).post(deploy))
         .route("/deployments/{name}", get(status).delete(undeploy))
+        .route("/replica", get(replica_info))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .nest("/v1", v1)
@@ -110,6 +111,26 @@ async fn require_token(
         }
     }
     next.run(request).await
+}
+
+/// Who answers, and which replicas it knows.
+#[derive(serde::Serialize)]
+struct ReplicaInfo {
+    id: String,
+    log: &'static str,
+    replicas: Vec<String>,
+}
+
+async fn replica_info(State(api): State<Api>) -> Json<ReplicaInfo> {
+    Json(ReplicaInfo {
+        id: api.replica.id.clone(),
+        log: if api.replica.kafka().is_some() {
+            "kafka"
+        } else {
+            "embedded"
+        },
+        replicas: api.replica.replicas(),
+    })
 }
 
 async fn ready(State(api): State<Api>) -> impl IntoResponse {

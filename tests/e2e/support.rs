@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: starting and stopping replicas on free
 //! loopback ports, running `fnctl` against them, reading topics back.
 
+// Both test binaries (embedded log and Kafka) include this module; each uses part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,6 +60,8 @@ pub struct Replica {
     child: Option<Child>,
     /// Admin API URL.
     pub admin: String,
+    /// Kafka brokers the replica runs on, also handed to every `fnctl` run.
+    pub brokers: Option<String>,
     log: PathBuf,
 }
 
@@ -64,6 +69,15 @@ impl Replica {
     /// Starts a replica on `data_dir` and waits until `/readyz` answers.
     pub fn start(data_dir: &Path) -> Replica {
         Replica::start_with(data_dir, &[])
+    }
+
+    /// Starts a replica on the Kafka cluster at `brokers`.
+    pub fn start_on_kafka(data_dir: &Path, brokers: &str, extra: &[&str]) -> Replica {
+        let mut args = vec!["--brokers", brokers];
+        args.extend_from_slice(extra);
+        let mut replica = Replica::start_with(data_dir, &args);
+        replica.brokers = Some(brokers.to_owned());
+        replica
     }
 
     /// Starts a replica with extra `fnctl serve` arguments.
@@ -90,6 +104,7 @@ impl Replica {
         let replica = Replica {
             child: Some(child),
             admin: format!("http://127.0.0.1:{port}"),
+            brokers: None,
             log,
         };
         wait_for(Duration::from_secs(30), "the replica to be ready", || {
@@ -98,6 +113,24 @@ impl Replica {
                 .filter(|(status, _)| *status == 200)
         });
         replica
+    }
+
+    /// `fnctl args` aimed at this replica (and its Kafka cluster).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(fnctl_path());
+        command.args(args).env("FNCTL_ADMIN", &self.admin);
+        match &self.brokers {
+            Some(brokers) => command.env("FNCTL_BROKERS", brokers),
+            None => command.env_remove("FNCTL_BROKERS"),
+        };
+        command
+    }
+
+    /// The replica's id, as status shows it in partition owners.
+    pub fn id(&self) -> String {
+        let (_, body) = self.http_get("/v1/replica").expect("the replica answers");
+        let info: Value = serde_json::from_str(&body).expect("json");
+        info["id"].as_str().expect("an id").to_owned()
     }
 
     /// A GET of the admin API: (status, body), or `None` when it does not answer.
@@ -115,9 +148,7 @@ impl Replica {
 
     /// Runs `fnctl` against this replica.
     pub fn fnctl(&self, args: &[&str]) -> Output {
-        Command::new(fnctl_path())
-            .args(args)
-            .env("FNCTL_ADMIN", &self.admin)
+        self.command(args)
             .stdin(Stdio::null())
             .output()
             .expect("fnctl runs")
@@ -139,9 +170,8 @@ impl Replica {
     /// Runs `fnctl` with `input` on stdin, failing the test if it fails.
     pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
         use std::io::Write as _;
-        let mut child = Command::new(fnctl_path())
-            .args(args)
-            .env("FNCTL_ADMIN", &self.admin)
+        let mut child = self
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -172,7 +202,9 @@ impl Replica {
 
     /// Every record of `topic`, as printed by `fnctl consume --from-beginning`.
     pub fn consume(&self, topic: &str) -> Vec<Value> {
-        self.ok(&["consume", topic, "--from-beginning", "--timeout", "0.3"])
+        // A Kafka consumer needs a moment to find the partitions' leaders.
+        let idle = if self.brokers.is_some() { "3" } else { "0.3" };
+        self.ok(&["consume", topic, "--from-beginning", "--timeout", idle])
             .lines()
             .map(|l| serde_json::from_str(l).expect("consume prints JSON lines"))
             .collect()

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use rdkafka::Message;
@@ -28,29 +28,43 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 /// An announcement older than this is from a replica that is gone.
 pub const GONE_AFTER_MS: i64 = 10_000;
 
-/// Partitions each function runs on this replica, kept up to date by its sources.
+/// Partitions each function runs on this replica, kept up to date by its sources. A
+/// change is announced at once rather than at the next tick.
 #[derive(Default)]
-pub struct Assignments(Mutex<BTreeMap<String, BTreeSet<u32>>>);
+pub struct Assignments {
+    current: Mutex<BTreeMap<String, BTreeSet<u32>>>,
+    changed: Condvar,
+}
 
 impl Assignments {
     /// Records that `function` now runs `partitions` here.
     pub fn set(&self, function: &str, partitions: BTreeSet<u32>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(function.to_owned(), partitions);
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.get(function) != Some(&partitions) {
+            current.insert(function.to_owned(), partitions);
+            self.changed.notify_all();
+        }
     }
 
     /// Forgets `function`.
     pub fn remove(&self, function: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(function);
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.remove(function).is_some() {
+            self.changed.notify_all();
+        }
     }
 
     fn snapshot(&self) -> BTreeMap<String, BTreeSet<u32>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until the assignments change, or `timeout` passes.
+    fn wait(&self, timeout: Duration) {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.changed.wait_timeout(current, timeout);
     }
 }
 
@@ -116,22 +130,19 @@ impl Membership {
             std::thread::Builder::new()
                 .name("announce".into())
                 .spawn(move || {
-                    let mut last = Instant::now() - ANNOUNCE_EVERY;
                     while !stop.load(Ordering::Relaxed) {
-                        if last.elapsed() >= ANNOUNCE_EVERY {
-                            let announcement = Announcement {
-                                replica: id.clone(),
-                                admin: admin.clone(),
-                                assignments: assignments.snapshot(),
-                                at_ms: now_ms(),
-                            };
-                            if let Ok(value) = serde_json::to_vec(&announcement) {
-                                let _ = producer
-                                    .send(BaseRecord::to(REPLICAS_TOPIC).key(&id).payload(&value));
-                            }
-                            last = Instant::now();
+                        let announcement = Announcement {
+                            replica: id.clone(),
+                            admin: admin.clone(),
+                            assignments: assignments.snapshot(),
+                            at_ms: now_ms(),
+                        };
+                        if let Ok(value) = serde_json::to_vec(&announcement) {
+                            let _ = producer
+                                .send(BaseRecord::to(REPLICAS_TOPIC).key(&id).payload(&value));
                         }
-                        producer.poll(Duration::from_millis(100));
+                        producer.poll(Duration::ZERO);
+                        assignments.wait(ANNOUNCE_EVERY);
                     }
                     // Leaving: a tombstone tells the others at once.
                     let _ = producer.send(BaseRecord::<String, [u8]>::to(REPLICAS_TOPIC).key(&id));

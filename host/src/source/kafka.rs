@@ -30,12 +30,17 @@ use crate::state::{CommittedState, StateCache};
 /// Largest record functions may produce on Kafka, unless `message.max.bytes` says.
 const MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// Longest a partition waits for records of one co-partitioned input that the broker
+/// has but this replica has not fetched yet.
+const MAX_INPUT_IDLE: Duration = Duration::from_secs(2);
+
 /// Records buffered per input partition before fetching from Kafka pauses.
 const MAX_BUFFERED: usize = 20_000;
 
 /// Kafka transactions abort on their own after this long without a commit, so a replica
-/// that died mid-transaction holds its partitions' outputs back at most this long.
-const TRANSACTION_TIMEOUT_MS: &str = "10000";
+/// that died mid-transaction holds its partitions' outputs (and the group's offsets)
+/// back at most this long. A transaction only spans the sending of one commit's records.
+const TRANSACTION_TIMEOUT_MS: &str = "5000";
 
 /// The changelog topic of `function`'s state.
 pub fn changelog_topic(function: &str) -> String {
@@ -145,6 +150,8 @@ struct KafkaSource {
     buffers: BTreeMap<(String, u32), VecDeque<(u64, Record)>>,
     paused: BTreeSet<(String, u32)>,
     caches: BTreeMap<u32, StateCache>,
+    /// Since when a partition waits for one of its co-partitioned inputs.
+    waiting: BTreeMap<u32, Instant>,
 }
 
 impl KafkaSource {
@@ -212,6 +219,7 @@ impl KafkaSource {
             buffers: BTreeMap::new(),
             paused: BTreeSet::new(),
             caches: BTreeMap::new(),
+            waiting: BTreeMap::new(),
         })
     }
 
@@ -224,7 +232,7 @@ impl KafkaSource {
             };
             wait = Duration::ZERO;
             match result {
-                Ok(message) => buffer(&message, &self.assigned, &mut self.buffers),
+                Ok(message) => buffer(&message, &mut self.buffers),
                 Err(err) => tracing::warn!(function = %self.function, "consumer: {err}"),
             }
         }
@@ -301,6 +309,60 @@ impl KafkaSource {
         Ok(())
     }
 
+    /// Whether co-partitioned inputs can be merged in timestamp order: an input with
+    /// nothing buffered but records on the broker holds the partition back for a moment,
+    /// as Kafka Streams' `max.task.idle.ms` does, so a join does not run ahead of one side.
+    fn inputs_ready(&mut self, partition: u32, positions: &Positions) -> Result<bool> {
+        if self.inputs.len() < 2 {
+            return Ok(true);
+        }
+        for topic in &self.inputs {
+            let position = positions.get(topic).copied().unwrap_or(0);
+            let buffered = self
+                .buffers
+                .get(&(topic.clone(), partition))
+                .is_some_and(|b| b.back().is_some_and(|(o, _)| *o >= position));
+            if buffered {
+                continue;
+            }
+            let (_, high) = self.cluster.watermarks(topic, partition)?;
+            if high <= position {
+                continue;
+            }
+            let since = *self.waiting.entry(partition).or_insert_with(Instant::now);
+            if since.elapsed() < MAX_INPUT_IDLE {
+                return Ok(false);
+            }
+        }
+        self.waiting.remove(&partition);
+        Ok(true)
+    }
+
+    /// Moves positions past what the consumer skipped without handing it over
+    /// (transaction markers, aborted records) when everything fetched is handled, so a
+    /// drained partition shows no lag.
+    fn past_markers(&self, partition: u32, offsets: Vec<(String, u64)>) -> Vec<(String, u64)> {
+        let Ok(consumed) = self.consumer.position() else {
+            return offsets;
+        };
+        offsets
+            .into_iter()
+            .map(|(topic, next)| {
+                let drained = self
+                    .buffers
+                    .get(&(topic.clone(), partition))
+                    .is_none_or(|b| b.back().is_none_or(|(o, _)| *o < next));
+                let fetched = consumed
+                    .find_partition(&topic, partition as i32)
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|o| *o >= 0)
+                    .map_or(0, |o| o as u64);
+                let next = if drained { next.max(fetched) } else { next };
+                (topic, next)
+            })
+            .collect()
+    }
+
     /// Gives up `partition`: a checkpoint lets the next assignment here restore less.
     fn release(&mut self, partition: u32) {
         self.caches.remove(&partition);
@@ -351,7 +413,7 @@ impl KafkaSource {
             return Ok(());
         }
         tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
-        let reader: BaseConsumer = self
+        let reader: BaseConsumer<QuietEnd> = self
             .cluster
             .options
             .config(&[
@@ -359,8 +421,10 @@ impl KafkaSource {
                 ("group.id", &format!("{}-restore", self.function)),
                 ("isolation.level", "read_committed"),
                 ("enable.partition.eof", "true"),
+                // Reaching the end is the point: don't let the broker hold the last fetch.
+                ("fetch.wait.max.ms", "10"),
             ])
-            .create()
+            .create_with_context(QuietEnd)
             .context("configuring the changelog reader")?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(
@@ -379,20 +443,11 @@ impl KafkaSource {
             }
             match reader.poll(Duration::from_millis(500)) {
                 None => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
-                    let position = reader.position()?;
-                    let at = position
-                        .find_partition(&self.changelog, partition as i32)
-                        .and_then(|e| e.offset().to_raw())
-                        .unwrap_or(0);
-                    // The end of what is committed: a transaction still open (a replica
-                    // that died mid-commit) keeps the reader short of `high` until it aborts.
-                    if at as u64 >= high
-                        || self.cluster.watermarks(&self.changelog, partition)?.1 <= at as u64
-                    {
-                        break;
-                    }
-                }
+                // The end of what is committed. A transaction left open by a replica
+                // that died mid-commit lies beyond it and will be aborted: its writes
+                // never count, and the group refuses its offsets, so there is no need to
+                // wait for it.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
                 Some(Err(err)) => bail!("reading the changelog: {err}"),
                 Some(Ok(message)) => {
                     restored += 1;
@@ -404,7 +459,14 @@ impl KafkaSource {
             }
         }
         self.cache_local(partition, &mut pending, stream_time)?;
-        self.local.put_checkpoint(&self.function, partition, high)?;
+        let reached = reader
+            .position()?
+            .find_partition(&self.changelog, partition as i32)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|o| *o >= 0)
+            .map_or(from, |o| o as u64);
+        self.local
+            .put_checkpoint(&self.function, partition, reached)?;
         tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
         Ok(())
     }
@@ -517,22 +579,40 @@ impl KafkaSource {
     }
 }
 
-/// Keeps a fetched record of an assigned input partition until it is committed.
+/// Keeps a fetched record until it is committed. Records arrive only for assigned
+/// partitions, possibly before this source has taken the assignment in, so none is
+/// turned away here; revoked partitions' buffers are dropped with them.
 fn buffer(
     message: &BorrowedMessage<'_>,
-    assigned: &BTreeSet<(String, u32)>,
     buffers: &mut BTreeMap<(String, u32), VecDeque<(u64, Record)>>,
 ) {
     let key = (message.topic().to_owned(), message.partition() as u32);
-    if !assigned.contains(&key) {
-        return;
-    }
-    let record = record_of(message);
     buffers
         .entry(key)
         .or_default()
-        .push_back((message.offset() as u64, record));
+        .push_back((message.offset() as u64, record_of(message)));
 }
+
+/// The changelog reader's context: reaching the end of the partition is what it waits
+/// for, not an error worth logging.
+struct QuietEnd;
+
+impl ClientContext for QuietEnd {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let end = matches!(
+            error,
+            rdkafka::error::KafkaError::PartitionEOF(_)
+                | rdkafka::error::KafkaError::Global(
+                    rdkafka::types::RDKafkaErrorCode::PartitionEOF
+                )
+        );
+        if !end {
+            tracing::warn!("changelog reader: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for QuietEnd {}
 
 /// Applies one changelog record to pending local changes.
 fn apply_changelog(
@@ -587,6 +667,9 @@ impl Source for KafkaSource {
         positions: &Positions,
         max: usize,
     ) -> Result<Vec<InputEvent>> {
+        if !self.inputs_ready(partition, positions)? {
+            return Ok(Vec::new());
+        }
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for topic in &self.inputs {
             let from = positions.get(topic).copied().unwrap_or(0);
@@ -619,6 +702,10 @@ impl Source for KafkaSource {
                 commit.partition
             );
         }
+        let commit = Commit {
+            offsets: self.past_markers(commit.partition, commit.offsets),
+            ..commit
+        };
         if self.exactly_once {
             self.commit_transaction(&commit)?;
         } else {

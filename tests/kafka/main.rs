@@ -1,0 +1,9 @@
+//! End-to-end tests on a real Apache Kafka broker (a single-node KRaft broker each test
+//! starts with `scripts/kafka`): the real `fnctl` binary, real guests, real clients.
+
+mod broker;
+mod examples;
+mod failover;
+mod restart;
+#[path = "../e2e/support.rs"]
+mod support;

@@ -1,0 +1,62 @@
+//! A broker restart mid-stream loses nothing and repeats nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::broker::Broker;
+use crate::support::{Replica, guest, temp_dir, value, wait_for};
+
+#[test]
+fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
+    let dir = temp_dir();
+    let broker = Broker::start(&dir.path().join("kafka"));
+    let replica = Replica::start_on_kafka(&dir.path().join("replica"), &broker.address, &[]);
+    replica.ok(&["topics", "create", "events", "--partitions", "3"]);
+    let counter = guest("test-counter");
+    replica.ok(&[
+        "deploy",
+        counter.to_str().expect("utf-8"),
+        "--name",
+        "counter",
+        "--input",
+        "events",
+        "--output",
+        "out",
+        "--batch",
+        "20",
+    ]);
+    let lines = |range: std::ops::Range<usize>| -> Vec<String> {
+        range
+            .map(|i| serde_json::json!({ "k": format!("k{}", i % 10), "i": i }).to_string())
+            .collect()
+    };
+    let first = 20_000;
+    replica.produce("events", &lines(0..first), &["--key-field", "k"]);
+    wait_for(Duration::from_secs(60), "processing to start", || {
+        let (_, body) = replica.http_get("/v1/deployments/counter")?;
+        let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status["records_in"].as_u64()? > 1000).then_some(())
+    });
+    broker.restart();
+    let total = first + 10_000;
+    replica.produce("events", &lines(first..total), &["--key-field", "k"]);
+    replica.wait_drained("counter", Duration::from_secs(180));
+
+    let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for record in replica.consume("out") {
+        let (key, n) = value(&record).split_once(':').expect("key:count");
+        per_key
+            .entry(key.to_owned())
+            .or_default()
+            .push(n.parse().expect("count"));
+    }
+    assert_eq!(per_key.values().map(Vec::len).sum::<usize>(), total);
+    for (key, mut counts) in per_key {
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=(total / 10) as u64).collect::<Vec<_>>(),
+            "key {key}"
+        );
+    }
+}
