@@ -100,6 +100,7 @@ impl Engine {
     /// Streamfn world. The error says what is wrong in a user's terms.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent> {
         check_header(bytes)?;
+        check_imports(bytes)?;
         let sha256 = sha256_hex(bytes);
         let component = self.compile(bytes, &sha256)?;
         let pre = self
@@ -180,6 +181,43 @@ fn check_header(bytes: &[u8]) -> Result<()> {
         anyhow::bail!(
             "the file is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
         );
+    }
+    Ok(())
+}
+
+/// Interfaces the host gives components: WASI (sandboxed) and the Streamfn contract.
+const GIVEN: [&str; 7] = [
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:random/",
+    "wasi:sockets/",
+    "streamfn:function/",
+];
+
+/// Refuses, before the long compile, a component that imports what the host does not
+/// give, naming the import.
+fn check_imports(bytes: &[u8]) -> Result<()> {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.context("the file is not a valid WebAssembly component")?;
+        match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(imports) if depth == 0 => {
+                for import in imports {
+                    let name = import.context("reading the component's imports")?.name.name;
+                    if !GIVEN.iter().any(|given| name.starts_with(given)) {
+                        anyhow::bail!(
+                            "the component does not fit the Streamfn contract (world {WORLD}): it imports {name}, which the host does not give (functions get state, emit, log, config and timers, and sandboxed WASI; for componentize-js, build with disableFeatures: ['http', 'fetch-event'])"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -29,8 +29,9 @@ pub struct LogLine {
     pub message: String,
     /// Partition being handled.
     pub partition: u32,
-    /// First and last offsets of the call's events (equal for a single event).
-    pub offsets: (u64, u64),
+    /// First and last offsets of the call's events (equal for a single event); none for
+    /// a timer call.
+    pub offsets: Option<(u64, u64)>,
 }
 
 /// Where log lines of a function go.
@@ -55,7 +56,9 @@ pub struct InstanceConfig {
 struct Call {
     state: PartitionState,
     partition: u32,
-    offsets: (u64, u64),
+    offsets: Option<(u64, u64)>,
+    /// Stream time of the call, the timestamp of records emitted without one.
+    stream_time_ms: i64,
     max_outputs: u64,
     max_output_bytes: u64,
     outputs: u64,
@@ -65,6 +68,14 @@ struct Call {
 /// The state view handed back after a call, with the call's value and the fuel it burnt,
 /// or what made it fail.
 pub type CallResult<T> = (PartitionState, Result<(T, u64), CallFailure>);
+
+/// Where a call happens: what its imports need to know.
+struct CallSite {
+    partition: u32,
+    offsets: Option<(u64, u64)>,
+    stream_time_ms: i64,
+    events: usize,
+}
 
 /// Store data of an instance.
 pub struct InstanceState {
@@ -188,18 +199,17 @@ impl Instance {
         events: &[Event],
         deadline_ticks: u64,
     ) -> CallResult<Vec<Outcome>> {
-        let offsets = (
-            events.first().map_or(0, |e| e.offset),
-            events.last().map_or(0, |e| e.offset),
-        );
-        let partition = events.first().map_or(0, |e| e.partition);
-        self.begin(
-            state,
-            partition,
+        let offsets = events
+            .first()
+            .zip(events.last())
+            .map(|(a, b)| (a.offset, b.offset));
+        let site = CallSite {
+            partition: events.first().map_or(0, |e| e.partition),
             offsets,
-            events.len().max(1),
-            deadline_ticks,
-        );
+            stream_time_ms: events.last().map_or(0, |e| e.stream_time_ms),
+            events: events.len().max(1),
+        };
+        self.begin(state, site, deadline_ticks);
         let result = self
             .function
             .streamfn_function_handler()
@@ -207,15 +217,23 @@ impl Instance {
         self.finish(result)
     }
 
-    /// Calls the timer handler on `fired`, under the budget of one event per timer.
+    /// Calls the timer handler on `fired` at `stream_time_ms`, under the budget of one
+    /// event per timer.
     pub fn on_timers(
         &mut self,
         state: PartitionState,
         partition: u32,
+        stream_time_ms: i64,
         fired: &[FiredTimer],
         deadline_ticks: u64,
     ) -> CallResult<Result<(), String>> {
-        self.begin(state, partition, (0, 0), fired.len().max(1), deadline_ticks);
+        let site = CallSite {
+            partition,
+            offsets: None,
+            stream_time_ms,
+            events: fired.len().max(1),
+        };
+        self.begin(state, site, deadline_ticks);
         let result = self
             .function
             .streamfn_function_handler()
@@ -223,21 +241,15 @@ impl Instance {
         self.finish(result)
     }
 
-    fn begin(
-        &mut self,
-        state: PartitionState,
-        partition: u32,
-        offsets: (u64, u64),
-        events: usize,
-        deadline_ticks: u64,
-    ) {
+    fn begin(&mut self, state: PartitionState, site: CallSite, deadline_ticks: u64) {
         let limits = &self.store.data().shared.limits;
-        let n = events as u64;
+        let n = site.events as u64;
         let fuel = limits.fuel_per_event.saturating_mul(n);
         let call = Call {
             state,
-            partition,
-            offsets,
+            partition: site.partition,
+            offsets: site.offsets,
+            stream_time_ms: site.stream_time_ms,
             max_outputs: u64::from(limits.max_outputs_per_event).saturating_mul(n),
             max_output_bytes: limits.max_output_bytes_per_event.saturating_mul(n),
             outputs: 0,
@@ -338,8 +350,9 @@ impl emit::Host for InstanceState {
             ))));
         }
         let max_record_bytes = self.shared.max_record_bytes;
+        let stream_time_ms = self.call().stream_time_ms;
         let record = Record {
-            timestamp_ms: output.timestamp_ms.unwrap_or(0),
+            timestamp_ms: output.timestamp_ms.unwrap_or(stream_time_ms),
             key: output.key,
             value: output.value,
             headers: output
@@ -423,8 +436,8 @@ impl timers::Host for InstanceState {
     }
 }
 
-/// A clock that reads zero, always: guests get time only from events and stream time,
-/// so that a replay sees the same times.
+/// A clock that stands still (the wall clock at the epoch): guests get time only from
+/// events and stream time, so that a replay sees the same times.
 struct StillClock;
 
 impl wasmtime_wasi::HostWallClock for StillClock {
@@ -442,8 +455,9 @@ impl wasmtime_wasi::HostMonotonicClock for StillClock {
         1_000_000
     }
 
+    // Not zero: Go's runtime refuses to start on a monotonic clock that reads 0.
     fn now(&self) -> u64 {
-        0
+        1
     }
 }
 
