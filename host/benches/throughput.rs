@@ -185,7 +185,7 @@ fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
         max_record_bytes: 1 << 20,
         log: Arc::new(|_| {}),
     };
-    let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1);
+    let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1, Default::default());
     let events = workload.events();
     let batches: Vec<Vec<InputEvent>> = events.chunks(500).map(<[InputEvent]>::to_vec).collect();
     let committed = Shared::default();

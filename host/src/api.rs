@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::embedded::TopicError;
+use crate::logbook::LogEntry;
 use crate::registry::{DeploySpec, Deployment};
 use crate::replica::{FunctionStatus, Replica, now_ms};
 use crate::wire::{
@@ -80,6 +81,7 @@ pub fn router(replica: Arc<Replica>, token: Option<String>) -> Router {
         .route("/artifacts/{sha256}", put(upload))
         .route("/deployments", get(list_deployments).post(deploy))
         .route("/deployments/{name}", get(status).delete(undeploy))
+        .route("/deployments/{name}/logs", get(logs))
         .route("/replica", get(replica_info))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
@@ -141,14 +143,45 @@ async fn ready(State(api): State<Api>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    (
+async fn metrics(State(api): State<Api>) -> ApiResult<impl IntoResponse> {
+    let text = blocking(move || {
+        api.replica.refresh_gauges();
+        Ok(api.replica.metrics.encode())
+    })
+    .await?;
+    Ok((
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        api.replica.metrics.encode(),
-    )
+        text,
+    ))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_max")]
+    max: usize,
+}
+
+async fn logs(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> ApiResult<Json<Vec<LogEntry>>> {
+    if api.replica.registry.history(&name).is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no function named {name:?} was ever deployed"),
+        ));
+    }
+    Ok(Json(api.replica.logs.after(
+        &name,
+        query.after,
+        query.max.clamp(1, 10_000),
+    )))
 }
 
 /// The embedded log, or an error saying where the topics are instead.

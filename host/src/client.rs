@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use ureq::Agent;
 use ureq::http::Response;
 
+use crate::logbook::LogEntry;
 use crate::registry::{DeploySpec, Deployment};
 use crate::replica::FunctionStatus;
 use crate::wire::{
@@ -138,6 +139,13 @@ impl Client {
     /// The status of a function.
     pub fn status(&self, name: &str) -> Result<FunctionStatus> {
         self.get(&format!("/v1/deployments/{name}"))
+    }
+
+    /// Up to `max` guest log lines of `name` after sequence number `after`.
+    pub fn logs(&self, name: &str, after: u64, max: usize) -> Result<Vec<LogEntry>> {
+        self.get(&format!(
+            "/v1/deployments/{name}/logs?after={after}&max={max}"
+        ))
     }
 
     /// Stops a function.

@@ -13,6 +13,7 @@ use crate::failure::{Failure, FailureKind, HostError};
 use crate::instance::{CallFailure, Instance, InstanceConfig};
 use crate::record::Record;
 use crate::state::PartitionState;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// A record read from an input topic.
 #[derive(Debug, Clone)]
@@ -139,6 +140,7 @@ pub struct Dispatcher {
     deadline_ticks: u64,
     seed: u64,
     instance: Option<Instance>,
+    instances: Gauge,
 }
 
 enum Flow {
@@ -152,12 +154,13 @@ const TIMER_ROUNDS: usize = 64;
 
 impl Dispatcher {
     /// A dispatcher for `component` with the deployment's `config`. `seed` feeds the
-    /// guest's random numbers.
+    /// guest's random numbers; `instances` counts its live instance.
     pub fn new(
         engine: std::sync::Arc<Engine>,
         component: LoadedComponent,
         config: InstanceConfig,
         seed: u64,
+        instances: Gauge,
     ) -> Self {
         let timeout = std::time::Duration::from_millis(config.limits.timeout_ms);
         Dispatcher {
@@ -167,6 +170,7 @@ impl Dispatcher {
             deadline_ticks: Engine::deadline_ticks(timeout),
             seed,
             instance: None,
+            instances,
         }
     }
 
@@ -188,8 +192,22 @@ impl Dispatcher {
                 self.engine
                     .instantiate(&self.component, self.config.clone(), self.seed)?;
             self.instance = Some(instance);
+            self.instances.inc();
         }
         self.instance.as_mut().ok_or_else(|| anyhow!("no instance"))
+    }
+
+    /// Drops the instance after a failure; the next call makes a fresh one.
+    fn discard(&mut self) {
+        if self.instance.take().is_some() {
+            self.instances.dec();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
@@ -417,7 +435,7 @@ impl<'a> Run<'a> {
             Ok((outcomes, fuel)) => {
                 self.out.stats.fuel += fuel;
                 if outcomes.len() != hi - lo {
-                    self.dispatcher.instance = None;
+                    self.dispatcher.discard();
                     return Ok(Err(Failure::new(
                         FailureKind::Trap,
                         format!(
@@ -430,7 +448,7 @@ impl<'a> Run<'a> {
                 Ok(Ok(outcomes))
             }
             Err(failure) => {
-                self.dispatcher.instance = None;
+                self.dispatcher.discard();
                 Ok(Err(classify(failure, &self.dispatcher.config)?))
             }
         }
@@ -452,12 +470,12 @@ impl<'a> Run<'a> {
                 .into_iter()
                 .map(|(at_ms, key)| FiredTimer { key, at_ms })
                 .collect();
-            self.timers(&fired)?;
+            self.timers(&fired, stream_time)?;
         }
         Ok(())
     }
 
-    fn timers(&mut self, fired: &[FiredTimer]) -> Result<()> {
+    fn timers(&mut self, fired: &[FiredTimer], stream_time: i64) -> Result<()> {
         let deadline = self.dispatcher.deadline_ticks;
         let partition = self.partition;
         let state = self
@@ -471,7 +489,7 @@ impl<'a> Run<'a> {
                 return Err(err);
             }
         };
-        let (state, result) = instance.on_timers(state, partition, fired, deadline);
+        let (state, result) = instance.on_timers(state, partition, stream_time, fired, deadline);
         self.state = Some(state);
         self.out.stats.calls += 1;
         let failure = match result {
@@ -486,14 +504,14 @@ impl<'a> Run<'a> {
                 Failure::new(FailureKind::Rejected, reason)
             }
             Err(failure) => {
-                self.dispatcher.instance = None;
+                self.dispatcher.discard();
                 classify(failure, &self.dispatcher.config)?
             }
         };
         self.state().discard_current();
         if fired.len() > 1 {
             for timer in fired {
-                self.timers(std::slice::from_ref(timer))?;
+                self.timers(std::slice::from_ref(timer), stream_time)?;
             }
             return Ok(());
         }
@@ -573,6 +591,18 @@ fn with_stderr(reason: String, stderr: &str) -> String {
     if printed.is_empty() {
         return reason;
     }
-    let tail = printed[printed.len().saturating_sub(3)..].join(" ");
+    // Enough lines for a panic message, or an exception's message above its stack.
+    let mut tail = printed[printed.len().saturating_sub(8)..].join(" | ");
+    if tail.len() > MAX_STDERR_IN_REASON {
+        let cut = (0..=MAX_STDERR_IN_REASON)
+            .rev()
+            .find(|i| tail.is_char_boundary(*i))
+            .unwrap_or(0);
+        tail.truncate(cut);
+        tail.push('…');
+    }
     format!("{reason}; guest stderr: {tail}")
 }
+
+/// Most of the guest's stderr a dead letter's reason carries.
+const MAX_STDERR_IN_REASON: usize = 1000;

@@ -19,6 +19,7 @@ pub mod failure;
 pub mod instance;
 pub mod kafka;
 pub mod limits;
+pub mod logbook;
 pub mod metrics;
 pub mod partitioner;
 pub mod record;

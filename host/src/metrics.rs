@@ -1,11 +1,13 @@
 //! The replica's metrics, in Prometheus text format on `/metrics`: per function and
-//! version, what went in, what came out, what failed and what it cost.
+//! version, what went in, what came out, what failed and what it cost; per function and
+//! partition, lag and committed offsets; per replica, what it runs and restores.
 
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +34,24 @@ pub struct FailureLabels {
     pub kind: String,
 }
 
+/// Labels of metrics of a function as a whole on this replica.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NameLabels {
+    /// Function name.
+    pub function: String,
+}
+
+/// Labels of per-partition metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    /// Function name.
+    pub function: String,
+    /// Input topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: String,
+}
+
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric of a replica.
@@ -49,8 +69,24 @@ pub struct Metrics {
     pub dead_letters: Family<FunctionLabels, Counter>,
     /// Fuel burnt per event, per batch.
     pub fuel_per_event: HistogramFamily,
-    /// Seconds from fetch to commit, per batch.
+    /// Fuel burnt in all.
+    pub fuel: Family<FunctionLabels, Counter>,
+    /// Seconds from fetch to commit, per run of batches.
     pub batch_seconds: HistogramFamily,
+    /// Live function instances.
+    pub instances: Family<FunctionLabels, Gauge>,
+    /// Partitions this replica runs.
+    pub assigned_partitions: Family<NameLabels, Gauge>,
+    /// State entries of the partitions this replica runs.
+    pub state_entries: Family<NameLabels, Gauge>,
+    /// Partition state restores from a changelog.
+    pub restores: Family<NameLabels, Counter>,
+    /// Changelog records read by restores.
+    pub restored_records: Family<NameLabels, Counter>,
+    /// Records not yet handled, per input partition this replica runs.
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// Next offset to handle, per input partition this replica runs.
+    pub committed_offset: Family<PartitionLabels, Gauge>,
 }
 
 fn fuel_histogram() -> Histogram {
@@ -71,7 +107,15 @@ impl Metrics {
         let failures = Family::default();
         let dead_letters = Family::default();
         let fuel_per_event: HistogramFamily = Family::new_with_constructor(fuel_histogram);
+        let fuel = Family::default();
         let batch_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let instances = Family::default();
+        let assigned_partitions = Family::default();
+        let state_entries = Family::default();
+        let restores = Family::default();
+        let restored_records = Family::default();
+        let consumer_lag = Family::default();
+        let committed_offset = Family::default();
         registry.register(
             "invocations",
             "Calls into function instances",
@@ -102,11 +146,47 @@ impl Metrics {
             "Fuel burnt per event, per batch",
             fuel_per_event.clone(),
         );
+        registry.register(
+            "fuel_consumed",
+            "Fuel burnt by function instances",
+            fuel.clone(),
+        );
         registry.register_with_unit(
             "batch_duration",
-            "Time from fetching a batch to committing it",
+            "Time from fetching a run of batches to committing it",
             prometheus_client::registry::Unit::Seconds,
             batch_seconds.clone(),
+        );
+        registry.register("instances", "Live function instances", instances.clone());
+        registry.register(
+            "assigned_partitions",
+            "Partitions this replica runs",
+            assigned_partitions.clone(),
+        );
+        registry.register(
+            "state_entries",
+            "State entries of the partitions this replica runs",
+            state_entries.clone(),
+        );
+        registry.register(
+            "state_restores",
+            "Partition state restores from a changelog",
+            restores.clone(),
+        );
+        registry.register(
+            "state_restored_records",
+            "Changelog records read by restores",
+            restored_records.clone(),
+        );
+        registry.register(
+            "consumer_lag_records",
+            "Records not yet handled, per input partition",
+            consumer_lag.clone(),
+        );
+        registry.register(
+            "committed_offset",
+            "Next offset to handle, per input partition",
+            committed_offset.clone(),
         );
         Arc::new(Metrics {
             registry,
@@ -116,7 +196,15 @@ impl Metrics {
             failures,
             dead_letters,
             fuel_per_event,
+            fuel,
             batch_seconds,
+            instances,
+            assigned_partitions,
+            state_entries,
+            restores,
+            restored_records,
+            consumer_lag,
+            committed_offset,
         })
     }
 
@@ -151,6 +239,7 @@ impl Metrics {
             dead += n;
         }
         self.dead_letters.get_or_create(&labels).inc_by(dead);
+        self.fuel.get_or_create(&labels).inc_by(stats.fuel);
         if events > 0 {
             self.fuel_per_event
                 .get_or_create(&labels)

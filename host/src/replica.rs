@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ use crate::failure::FailureKind;
 use crate::kafka::membership::Membership;
 use crate::kafka::registry::KafkaRegistryStore;
 use crate::kafka::{KafkaCluster, KafkaOptions};
-use crate::metrics::Metrics;
+use crate::logbook::LogBook;
+use crate::metrics::{Metrics, NameLabels, PartitionLabels};
 use crate::registry::{DeploySpec, Deployment, Registry, RegistryStore, StartFrom, validate_name};
 use crate::runner::{RunnerContext, RunnerHandle};
 use crate::source::embedded::EmbeddedBackend;
@@ -55,8 +56,13 @@ pub struct Replica {
     pub registry: Arc<Registry>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Guest log lines.
+    pub logs: Arc<LogBook>,
+    rates: Rates,
     runners: Mutex<BTreeMap<String, RunnerHandle>>,
     ready: AtomicBool,
+    /// Partitions whose state is being restored.
+    restoring: Arc<AtomicUsize>,
 }
 
 /// A partition of a function as `status` shows it.
@@ -91,6 +97,10 @@ pub struct FunctionStatus {
     pub records_out: u64,
     /// Records dead-lettered.
     pub dead_letters: u64,
+    /// Records handled per second over the last minute, on this replica.
+    pub rate: f64,
+    /// Average fuel burnt per record.
+    pub fuel_per_event: f64,
     /// Failures by kind.
     pub failures: BTreeMap<FailureKind, u64>,
     /// State entries held.
@@ -116,6 +126,8 @@ impl Replica {
             .context("opening the compiled-component cache")?;
         let id = replica_id(&dir)?;
         let engine = Engine::new(Some(cache))?;
+        let metrics = Metrics::new();
+        let restoring = Arc::new(AtomicUsize::new(0));
         let (log, backend, kafka, store): (_, Arc<dyn Backend>, _, Arc<dyn RegistryStore>) =
             match mode {
                 Mode::Embedded(config) => {
@@ -137,6 +149,8 @@ impl Replica {
                         log.clone(),
                         id.clone(),
                         membership.assignments.clone(),
+                        metrics.clone(),
+                        restoring.clone(),
                     );
                     let parts = KafkaParts {
                         cluster,
@@ -157,9 +171,12 @@ impl Replica {
             kafka,
             engine,
             registry,
-            metrics: Metrics::new(),
+            metrics,
+            logs: Arc::new(LogBook::default()),
+            rates: Rates::default(),
             runners: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
+            restoring,
         });
         replica.reconcile()?;
         replica.ready.store(true, Ordering::Release);
@@ -184,9 +201,10 @@ impl Replica {
         Ok(())
     }
 
-    /// Whether every deployed function has its runner.
+    /// Whether every deployed function has its runner and no partition's state is
+    /// being restored.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.restoring.load(Ordering::Acquire) == 0
     }
 
     fn context(&self) -> RunnerContext {
@@ -195,6 +213,7 @@ impl Replica {
             engine: self.engine.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
+            logs: self.logs.clone(),
         }
     }
 
@@ -343,10 +362,18 @@ impl Replica {
         for partition in owned {
             state_entries += self.log.state_len(name, partition)?;
         }
+        let records_in = Metrics::total(&self.metrics.records_in, name, versions.clone());
+        let fuel = Metrics::total(&self.metrics.fuel, name, versions.clone());
         Ok(FunctionStatus {
             lag: partitions.iter().map(|p| p.lag).sum(),
             partitions,
-            records_in: Metrics::total(&self.metrics.records_in, name, versions.clone()),
+            rate: self.rates.rate(name),
+            fuel_per_event: if records_in == 0 {
+                0.0
+            } else {
+                fuel as f64 / records_in as f64
+            },
+            records_in,
             records_out: Metrics::total(&self.metrics.records_out, name, versions.clone()),
             dead_letters: Metrics::total(&self.metrics.dead_letters, name, versions.clone()),
             failures: self
@@ -386,6 +413,54 @@ impl Replica {
         Ok(partitions)
     }
 
+    /// Sets the gauges that are read off the log rather than counted: lag, committed
+    /// offsets, assigned partitions and state entries of what this replica runs.
+    pub fn refresh_gauges(&self) {
+        let metrics = &self.metrics;
+        metrics.consumer_lag.clear();
+        metrics.committed_offset.clear();
+        metrics.assigned_partitions.clear();
+        metrics.state_entries.clear();
+        for deployment in self.registry.active() {
+            let name = &deployment.spec.name;
+            let status = match self.status(name) {
+                Ok(status) => status,
+                Err(err) => {
+                    tracing::debug!(function = %name, "no status for metrics: {err:#}");
+                    continue;
+                }
+            };
+            let mut owned = std::collections::BTreeSet::new();
+            for p in status.partitions.iter().filter(|p| p.owner == self.id) {
+                let labels = PartitionLabels {
+                    function: name.clone(),
+                    topic: p.topic.clone(),
+                    partition: p.partition.to_string(),
+                };
+                metrics
+                    .consumer_lag
+                    .get_or_create(&labels)
+                    .set(p.lag as i64);
+                metrics
+                    .committed_offset
+                    .get_or_create(&labels)
+                    .set(p.committed as i64);
+                owned.insert(p.partition);
+            }
+            let labels = NameLabels {
+                function: name.clone(),
+            };
+            metrics
+                .assigned_partitions
+                .get_or_create(&labels)
+                .set(owned.len() as i64);
+            metrics
+                .state_entries
+                .get_or_create(&labels)
+                .set(status.state_entries as i64);
+        }
+    }
+
     /// The Kafka cluster, when the replica runs on one.
     pub fn kafka(&self) -> Option<&Arc<KafkaCluster>> {
         self.kafka.as_ref().map(|k| &k.cluster)
@@ -418,18 +493,67 @@ impl Replica {
     }
 }
 
-/// Keeps runners in line with the registry while the replica lives.
+/// Keeps runners in line with the registry while the replica lives, and samples what
+/// functions handle for their rates.
 fn reconcile_loop(replica: Weak<Replica>) {
     loop {
         std::thread::sleep(RECONCILE_EVERY);
         let Some(replica) = replica.upgrade() else {
             return;
         };
-        if !replica.is_ready() {
+        if !replica.ready.load(Ordering::Acquire) {
             return;
         }
         if let Err(err) = replica.reconcile() {
             tracing::warn!("cannot start a runner: {err:#}");
+        }
+        for deployment in replica.registry.active() {
+            let name = &deployment.spec.name;
+            let versions = replica
+                .registry
+                .history(name)
+                .map(|h| h.versions.iter().map(|d| d.version).collect::<Vec<_>>())
+                .unwrap_or_default();
+            replica.rates.sample(
+                name,
+                Metrics::total(&replica.metrics.records_in, name, versions),
+            );
+        }
+    }
+}
+
+/// Samples of each function's records-in counter, for its rate over the last minute.
+#[derive(Default)]
+struct Rates(Mutex<BTreeMap<String, std::collections::VecDeque<(std::time::Instant, u64)>>>);
+
+/// How far back a rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Rates {
+    fn sample(&self, function: &str, total: u64) {
+        let now = std::time::Instant::now();
+        let mut samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = samples.entry(function.to_owned()).or_default();
+        kept.push_back((now, total));
+        while kept
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            kept.pop_front();
+        }
+    }
+
+    /// Records per second between the oldest and newest sample.
+    fn rate(&self, function: &str) -> f64 {
+        let samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(kept) = samples.get(function) else {
+            return 0.0;
+        };
+        match (kept.front(), kept.back()) {
+            (Some((t0, v0)), Some((t1, v1))) if t1 > t0 => {
+                v1.saturating_sub(*v0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
         }
     }
 }

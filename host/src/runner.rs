@@ -17,6 +17,7 @@ use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, Origin};
 use crate::effects::Output;
 use crate::engine::Engine;
 use crate::instance::{InstanceConfig, LogLine, LogSink};
+use crate::logbook::LogBook;
 use crate::metrics::Metrics;
 use crate::registry::{Deployment, Registry};
 use crate::source::{Backend, Commit, Source};
@@ -33,6 +34,8 @@ pub struct RunnerContext {
     pub registry: Arc<Registry>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Guest log lines.
+    pub logs: Arc<LogBook>,
 }
 
 /// A running function's thread.
@@ -175,15 +178,29 @@ impl Runner {
             outputs: Arc::new(outputs),
             limits: spec.limits.clone(),
             max_record_bytes: self.context.backend.max_record_bytes(),
-            log: guest_log_sink(spec.name.clone(), deployment.version),
+            log: guest_log_sink(
+                spec.name.clone(),
+                deployment.version,
+                self.context.logs.clone(),
+            ),
         };
         let mut hasher = std::hash::DefaultHasher::new();
         spec.name.hash(&mut hasher);
+        let instances = self
+            .context
+            .metrics
+            .instances
+            .get_or_create(&crate::metrics::FunctionLabels {
+                function: spec.name.clone(),
+                version: deployment.version.to_string(),
+            })
+            .clone();
         let dispatcher = Dispatcher::new(
             self.context.engine.clone(),
             component,
             config,
             hasher.finish(),
+            instances,
         );
         Ok(Active {
             deployment,
@@ -364,28 +381,24 @@ fn dead_letter(deployment: &Deployment, dlq: &str, partition: u32, dead: &DeadLe
     }
 }
 
-fn guest_log_sink(function: String, version: u32) -> LogSink {
+fn guest_log_sink(function: String, version: u32, book: Arc<LogBook>) -> LogSink {
     Arc::new(move |line: LogLine| {
-        let LogLine {
-            level,
-            message,
-            partition,
-            offsets,
-        } = line;
-        let (first, last) = offsets;
-        match level {
+        let (partition, offsets) = (line.partition, line.offsets);
+        let message = &line.message;
+        match line.level {
             Level::Debug => {
-                tracing::debug!(target: "guest", %function, version, partition, first, last, "{message}")
+                tracing::debug!(target: "guest", %function, version, partition, ?offsets, "{message}")
             }
             Level::Info => {
-                tracing::info!(target: "guest", %function, version, partition, first, last, "{message}")
+                tracing::info!(target: "guest", %function, version, partition, ?offsets, "{message}")
             }
             Level::Warn => {
-                tracing::warn!(target: "guest", %function, version, partition, first, last, "{message}")
+                tracing::warn!(target: "guest", %function, version, partition, ?offsets, "{message}")
             }
             Level::Error => {
-                tracing::error!(target: "guest", %function, version, partition, first, last, "{message}")
+                tracing::error!(target: "guest", %function, version, partition, ?offsets, "{message}")
             }
         }
+        book.push(&function, version, line);
     })
 }

@@ -5,6 +5,8 @@ mod crash;
 mod deploy;
 mod examples;
 mod failures;
+mod logs;
+mod metrics;
 mod redeploy;
 mod sandbox;
 mod support;

@@ -13,10 +13,13 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
     let value = event.value_str().unwrap_or_default();
     ctx.emit(&to, event.key.as_deref(), format!("{value}#{}", count + 1));
     match event.value_str() {
-        Some("reject") => Err(Failure::reject(format!(
-            "offset {} is not acceptable",
-            event.offset
-        ))),
+        Some("reject") => {
+            ctx.warn(format!("rejecting offset {}", event.offset));
+            Err(Failure::reject(format!(
+                "offset {} is not acceptable",
+                event.offset
+            )))
+        }
         Some("retry") => Err(Failure::retry("downstream not ready")),
         _ => Ok(()),
     }

@@ -93,9 +93,14 @@ impl Deploy {
         limits.validate()?;
         let client = globals.client();
         let sha256 = sha256_hex(&bytes);
-        client
-            .upload(&sha256, &bytes)
-            .with_context(|| format!("{} was not accepted", self.file.display()))?;
+        let progress = super::progress::spinner(format!(
+            "uploading {} ({:.1} MB) for checking and compiling",
+            self.file.display(),
+            bytes.len() as f64 / 1e6
+        ));
+        let uploaded = client.upload(&sha256, &bytes);
+        progress.finish_and_clear();
+        uploaded.with_context(|| format!("{} was not accepted", self.file.display()))?;
         let spec = DeploySpec {
             name: self.name,
             component: sha256,

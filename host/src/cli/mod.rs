@@ -4,8 +4,10 @@
 mod consume;
 mod deploy;
 mod list;
+mod logs;
 mod output;
 mod produce;
+mod progress;
 mod serve;
 mod status;
 mod topics;
@@ -66,6 +68,8 @@ pub enum Command {
     Status(status::Status),
     /// Stop a function (its offsets and state are kept).
     Undeploy(undeploy::Undeploy),
+    /// Show (and follow) a function's log lines.
+    Logs(logs::Logs),
     /// Write records to a topic, one per input line.
     Produce(produce::Produce),
     /// Print records of a topic, one JSON object per line.
@@ -115,6 +119,7 @@ impl Cli {
             Command::List(cmd) => cmd.run(&globals),
             Command::Status(cmd) => cmd.run(&globals),
             Command::Undeploy(cmd) => cmd.run(&globals),
+            Command::Logs(cmd) => cmd.run(&globals),
             Command::Produce(cmd) => cmd.run(&globals),
             Command::Consume(cmd) => cmd.run(&globals),
         }

@@ -56,10 +56,19 @@ struct Summary<'a> {
 impl Produce {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
+        let progress = match &self.file {
+            Some(path) => {
+                let len = std::fs::metadata(path).map_or(0, |m| m.len());
+                super::progress::bytes(len, format!("producing to {}", self.topic))
+            }
+            None => indicatif::ProgressBar::hidden(),
+        };
         let input: Box<dyn BufRead> = match &self.file {
             Some(path) => Box::new(std::io::BufReader::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
+                progress.wrap_read(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                ),
             )),
             None => Box::new(std::io::stdin().lock()),
         };
@@ -80,6 +89,7 @@ impl Produce {
             }
         }
         produced += self.send(&sink, &mut pending)?;
+        progress.finish_and_clear();
         let summary = Summary {
             topic: &self.topic,
             produced,

@@ -64,12 +64,14 @@ fn print_status(status: &FunctionStatus) {
             .join(", ")
     };
     println!(
-        "  records in {}  out {}  dead letters {}  state entries {}  lag {}",
+        "  lag {}  rate {:.0}/s  records in {}  out {}  dead letters {}  fuel/event {:.0}  state entries {}",
+        status.lag,
+        status.rate,
         status.records_in,
         status.records_out,
         status.dead_letters,
-        status.state_entries,
-        status.lag
+        status.fuel_per_event,
+        status.state_entries
     );
     println!("  failures: {failures}");
     let rows: Vec<Vec<String>> = status

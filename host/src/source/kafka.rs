@@ -6,6 +6,7 @@
 //! records and then commits the offsets instead.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::effects::Effects;
 use crate::embedded::EmbeddedLog;
 use crate::kafka::membership::Assignments;
 use crate::kafka::{KafkaCluster, REQUEST_TIMEOUT, record_of, send_record};
+use crate::metrics::{Metrics, NameLabels};
 use crate::partitioner::partition_for;
 use crate::record::Record;
 use crate::registry::{Deployment, StartFrom};
@@ -58,21 +60,29 @@ pub struct KafkaBackend {
     local: Arc<EmbeddedLog>,
     replica: String,
     assignments: Arc<Assignments>,
+    metrics: Arc<Metrics>,
+    restoring: Arc<AtomicUsize>,
 }
 
 impl KafkaBackend {
-    /// A backend for replica `replica`, keeping local copies of state in `local`.
+    /// A backend for replica `replica`, keeping local copies of state in `local`,
+    /// announcing assignments in `assignments`, and counting partitions being restored
+    /// in `restoring`.
     pub fn new(
         cluster: Arc<KafkaCluster>,
         local: Arc<EmbeddedLog>,
         replica: String,
         assignments: Arc<Assignments>,
+        metrics: Arc<Metrics>,
+        restoring: Arc<AtomicUsize>,
     ) -> Self {
         KafkaBackend {
             cluster,
             local,
             replica,
             assignments,
+            metrics,
+            restoring,
         }
     }
 }
@@ -138,6 +148,8 @@ struct KafkaSource {
     exactly_once: bool,
     consumer: BaseConsumer<Rebalances>,
     changes: Arc<Mutex<Vec<Change>>>,
+    metrics: Arc<Metrics>,
+    restoring: Arc<AtomicUsize>,
     producer: BaseProducer,
     assignments: Arc<Assignments>,
     /// Input topic partitions the group gave this replica.
@@ -211,6 +223,8 @@ impl KafkaSource {
             exactly_once,
             consumer,
             changes,
+            metrics: backend.metrics.clone(),
+            restoring: backend.restoring.clone(),
             producer,
             assignments: backend.assignments.clone(),
             assigned: BTreeSet::new(),
@@ -412,6 +426,25 @@ impl KafkaSource {
         if from >= high {
             return Ok(());
         }
+        self.restoring.fetch_add(1, Ordering::SeqCst);
+        let result = self.read_changelog(partition, from, high);
+        self.restoring.fetch_sub(1, Ordering::SeqCst);
+        let restored = result?;
+        let labels = NameLabels {
+            function: self.function.clone(),
+        };
+        self.metrics.restores.get_or_create(&labels).inc();
+        self.metrics
+            .restored_records
+            .get_or_create(&labels)
+            .inc_by(restored);
+        tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
+        Ok(())
+    }
+
+    /// Reads `partition`'s changelog from `from` into the local store; returns how many
+    /// records it read.
+    fn read_changelog(&self, partition: u32, from: u64, high: u64) -> Result<u64> {
         tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
         let reader: BaseConsumer<QuietEnd> = self
             .cluster
@@ -467,8 +500,7 @@ impl KafkaSource {
             .map_or(from, |o| o as u64);
         self.local
             .put_checkpoint(&self.function, partition, reached)?;
-        tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
-        Ok(())
+        Ok(restored)
     }
 
     /// Writes restored or committed changes into the local copy of the state.
