@@ -4,7 +4,9 @@
 //!
 //! Run with `cargo bench -p streamfn-host --bench kafka` after `scripts/build`. It starts
 //! its own broker with `scripts/kafka` unless `STREAMFN_BENCH_BROKERS` names one.
-//! `STREAMFN_BENCH_EVENTS` sets the events of the throughput runs (default 100000).
+//! `STREAMFN_BENCH_EVENTS` sets the events of the throughput runs (default 100000);
+//! `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`) passes librdkafka properties to every
+//! client of the run.
 //!
 //! Throughput: the input is loaded first, then the clock runs from the start of
 //! consuming until every input offset is committed. Latency: records are produced at a
@@ -88,9 +90,19 @@ impl Drop for Broker {
 }
 
 fn options(brokers: &str, exactly_once: bool) -> KafkaOptions {
+    // librdkafka properties for every client of the run, e.g. `fetch.wait.max.ms=5`.
+    let properties = std::env::var("STREAMFN_BENCH_KAFKA_OPTIONS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     KafkaOptions {
         brokers: brokers.to_owned(),
-        properties: Vec::new(),
+        properties,
         exactly_once,
     }
 }

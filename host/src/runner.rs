@@ -267,7 +267,6 @@ impl Runner {
         let mut processed = 0;
         let mut retry = None;
         loop {
-            let fetched = events.len();
             let consumed: Vec<(String, u64)> =
                 events.iter().map(|e| (e.topic.clone(), e.offset)).collect();
             let batch = Batch {
@@ -290,7 +289,7 @@ impl Runner {
                 retry = report.retry;
                 break;
             }
-            if fetched < max || processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
+            if processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
                 break;
             }
             events = active.source.fetch(partition, &positions, max)?;

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::BaseProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{KafkaCluster, KafkaOptions, REQUEST_TIMEOUT, record_of, send_record};
+use super::{KafkaCluster, KafkaOptions, REQUEST_TIMEOUT, flush, record_of, send_record};
 use crate::record::Record;
 use crate::replica::now_ms;
 use crate::wire::{ConsumedRecord, CreateTopic, ProduceRecord, TopicInfo};
@@ -84,9 +84,7 @@ pub fn produce(producer: &BaseProducer, topic: &str, records: Vec<ProduceRecord>
             .map_err(|e| anyhow!("record {i}: {e}"))?;
         send_record(producer, topic, partition, &record)?;
     }
-    producer
-        .flush(REQUEST_TIMEOUT * 4)
-        .map_err(|e| anyhow!("producing to {topic}: {e}"))?;
+    flush(producer, REQUEST_TIMEOUT * 4).with_context(|| format!("producing to {topic}"))?;
     Ok(count)
 }
 

@@ -17,7 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientConfig, Message};
 
@@ -123,6 +123,22 @@ pub fn send_record(
             Err((err, _)) => bail!("producing to {topic}: {err}"),
         }
     }
+}
+
+/// Waits until everything `producer` sent is acknowledged. rdkafka's own `flush` sleeps
+/// up to 100 ms between checks, which would be most of a commit's time.
+pub fn flush(producer: &BaseProducer, timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{} records were not acknowledged within {timeout:?}",
+                producer.in_flight_count()
+            );
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Runs a future of the admin client to completion on this thread.

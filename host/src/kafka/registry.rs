@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{KafkaCluster, MAX_MESSAGE_BYTES};
+use super::{KafkaCluster, MAX_MESSAGE_BYTES, flush};
 use crate::embedded::EmbeddedLog;
 use crate::registry::{History, Registry, RegistryStore};
 
@@ -157,9 +157,8 @@ impl KafkaRegistryStore {
                 Err((err, _)) => bail!("cannot write to {topic}: {err}"),
             }
         }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| anyhow!("cannot write to {topic}: {e}"))
+        flush(&self.producer, Duration::from_secs(30))
+            .with_context(|| format!("cannot write to {topic}"))
     }
 
     /// Stops following the topics.

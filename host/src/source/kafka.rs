@@ -22,7 +22,7 @@ use crate::dispatch::InputEvent;
 use crate::effects::Effects;
 use crate::embedded::EmbeddedLog;
 use crate::kafka::membership::Assignments;
-use crate::kafka::{KafkaCluster, REQUEST_TIMEOUT, record_of, send_record};
+use crate::kafka::{KafkaCluster, REQUEST_TIMEOUT, flush, record_of, send_record};
 use crate::metrics::{Metrics, NameLabels};
 use crate::partitioner::partition_for;
 use crate::record::Record;
@@ -35,6 +35,9 @@ const MAX_RECORD_BYTES: usize = 1 << 20;
 /// Longest a partition waits for records of one co-partitioned input that the broker
 /// has but this replica has not fetched yet.
 const MAX_INPUT_IDLE: Duration = Duration::from_secs(2);
+
+/// How long an input partition's end, as asked of the broker, is taken as current.
+const END_FRESH_FOR: Duration = Duration::from_millis(500);
 
 /// Records buffered per input partition before fetching from Kafka pauses.
 const MAX_BUFFERED: usize = 20_000;
@@ -146,6 +149,7 @@ struct KafkaSource {
     inputs: Vec<String>,
     changelog: String,
     exactly_once: bool,
+    start: StartFrom,
     consumer: BaseConsumer<Rebalances>,
     changes: Arc<Mutex<Vec<Change>>>,
     metrics: Arc<Metrics>,
@@ -164,6 +168,8 @@ struct KafkaSource {
     caches: BTreeMap<u32, StateCache>,
     /// Since when a partition waits for one of its co-partitioned inputs.
     waiting: BTreeMap<u32, Instant>,
+    /// Input partitions' ends as last asked of the broker, and when.
+    known_ends: BTreeMap<(String, u32), (Instant, u64)>,
 }
 
 impl KafkaSource {
@@ -221,6 +227,7 @@ impl KafkaSource {
             inputs: spec.inputs.clone(),
             changelog: changelog_topic(&spec.name),
             exactly_once,
+            start: spec.start,
             consumer,
             changes,
             metrics: backend.metrics.clone(),
@@ -234,6 +241,7 @@ impl KafkaSource {
             paused: BTreeSet::new(),
             caches: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            known_ends: BTreeMap::new(),
         })
     }
 
@@ -330,8 +338,8 @@ impl KafkaSource {
         if self.inputs.len() < 2 {
             return Ok(true);
         }
-        for topic in &self.inputs {
-            let position = positions.get(topic).copied().unwrap_or(0);
+        for topic in self.inputs.clone() {
+            let position = positions.get(&topic).copied().unwrap_or(0);
             let buffered = self
                 .buffers
                 .get(&(topic.clone(), partition))
@@ -339,7 +347,7 @@ impl KafkaSource {
             if buffered {
                 continue;
             }
-            let (_, high) = self.cluster.watermarks(topic, partition)?;
+            let high = self.high_watermark(&topic, partition)?;
             if high <= position {
                 continue;
             }
@@ -377,6 +385,20 @@ impl KafkaSource {
             .collect()
     }
 
+    /// The end of an input partition, asked of the broker at most every so often: an
+    /// input that stays empty must not cost a round trip per batch.
+    fn high_watermark(&mut self, topic: &str, partition: u32) -> Result<u64> {
+        let key = (topic.to_owned(), partition);
+        if let Some((at, high)) = self.known_ends.get(&key)
+            && at.elapsed() < END_FRESH_FOR
+        {
+            return Ok(*high);
+        }
+        let (_, high) = self.cluster.watermarks(topic, partition)?;
+        self.known_ends.insert(key, (Instant::now(), high));
+        Ok(high)
+    }
+
     /// Gives up `partition`: a checkpoint lets the next assignment here restore less.
     fn release(&mut self, partition: u32) {
         self.caches.remove(&partition);
@@ -404,8 +426,14 @@ impl KafkaSource {
                 .map(|e| e.offset());
             let start = match offset {
                 Some(Offset::Offset(o)) if o >= 0 => o as u64,
-                // No commit yet: whatever the consumer fetches first is where it starts.
-                _ => 0,
+                // No commit yet: the consumer starts where the deployment says.
+                _ => {
+                    let (low, high) = self.cluster.watermarks(topic, partition)?;
+                    match self.start {
+                        StartFrom::Earliest => low,
+                        StartFrom::Latest => high,
+                    }
+                }
             };
             positions.insert(topic.clone(), start);
         }
@@ -590,6 +618,7 @@ impl KafkaSource {
             self.producer
                 .send_offsets_to_transaction(&Self::offsets(commit)?, &metadata, REQUEST_TIMEOUT)
                 .map_err(|e| anyhow!("adding offsets to the transaction: {e}"))?;
+            flush(&self.producer, REQUEST_TIMEOUT)?;
             self.producer
                 .commit_transaction(REQUEST_TIMEOUT)
                 .map_err(|e| anyhow!("committing the transaction: {e}"))
@@ -602,9 +631,7 @@ impl KafkaSource {
 
     fn commit_at_least_once(&self, commit: &Commit<'_>) -> Result<()> {
         self.send_all(commit)?;
-        self.producer
-            .flush(REQUEST_TIMEOUT)
-            .map_err(|e| anyhow!("flushing records: {e}"))?;
+        flush(&self.producer, REQUEST_TIMEOUT)?;
         self.consumer
             .commit(&Self::offsets(commit)?, CommitMode::Sync)
             .map_err(|e| anyhow!("committing offsets: {e}"))
@@ -699,6 +726,9 @@ impl Source for KafkaSource {
         positions: &Positions,
         max: usize,
     ) -> Result<Vec<InputEvent>> {
+        // Take in what has arrived since, so a run of batches is not cut short by an
+        // empty buffer while records wait in the consumer.
+        self.poll(Duration::ZERO);
         if !self.inputs_ready(partition, positions)? {
             return Ok(Vec::new());
         }
