@@ -314,13 +314,13 @@ impl Replica {
                 if self.log.committed(&spec.name, &topic, partition)?.is_some() {
                     continue;
                 }
-                self.log.commit(Commit {
+                self.log.commit(&[Commit {
                     group: &spec.name,
                     partition,
                     offsets: vec![(input.clone(), extent.end)],
                     stream_time_ms: self.log.stream_time(&spec.name, partition)?,
                     effects: &Default::default(),
-                })?;
+                }])?;
             }
         }
         Ok(())

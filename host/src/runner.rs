@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::bindings::streamfn::function::log::Level;
-use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, Origin};
-use crate::effects::Output;
+use crate::dispatch::{Batch, BatchStats, DeadLetter, Dispatcher, Origin, RetryRequest};
+use crate::effects::{Effects, Output};
 use crate::engine::Engine;
 use crate::instance::{InstanceConfig, LogLine, LogSink};
 use crate::logbook::LogBook;
 use crate::metrics::Metrics;
 use crate::registry::{Deployment, Registry};
-use crate::source::{Backend, Commit, Source};
+use crate::source::{Backend, Commit, Positions, Source};
 use crate::state::PartitionState;
 
 /// What every runner of a replica shares.
@@ -96,11 +96,11 @@ struct Runner {
     held: BTreeMap<u32, Held>,
 }
 
-/// Events one commit covers at most: more batches per commit spread the cost of making
-/// it durable.
+/// Events one partition's run of batches covers at most: more batches per commit spread
+/// the cost of making it durable.
 const COMMIT_EVENTS: usize = 5000;
 
-/// How long batches may run before their commit, which bounds the latency it adds.
+/// How long a pass may run batches before its commit, which bounds the latency it adds.
 const COMMIT_AFTER: Duration = Duration::from_millis(50);
 
 /// Longest wait for new records before checking for a new version or a stop.
@@ -218,136 +218,174 @@ impl Runner {
             .min()
     }
 
-    /// A run of batches for every partition with something to do. Returns whether any had.
+    /// A run of batches for every partition with something to do, committed together in
+    /// one transaction. Returns whether any partition had something.
     fn pass(&mut self) -> Result<bool> {
-        let Some(active) = self.active.as_mut() else {
-            return Ok(false);
-        };
-        let partitions = active.source.partitions()?;
-        let mut worked = false;
-        for partition in partitions {
-            if self.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if self
-                .held
-                .get(&partition)
-                .is_some_and(|h| h.until > Instant::now())
-            {
-                continue;
-            }
-            worked |= self.partition(partition)?;
-        }
-        Ok(worked)
-    }
-
-    /// Runs batches of `partition` until there is nothing new, an event asks for a
-    /// retry, or enough work is done, and commits them in one transaction.
-    fn partition(&mut self, partition: u32) -> Result<bool> {
         let started = Instant::now();
         let Some(active) = self.active.as_mut() else {
             return Ok(false);
         };
-        let spec = &active.deployment.spec;
-        let max = spec.limits.max_batch as usize;
-        let mut positions = active.source.positions(partition)?;
-        let mut events = active.source.fetch(partition, &positions, max)?;
-        if events.is_empty() {
+        let partitions = active.source.partitions()?;
+        let mut runs = Vec::new();
+        for partition in partitions {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let held = self.held.get(&partition);
+            if held.is_some_and(|h| h.until > Instant::now()) {
+                continue;
+            }
+            let retries_spent = held
+                .filter(|h| h.attempts >= active.deployment.spec.limits.max_retries)
+                .map(|h| (h.topic.clone(), h.offset));
+            if let Some(run) = run_partition(active, partition, retries_spent, started)? {
+                runs.push(run);
+            }
+        }
+        if runs.is_empty() {
             return Ok(false);
         }
-        let mut retries_spent = self
-            .held
-            .get(&partition)
-            .filter(|h| h.attempts >= spec.limits.max_retries)
-            .map(|h| (h.topic.clone(), h.offset));
-        let (committed, mut stream_time_ms) = active.source.state(partition)?;
-        let mut state = PartitionState::new(committed);
-        let mut dead_letters = Vec::new();
-        let mut stats = BatchStats::default();
-        let mut processed = 0;
-        let mut retry = None;
-        loop {
-            let consumed: Vec<(String, u64)> =
-                events.iter().map(|e| (e.topic.clone(), e.offset)).collect();
-            let batch = Batch {
-                partition,
-                events,
-                stream_time_ms,
-                retries_spent: retries_spent.take(),
-            };
-            let done = active.dispatcher.run(state, batch)?;
-            state = done.state;
-            let report = done.report;
-            for (topic, offset) in &consumed[..report.processed] {
-                positions.insert(topic.clone(), offset + 1);
-            }
-            stream_time_ms = report.stream_time_ms;
-            processed += report.processed;
-            stats.absorb(&report.stats);
-            dead_letters.extend(report.dead_letters);
-            if report.retry.is_some() {
-                retry = report.retry;
-                break;
-            }
-            if processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
-                break;
-            }
-            events = active.source.fetch(partition, &positions, max)?;
-            if events.is_empty() {
-                break;
-            }
+        let spec = &active.deployment.spec;
+        let commits = runs
+            .iter()
+            .map(|run| Commit {
+                group: &spec.name,
+                partition: run.partition,
+                offsets: run.positions.iter().map(|(t, o)| (t.clone(), *o)).collect(),
+                stream_time_ms: run.stream_time_ms,
+                effects: &run.effects,
+            })
+            .collect();
+        active.source.commit(commits)?;
+        let seconds = started.elapsed().as_secs_f64();
+        for run in runs {
+            self.context.metrics.record_batch(
+                &spec.name,
+                active.deployment.version,
+                run.processed,
+                run.outputs,
+                &run.stats,
+                seconds,
+            );
+            settle_retry(&mut self.held, run.partition, run.retry, &active.deployment);
         }
-
-        let mut effects = state.accepted;
-        let outputs = effects.outputs.len();
-        let dlq = spec.dlq_topic();
-        for dead in &dead_letters {
-            effects
-                .outputs
-                .push(dead_letter(&active.deployment, &dlq, partition, dead));
-            tracing::warn!(function = %spec.name, partition, kind = %dead.failure.kind, "dead-lettered: {}", dead.failure.reason);
-        }
-        active.source.commit(Commit {
-            group: &spec.name,
-            partition,
-            offsets: positions.into_iter().collect(),
-            stream_time_ms,
-            effects: &effects,
-        })?;
-        self.context.metrics.record_batch(
-            &spec.name,
-            active.deployment.version,
-            processed,
-            outputs,
-            &stats,
-            started.elapsed().as_secs_f64(),
-        );
-
-        match retry {
-            Some(retry) => {
-                let attempts = self
-                    .held
-                    .get(&partition)
-                    .filter(|h| h.topic == retry.topic && h.offset == retry.offset)
-                    .map_or(1, |h| h.attempts + 1);
-                let backoff = spec.limits.backoff(attempts);
-                tracing::info!(function = %spec.name, partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
-                self.held.insert(
-                    partition,
-                    Held {
-                        topic: retry.topic,
-                        offset: retry.offset,
-                        attempts,
-                        until: Instant::now() + backoff,
-                    },
-                );
-            }
-            None => {
-                self.held.remove(&partition);
-            }
-        }
-        Ok(processed > 0)
+        Ok(true)
     }
+}
+
+/// Holds back an event that asked for a retry, or releases a partition whose held
+/// event went through.
+fn settle_retry(
+    held: &mut BTreeMap<u32, Held>,
+    partition: u32,
+    retry: Option<RetryRequest>,
+    deployment: &Deployment,
+) {
+    let Some(retry) = retry else {
+        held.remove(&partition);
+        return;
+    };
+    let attempts = held
+        .get(&partition)
+        .filter(|h| h.topic == retry.topic && h.offset == retry.offset)
+        .map_or(1, |h| h.attempts + 1);
+    let backoff = deployment.spec.limits.backoff(attempts);
+    tracing::info!(function = %deployment.spec.name, partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
+    held.insert(
+        partition,
+        Held {
+            topic: retry.topic,
+            offset: retry.offset,
+            attempts,
+            until: Instant::now() + backoff,
+        },
+    );
+}
+
+/// A partition's run of batches, ready to commit.
+struct Run {
+    partition: u32,
+    positions: Positions,
+    stream_time_ms: i64,
+    /// Accepted effects, dead letters included.
+    effects: Effects,
+    processed: usize,
+    outputs: usize,
+    stats: BatchStats,
+    retry: Option<RetryRequest>,
+}
+
+/// Runs batches of `partition` until there is nothing new, an event asks for a retry, or
+/// the pass that began at `started` has done enough.
+fn run_partition(
+    active: &mut Active,
+    partition: u32,
+    mut retries_spent: Option<(String, u64)>,
+    started: Instant,
+) -> Result<Option<Run>> {
+    let spec = &active.deployment.spec;
+    let max = spec.limits.max_batch as usize;
+    let mut positions = active.source.positions(partition)?;
+    let mut events = active.source.fetch(partition, &positions, max)?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let (committed, mut stream_time_ms) = active.source.state(partition)?;
+    let mut state = PartitionState::new(committed);
+    let mut dead_letters = Vec::new();
+    let mut stats = BatchStats::default();
+    let mut processed = 0;
+    let mut retry = None;
+    loop {
+        let consumed: Vec<(String, u64)> =
+            events.iter().map(|e| (e.topic.clone(), e.offset)).collect();
+        let batch = Batch {
+            partition,
+            events,
+            stream_time_ms,
+            retries_spent: retries_spent.take(),
+        };
+        let done = active.dispatcher.run(state, batch)?;
+        state = done.state;
+        let report = done.report;
+        for (topic, offset) in &consumed[..report.processed] {
+            positions.insert(topic.clone(), offset + 1);
+        }
+        stream_time_ms = report.stream_time_ms;
+        processed += report.processed;
+        stats.absorb(&report.stats);
+        dead_letters.extend(report.dead_letters);
+        if report.retry.is_some() {
+            retry = report.retry;
+            break;
+        }
+        if processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
+            break;
+        }
+        events = active.source.fetch(partition, &positions, max)?;
+        if events.is_empty() {
+            break;
+        }
+    }
+    let mut effects = state.accepted;
+    let outputs = effects.outputs.len();
+    let dlq = spec.dlq_topic();
+    for dead in &dead_letters {
+        effects
+            .outputs
+            .push(dead_letter(&active.deployment, &dlq, partition, dead));
+        tracing::warn!(function = %spec.name, partition, kind = %dead.failure.kind, "dead-lettered: {}", dead.failure.reason);
+    }
+    Ok(Some(Run {
+        partition,
+        positions,
+        stream_time_ms,
+        effects,
+        processed,
+        outputs,
+        stats,
+        retry,
+    }))
 }
 
 /// The dead-letter record of a failed event: the original record with headers that say

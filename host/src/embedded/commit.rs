@@ -13,40 +13,36 @@ use crate::partitioner::partition_for;
 use crate::source::Commit;
 
 impl EmbeddedLog {
-    /// Commits a run of batches atomically and durably.
-    pub fn commit(&self, commit: Commit<'_>) -> Result<()> {
-        self.write(commit, redb::Durability::Immediate)
+    /// Commits runs of batches atomically and durably.
+    pub fn commit(&self, commits: &[Commit<'_>]) -> Result<()> {
+        self.write(commits, redb::Durability::Immediate)
     }
 
-    /// Applies a commit that is durable elsewhere (Kafka's changelog) to the local copy of
-    /// the state: atomic, but not synced to disk; a later checkpoint makes it durable.
-    pub fn cache_commit(&self, commit: Commit<'_>) -> Result<()> {
-        self.write(commit, redb::Durability::None)
+    /// Applies commits that are durable elsewhere (Kafka's changelog) to the local copy
+    /// of the state: atomic, but not synced to disk; a later checkpoint makes them durable.
+    pub fn cache_commit(&self, commits: &[Commit<'_>]) -> Result<()> {
+        self.write(commits, redb::Durability::None)
     }
 
-    fn write(&self, commit: Commit<'_>, durability: redb::Durability) -> Result<()> {
-        let Commit {
-            group,
-            partition,
-            offsets,
-            stream_time_ms,
-            effects,
-        } = commit;
-        let has_outputs = !effects.outputs.is_empty();
+    fn write(&self, commits: &[Commit<'_>], durability: redb::Durability) -> Result<()> {
+        let has_outputs = commits.iter().any(|c| !c.effects.outputs.is_empty());
         // Topics are looked up before the write transaction starts: creating a topic
         // takes the topic lock and then the writer, so nothing may do the reverse.
         let mut topics: BTreeMap<&str, TopicMeta> = BTreeMap::new();
-        for name in effects
-            .outputs
-            .iter()
-            .map(|o| o.topic.as_str())
-            .chain(offsets.iter().map(|(t, _)| t.as_str()))
-        {
-            if !topics.contains_key(name) {
-                topics.insert(
-                    name,
-                    self.require_topic(name).context("committing a batch")?,
-                );
+        for commit in commits {
+            for name in commit
+                .effects
+                .outputs
+                .iter()
+                .map(|o| o.topic.as_str())
+                .chain(commit.offsets.iter().map(|(t, _)| t.as_str()))
+            {
+                if !topics.contains_key(name) {
+                    topics.insert(
+                        name,
+                        self.require_topic(name).context("committing a batch")?,
+                    );
+                }
             }
         }
         let mut txn = self.db.begin_write()?;
@@ -55,63 +51,70 @@ impl EmbeddedLog {
             let mut parts = txn.open_table(PARTITIONS)?;
             let mut log = txn.open_table(LOG)?;
             let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
-            for output in &effects.outputs {
-                let topic = &topics[output.topic.as_str()];
-                let p = partition_for(
-                    output.record.key.as_deref(),
-                    topic.partitions,
-                    output.fallback_partition,
-                );
-                let extent = match extents.get_mut(&(topic.id, p)) {
-                    Some(extent) => extent,
-                    None => {
-                        let current = parts
-                            .get((topic.id, p))?
-                            .map(|v| v.value())
-                            .unwrap_or_default();
-                        extents.entry((topic.id, p)).or_insert(current)
+            let mut state = txn.open_table(STATE)?;
+            let mut timers = txn.open_table(TIMERS)?;
+            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+            let mut committed = txn.open_table(OFFSETS)?;
+            let mut stream_times = txn.open_table(STREAM_TIME)?;
+            for commit in commits {
+                let Commit {
+                    group,
+                    partition,
+                    offsets,
+                    stream_time_ms,
+                    effects,
+                } = commit;
+                let (group, partition) = (*group, *partition);
+                for output in &effects.outputs {
+                    let topic = &topics[output.topic.as_str()];
+                    let p = partition_for(
+                        output.record.key.as_deref(),
+                        topic.partitions,
+                        output.fallback_partition,
+                    );
+                    let extent = match extents.get_mut(&(topic.id, p)) {
+                        Some(extent) => extent,
+                        None => {
+                            let current = parts
+                                .get((topic.id, p))?
+                                .map(|v| v.value())
+                                .unwrap_or_default();
+                            extents.entry((topic.id, p)).or_insert(current)
+                        }
+                    };
+                    let encoded = output.record.encode();
+                    log.insert((topic.id, p, extent.1), encoded.as_slice())?;
+                    extent.1 += 1;
+                    extent.2 += encoded.len() as u64;
+                }
+                for (key, value) in &effects.state {
+                    match value {
+                        Some(value) => {
+                            state.insert((group, partition, key.as_slice()), value.as_slice())?
+                        }
+                        None => state.remove((group, partition, key.as_slice()))?,
+                    };
+                }
+                for (key, at) in &effects.timers {
+                    let previous = timer_keys
+                        .remove((group, partition, key.as_slice()))?
+                        .map(|v| v.value());
+                    if let Some(previous) = previous {
+                        timers.remove((group, partition, previous, key.as_slice()))?;
                     }
-                };
-                let encoded = output.record.encode();
-                log.insert((topic.id, p, extent.1), encoded.as_slice())?;
-                extent.1 += 1;
-                extent.2 += encoded.len() as u64;
+                    if let Some(at) = at {
+                        timers.insert((group, partition, *at, key.as_slice()), ())?;
+                        timer_keys.insert((group, partition, key.as_slice()), *at)?;
+                    }
+                }
+                for (topic, next) in offsets {
+                    committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
+                }
+                stream_times.insert((group, partition), *stream_time_ms)?;
             }
             for (key, extent) in extents {
                 parts.insert(key, extent)?;
             }
-
-            let mut state = txn.open_table(STATE)?;
-            for (key, value) in &effects.state {
-                match value {
-                    Some(value) => {
-                        state.insert((group, partition, key.as_slice()), value.as_slice())?
-                    }
-                    None => state.remove((group, partition, key.as_slice()))?,
-                };
-            }
-
-            let mut timers = txn.open_table(TIMERS)?;
-            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
-            for (key, at) in &effects.timers {
-                let previous = timer_keys
-                    .remove((group, partition, key.as_slice()))?
-                    .map(|v| v.value());
-                if let Some(previous) = previous {
-                    timers.remove((group, partition, previous, key.as_slice()))?;
-                }
-                if let Some(at) = at {
-                    timers.insert((group, partition, *at, key.as_slice()), ())?;
-                    timer_keys.insert((group, partition, key.as_slice()), *at)?;
-                }
-            }
-
-            let mut committed = txn.open_table(OFFSETS)?;
-            for (topic, next) in &offsets {
-                committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
-            }
-            txn.open_table(STREAM_TIME)?
-                .insert((group, partition), stream_time_ms)?;
         }
         txn.commit().context("committing a batch")?;
         if has_outputs {

@@ -562,13 +562,13 @@ mod tests {
                 fallback_partition: 0,
                 record: record(2, "A").1,
             });
-            log.commit(Commit {
+            log.commit(&[Commit {
                 group: "f",
                 partition: 0,
                 offsets: vec![("in".into(), 1)],
                 stream_time_ms: 2,
                 effects: &effects,
-            })
+            }])
             .expect("commit");
         }
         let log = open(&dir);

@@ -100,20 +100,14 @@ impl Source for EmbeddedSource {
         Ok((state, self.log.stream_time(&self.function, partition)?))
     }
 
-    fn commit(&mut self, commit: Commit<'_>) -> Result<()> {
-        let partition = commit.partition;
-        let writes = &commit.effects.state;
-        let result = self.log.commit(Commit {
-            group: commit.group,
-            partition,
-            offsets: commit.offsets,
-            stream_time_ms: commit.stream_time_ms,
-            effects: commit.effects,
-        });
-        let cache = self.caches.entry(partition).or_default();
-        match &result {
-            Ok(()) => cache.apply(writes),
-            Err(_) => cache.clear(),
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        let result = self.log.commit(&commits);
+        for commit in &commits {
+            let cache = self.caches.entry(commit.partition).or_default();
+            match &result {
+                Ok(()) => cache.apply(&commit.effects.state),
+                Err(_) => cache.clear(),
+            }
         }
         result
     }

@@ -542,13 +542,13 @@ impl KafkaSource {
             Some(t) => t,
             None => self.local.stream_time(&self.function, partition)?,
         };
-        self.local.cache_commit(Commit {
+        self.local.cache_commit(&[Commit {
             group: &self.function,
             partition,
             offsets: Vec::new(),
             stream_time_ms,
             effects: pending,
-        })?;
+        }])?;
         *pending = Effects::default();
         Ok(())
     }
@@ -594,46 +594,55 @@ impl KafkaSource {
         )
     }
 
-    fn offsets(commit: &Commit<'_>) -> Result<TopicPartitionList> {
+    fn offsets(commits: &[Commit<'_>]) -> Result<TopicPartitionList> {
         let mut list = TopicPartitionList::new();
-        for (topic, next) in &commit.offsets {
-            list.add_partition_offset(
-                topic,
-                commit.partition as i32,
-                Offset::Offset(*next as i64),
-            )?;
+        for commit in commits {
+            for (topic, next) in &commit.offsets {
+                list.add_partition_offset(
+                    topic,
+                    commit.partition as i32,
+                    Offset::Offset(*next as i64),
+                )?;
+            }
         }
         Ok(list)
     }
 
-    fn commit_transaction(&self, commit: &Commit<'_>) -> Result<()> {
+    fn commit_transaction(&self, commits: &[Commit<'_>]) -> Result<()> {
         self.producer
             .begin_transaction()
             .map_err(|e| anyhow!("beginning a transaction: {e}"))?;
-        let result = self.send_all(commit).and_then(|()| {
-            let metadata = self
-                .consumer
-                .group_metadata()
-                .context("the consumer has no group metadata")?;
-            self.producer
-                .send_offsets_to_transaction(&Self::offsets(commit)?, &metadata, REQUEST_TIMEOUT)
-                .map_err(|e| anyhow!("adding offsets to the transaction: {e}"))?;
-            flush(&self.producer, REQUEST_TIMEOUT)?;
-            self.producer
-                .commit_transaction(REQUEST_TIMEOUT)
-                .map_err(|e| anyhow!("committing the transaction: {e}"))
-        });
+        let result = commits
+            .iter()
+            .try_for_each(|c| self.send_all(c))
+            .and_then(|()| {
+                let metadata = self
+                    .consumer
+                    .group_metadata()
+                    .context("the consumer has no group metadata")?;
+                self.producer
+                    .send_offsets_to_transaction(
+                        &Self::offsets(commits)?,
+                        &metadata,
+                        REQUEST_TIMEOUT,
+                    )
+                    .map_err(|e| anyhow!("adding offsets to the transaction: {e}"))?;
+                flush(&self.producer, REQUEST_TIMEOUT)?;
+                self.producer
+                    .commit_transaction(REQUEST_TIMEOUT)
+                    .map_err(|e| anyhow!("committing the transaction: {e}"))
+            });
         if result.is_err() {
             let _ = self.producer.abort_transaction(REQUEST_TIMEOUT);
         }
         result
     }
 
-    fn commit_at_least_once(&self, commit: &Commit<'_>) -> Result<()> {
-        self.send_all(commit)?;
+    fn commit_at_least_once(&self, commits: &[Commit<'_>]) -> Result<()> {
+        commits.iter().try_for_each(|c| self.send_all(c))?;
         flush(&self.producer, REQUEST_TIMEOUT)?;
         self.consumer
-            .commit(&Self::offsets(commit)?, CommitMode::Sync)
+            .commit(&Self::offsets(commits)?, CommitMode::Sync)
             .map_err(|e| anyhow!("committing offsets: {e}"))
     }
 }
@@ -757,45 +766,60 @@ impl Source for KafkaSource {
         Ok((state, self.local.stream_time(&self.function, partition)?))
     }
 
-    fn commit(&mut self, commit: Commit<'_>) -> Result<()> {
-        if !self.owned.contains(&commit.partition) {
-            bail!(
-                "partition {} was revoked before its commit",
-                commit.partition
-            );
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        if let Some(lost) = commits.iter().find(|c| !self.owned.contains(&c.partition)) {
+            bail!("partition {} was revoked before its commit", lost.partition);
         }
-        let commit = Commit {
-            offsets: self.past_markers(commit.partition, commit.offsets),
-            ..commit
-        };
+        let commits: Vec<Commit<'_>> = commits
+            .into_iter()
+            .map(|c| Commit {
+                offsets: self.past_markers(c.partition, c.offsets),
+                ..c
+            })
+            .collect();
         if self.exactly_once {
-            self.commit_transaction(&commit)?;
+            self.commit_transaction(&commits)?;
         } else {
-            self.commit_at_least_once(&commit)?;
+            self.commit_at_least_once(&commits)?;
         }
-        let partition = commit.partition;
-        let mut local = Effects {
-            state: commit.effects.state.clone(),
-            timers: commit.effects.timers.clone(),
-            outputs: Vec::new(),
-        };
-        self.cache_local(partition, &mut local, Some(commit.stream_time_ms))?;
-        self.caches
-            .entry(partition)
-            .or_default()
-            .apply(&commit.effects.state);
-        let positions: Positions = commit.offsets.iter().cloned().collect();
-        for (topic, next) in &positions {
-            if let Some(buffer) = self.buffers.get_mut(&(topic.clone(), partition)) {
-                while buffer.front().is_some_and(|(o, _)| o < next) {
-                    buffer.pop_front();
+        let local: Vec<Effects> = commits
+            .iter()
+            .map(|c| Effects {
+                state: c.effects.state.clone(),
+                timers: c.effects.timers.clone(),
+                outputs: Vec::new(),
+            })
+            .collect();
+        let cached: Vec<Commit<'_>> = commits
+            .iter()
+            .zip(&local)
+            .map(|(c, effects)| Commit {
+                group: c.group,
+                partition: c.partition,
+                offsets: Vec::new(),
+                stream_time_ms: c.stream_time_ms,
+                effects,
+            })
+            .collect();
+        self.local.cache_commit(&cached)?;
+        for commit in &commits {
+            let partition = commit.partition;
+            self.caches
+                .entry(partition)
+                .or_default()
+                .apply(&commit.effects.state);
+            for (topic, next) in &commit.offsets {
+                if let Some(buffer) = self.buffers.get_mut(&(topic.clone(), partition)) {
+                    while buffer.front().is_some_and(|(o, _)| o < next) {
+                        buffer.pop_front();
+                    }
                 }
             }
+            self.positions
+                .entry(partition)
+                .or_default()
+                .extend(commit.offsets.iter().cloned());
         }
-        self.positions
-            .entry(partition)
-            .or_default()
-            .extend(positions);
         Ok(())
     }
 

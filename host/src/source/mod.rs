@@ -58,8 +58,8 @@ pub trait Source: Send {
     /// The committed state of `partition` and its stream time.
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)>;
 
-    /// Commits a run of batches atomically.
-    fn commit(&mut self, commit: Commit<'_>) -> Result<()>;
+    /// Commits runs of batches of several partitions, atomically.
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()>;
 
     /// Forgets what was fetched or cached since the last commit, after a failure.
     fn reset(&mut self);
