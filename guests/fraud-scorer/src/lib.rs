@@ -179,6 +179,13 @@ fn score_transaction(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
             factors: assessment.factors,
             timestamp_ms: tx.timestamp_ms,
         };
+        ctx.info(format!(
+            "alert for {} on {}: score {} ({})",
+            tx.customer_id,
+            tx.id,
+            alert.score,
+            alert.factors.join(", ")
+        ));
         ctx.emit_json(ALERTS, Some(&tx.customer_id), &alert);
     }
     customer.history.record(&tx, assessment.probe);
