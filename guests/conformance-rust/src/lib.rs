@@ -17,7 +17,9 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
             out(ctx, format!("set {k}"));
         }
         "get" => {
-            let value = ctx.get(rest).map_or("-".to_owned(), |v| String::from_utf8_lossy(&v).into_owned());
+            let value = ctx
+                .get(rest)
+                .map_or("-".to_owned(), |v| String::from_utf8_lossy(&v).into_owned());
             out(ctx, format!("get {rest}={value}"));
         }
         "del" => {
@@ -27,7 +29,11 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
         "scan" => {
             let mut text = format!("scan {rest}:");
             for (k, v) in ctx.scan(rest, usize::MAX) {
-                text.push_str(&format!(" {}={}", String::from_utf8_lossy(&k), String::from_utf8_lossy(&v)));
+                text.push_str(&format!(
+                    " {}={}",
+                    String::from_utf8_lossy(&k),
+                    String::from_utf8_lossy(&v)
+                ));
             }
             out(ctx, text);
         }
@@ -50,11 +56,16 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
                 _ => Level::Info,
             };
             ctx.log(level, message);
-            out(ctx, format!("log {}", rest.split(' ').next().unwrap_or_default()));
+            out(
+                ctx,
+                format!("log {}", rest.split(' ').next().unwrap_or_default()),
+            );
         }
         "timer" => {
             let (k, at) = rest.split_once(' ').unwrap_or((rest, ""));
-            let at: i64 = at.parse().map_err(|_| Failure::reject(format!("bad time: {at}")))?;
+            let at: i64 = at
+                .parse()
+                .map_err(|_| Failure::reject(format!("bad time: {at}")))?;
             ctx.schedule_timer(k, at);
             out(ctx, format!("timer {k} {at}"));
         }
@@ -62,10 +73,19 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
             ctx.cancel_timer(rest);
             out(ctx, format!("cancel {rest}"));
         }
-        "time" => out(ctx, format!("time {} {}", event.timestamp_ms, event.stream_time_ms)),
+        "time" => out(
+            ctx,
+            format!("time {} {}", event.timestamp_ms, event.stream_time_ms),
+        ),
         "meta" => {
             let key = event.key_str().unwrap_or("-");
-            out(ctx, format!("meta {} {} {} {key}", event.topic, event.partition, event.offset));
+            out(
+                ctx,
+                format!(
+                    "meta {} {} {} {key}",
+                    event.topic, event.partition, event.offset
+                ),
+            );
         }
         "headers" => {
             let mut text = "headers".to_owned();
@@ -85,7 +105,11 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
 /// Reports a fired timer.
 pub fn on_timer(timer: &Timer, ctx: &mut Context) -> Result<(), Failure> {
     let key = String::from_utf8_lossy(&timer.key).into_owned();
-    ctx.emit("out", Some(&timer.key), format!("fired {key} {}", timer.at_ms));
+    ctx.emit(
+        "out",
+        Some(&timer.key),
+        format!("fired {key} {}", timer.at_ms),
+    );
     Ok(())
 }
 
