@@ -1,4 +1,5 @@
-//! A broker restart mid-stream loses nothing and repeats nothing.
+//! A broker restart mid-stream loses nothing and repeats nothing, and `fnctl status`
+//! shows the lag of a burst going to 0.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use crate::broker::Broker;
 use crate::support::{Replica, guest, temp_dir, value, wait_for};
 
 #[test]
-fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
+fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     let dir = temp_dir();
     let broker = Broker::start(&dir.path().join("kafka"));
     let replica = Replica::start_on_kafka(&dir.path().join("replica"), &broker.address, &[]);
@@ -38,9 +39,26 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing() {
         (status["records_in"].as_u64()? > 1000).then_some(())
     });
     broker.restart();
+    // The second burst: `fnctl status` shows the lag it makes and then shows it go to 0.
     let total = first + 10_000;
-    replica.produce("events", &lines(first..total), &["--key-field", "k"]);
-    replica.wait_drained("counter", Duration::from_secs(180));
+    let lags = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut lags = Vec::new();
+            wait_for(Duration::from_secs(180), "the lag to rise and fall to 0", || {
+                let out = replica.fnctl(&["status", "counter", "--output", "json"]);
+                let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                lags.push(status[0]["lag"].as_u64()?);
+                let rose = lags.iter().any(|&lag| lag > 0);
+                (rose && lags.last() == Some(&0)).then_some(())
+            });
+            lags
+        });
+        replica.produce("events", &lines(first..total), &["--key-field", "k"]);
+        watcher.join().expect("lag watcher")
+    });
+    let peak = lags.iter().max().copied().unwrap_or(0);
+    eprintln!("lag after the burst: peak {peak}, {} samples", lags.len());
+    assert!(peak > 0 && lags.last() == Some(&0), "lags seen: {lags:?}");
 
     let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for record in replica.consume("out") {
