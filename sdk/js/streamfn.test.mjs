@@ -1,0 +1,202 @@
+// Tests of the JavaScript SDK in Node: the glue `exportFunction` puts between the WIT
+// bindings and a function (outcomes, timestamps, traps, config), and `TestHost`.
+// Run with `node --test sdk/js/streamfn.test.mjs`.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Reject, Retry, TestHost, exportFunction, text } from './streamfn.js';
+
+const bytes = (s) => new TextEncoder().encode(s);
+
+/** The WIT interfaces as the bindings present them, recording every call. */
+function fakeInterfaces(config = []) {
+  const calls = { sent: [], logs: [], configReads: 0, scheduled: [] };
+  const state = new Map();
+  return {
+    calls,
+    state: {
+      get: (k) => state.get(text(k)),
+      set: (k, v) => state.set(text(k), v),
+      delete: (k) => state.delete(text(k)),
+      scan: (prefix, after, limit) =>
+        [...state.keys()]
+          .sort()
+          .filter((k) => k.startsWith(text(prefix)) && (after === undefined || k > text(after)))
+          .slice(0, limit)
+          .map((k) => ({ key: bytes(k), value: state.get(k) })),
+    },
+    emit: { send: (output) => calls.sent.push(output) },
+    log: { write: (level, message) => calls.logs.push([level, message]) },
+    config: {
+      all: () => {
+        calls.configReads += 1;
+        return config;
+      },
+    },
+    timers: { schedule: (k, at) => calls.scheduled.push([text(k), at]), cancel: () => {} },
+  };
+}
+
+function rawEvent(offset, value, extra = {}) {
+  return {
+    topic: 'in',
+    partition: 0,
+    offset: BigInt(offset),
+    timestampMs: 1000n + BigInt(offset),
+    streamTimeMs: 1000n + BigInt(offset),
+    key: bytes('k'),
+    value: value === undefined ? undefined : bytes(value),
+    headers: [],
+    ...extra,
+  };
+}
+
+test('outcomes follow what the handler returns or throws', () => {
+  const wit = fakeInterfaces();
+  const handler = exportFunction(
+    {
+      handle(event) {
+        if (event.valueText() === 'bad') throw new Reject('bad record');
+        if (event.valueText() === 'later') throw new Retry('try later');
+        return event.json();
+      },
+    },
+    wit,
+  );
+  const outcomes = handler.handle([rawEvent(0, '{}'), rawEvent(1, 'bad'), rawEvent(2, 'later'), rawEvent(3, '{')]);
+  assert.deepEqual(outcomes.slice(0, 3), [{ tag: 'ok' }, { tag: 'reject', val: 'bad record' }, { tag: 'retry', val: 'try later' }]);
+  assert.equal(outcomes[3].tag, 'reject');
+  assert.match(outcomes[3].val, /^value is not the expected JSON/);
+});
+
+test('outputs carry the handled event timestamp and bytes for text', () => {
+  const wit = fakeInterfaces();
+  const handler = exportFunction(
+    {
+      handle(event, ctx) {
+        ctx.emit('out', event.key, 'v', { h: 'x' });
+        ctx.emitJson('out', null, { n: 1 }, [['a', bytes('b')]]);
+      },
+    },
+    wit,
+  );
+  handler.handle([rawEvent(5, 'x')]);
+  const [first, second] = wit.calls.sent;
+  assert.equal(first.timestampMs, 1005n);
+  assert.equal(text(first.key), 'k');
+  assert.equal(text(first.value), 'v');
+  assert.deepEqual(first.headers.map((h) => [h.key, text(h.value)]), [['h', 'x']]);
+  assert.equal(second.key, undefined);
+  assert.equal(text(second.value), '{"n":1}');
+  assert.deepEqual(second.headers.map((h) => [h.key, text(h.value)]), [['a', 'b']]);
+});
+
+test('configuration is read from the host once per instance', () => {
+  const wit = fakeInterfaces([['to', 'there']]);
+  const seen = [];
+  const handler = exportFunction({ handle: (_event, ctx) => seen.push(ctx.config('to'), ctx.config('nope')) }, wit);
+  handler.handle([rawEvent(0, 'a'), rawEvent(1, 'b')]);
+  handler.handle([rawEvent(2, 'c')]);
+  assert.deepEqual(seen, ['there', null, 'there', null, 'there', null]);
+  assert.equal(wit.calls.configReads, 1);
+});
+
+test('an unexpected exception prints its message to stderr, then traps', () => {
+  const printed = [];
+  const original = console.error;
+  console.error = (line) => printed.push(line);
+  try {
+    const handler = exportFunction({ handle: () => null.oops }, fakeInterfaces());
+    assert.throws(() => handler.handle([rawEvent(7, 'x')]), (thrown) => typeof thrown === 'string');
+  } finally {
+    console.error = original;
+  }
+  assert.match(printed.join('\n'), /^handle \(offset 7\) threw TypeError: /);
+});
+
+test('timer failures become the error result; a missing onTimer rejects', () => {
+  const timer = { key: bytes('t'), atMs: 5n };
+  const failing = exportFunction({ handle() {}, onTimer: () => { throw new Reject('no'); } }, fakeInterfaces());
+  assert.deepEqual(failing.onTimers([timer]), { tag: 'err', val: 'reject: no' });
+  const none = exportFunction({ handle() {} }, fakeInterfaces());
+  assert.match(none.onTimers([timer]).val, /^reject: a timer fired \(t at 5 ms\)/);
+  const wit = fakeInterfaces();
+  const stamping = exportFunction({ handle() {}, onTimer: (t, ctx) => ctx.emit('out', t.key, 'fired') }, wit);
+  assert.deepEqual(stamping.onTimers([timer]), { tag: 'ok' });
+  assert.equal(wit.calls.sent[0].timestampMs, 5n);
+});
+
+test('an async handler is awaited event by event', async () => {
+  const wit = fakeInterfaces();
+  const handler = exportFunction(
+    {
+      async handle(event, ctx) {
+        if (event.valueText() === 'bad') throw new Reject('no');
+        ctx.emit('out', null, event.value);
+      },
+    },
+    wit,
+  );
+  const outcomes = await handler.handle([rawEvent(0, 'a'), rawEvent(1, 'bad'), rawEvent(2, 'c')]);
+  assert.deepEqual(outcomes, [{ tag: 'ok' }, { tag: 'reject', val: 'no' }, { tag: 'ok' }]);
+  assert.deepEqual(wit.calls.sent.map((o) => text(o.value)), ['a', 'c']);
+});
+
+test('scan pages through the host and stops at max', () => {
+  const wit = fakeInterfaces();
+  const handler = exportFunction(
+    {
+      handle(_event, ctx) {
+        for (let i = 0; i < 1500; i++) ctx.set(`p/${String(i).padStart(4, '0')}`, 'v');
+        ctx.set('q/0', 'v');
+        const all = ctx.scan('p/');
+        const some = ctx.scan('p/', 3);
+        ctx.emit('out', null, `${all.length} ${text(all.at(-1).key)} ${some.map((e) => text(e.key)).join(',')}`);
+      },
+    },
+    wit,
+  );
+  handler.handle([rawEvent(0, 'x')]);
+  assert.equal(text(wit.calls.sent[0].value), '1500 p/1499 p/0000,p/0001,p/0002');
+});
+
+test('event helpers: strict text, headers, missing values', () => {
+  const wit = fakeInterfaces();
+  const seen = [];
+  const handler = exportFunction(
+    {
+      handle(event) {
+        seen.push(event.keyText(), event.header('h') && text(event.header('h')), event.headerText('none'), event.offset, event.streamTimeMs);
+        event.json();
+      },
+    },
+    wit,
+  );
+  const outcomes = handler.handle([rawEvent(3, undefined, { key: new Uint8Array([0xff]), headers: [{ key: 'h', value: bytes('x') }] })]);
+  assert.deepEqual(seen, [null, 'x', null, 3, 1003]);
+  assert.deepEqual(outcomes, [{ tag: 'reject', val: 'record has no value' }]);
+});
+
+test('TestHost undoes a failed event and fires due timers in order', () => {
+  const fn = {
+    handle(event, ctx) {
+      ctx.set('last', event.value);
+      if (event.valueText() === 'bad') throw new Reject('no');
+      ctx.scheduleTimer(`t/${event.valueText()}`, event.timestampMs + 10);
+    },
+    onTimer(timer, ctx) {
+      ctx.emit('fired', timer.key, `${timer.keyText()} ${timer.atMs}`);
+    },
+  };
+  const host = new TestHost();
+  host.deliver(fn, 'in', 'k', 'b', 100);
+  host.deliver(fn, 'in', 'k', 'a', 100);
+  assert.throws(() => host.deliver(fn, 'in', 'k', 'bad', 105), Reject);
+  assert.equal(text(host.state.get(bytes('last'))), 'a');
+  assert.deepEqual(host.pendingTimers(), [['t/a', 110], ['t/b', 110]]);
+  host.deliver(fn, 'in', 'k', 'c', 120);
+  assert.deepEqual(host.outputs.map((o) => text(o.value)), ['t/a 110', 't/b 110']);
+  assert.deepEqual(host.outputs.map((o) => o.timestampMs), [110, 110]);
+  assert.deepEqual(host.pendingTimers(), [['t/c', 130]]);
+});
