@@ -22,6 +22,7 @@ pub mod limits;
 pub mod logbook;
 pub mod metrics;
 pub mod partitioner;
+pub mod project;
 pub mod record;
 pub mod registry;
 pub mod replica;

@@ -1,10 +1,12 @@
 //! `fnctl`: the command line. One module per command, each a clap struct with `run`.
 //! Human output by default, `--output json` for scripts.
 
+mod build;
 mod consume;
 mod deploy;
 mod list;
 mod logs;
+mod new;
 mod output;
 mod produce;
 mod progress;
@@ -36,7 +38,7 @@ pub struct Cli {
     /// Token for the admin API (needed when the replica has one).
     #[arg(long, global = true, env = "FNCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Output format.
+    /// Output format (on `deploy`, where --output names an output topic: -o).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     /// Kafka bootstrap servers (HOST:PORT[,...]). `serve` then runs on Kafka, and
@@ -70,6 +72,10 @@ pub enum Command {
     Undeploy(undeploy::Undeploy),
     /// Show (and follow) a function's log lines.
     Logs(logs::Logs),
+    /// Create a function project from a template.
+    New(new::New),
+    /// Build the function project in the current directory into a component.
+    Build(build::Build),
     /// Write records to a topic, one per input line.
     Produce(produce::Produce),
     /// Print records of a topic, one JSON object per line.
@@ -120,6 +126,8 @@ impl Cli {
             Command::Status(cmd) => cmd.run(&globals),
             Command::Undeploy(cmd) => cmd.run(&globals),
             Command::Logs(cmd) => cmd.run(&globals),
+            Command::New(cmd) => cmd.run(&globals),
+            Command::Build(cmd) => cmd.run(&globals),
             Command::Produce(cmd) => cmd.run(&globals),
             Command::Consume(cmd) => cmd.run(&globals),
         }
