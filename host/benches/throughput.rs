@@ -6,9 +6,11 @@
 //! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000), and
 //! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e; all by default).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,7 +23,8 @@ use streamfn_host::limits::Limits;
 use streamfn_host::record::Record;
 use streamfn_host::registry::{DeploySpec, StartFrom};
 use streamfn_host::replica::{Mode, Replica};
-use streamfn_host::state::{CommittedState, MemoryState, PartitionState};
+use streamfn_host::state::PartitionState;
+use support::Shared;
 
 type Handler = fn(&Event, &mut Context) -> Result<(), Failure>;
 
@@ -201,50 +204,9 @@ fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
         let state = PartitionState::new(Box::new(committed.clone()));
         let done = dispatcher.run(state, batch).expect("batch runs");
         assert_eq!(done.report.processed, expected);
-        // Apply the batch's writes, as a commit would, for the next batch to see.
-        let mut map = committed.0.write().unwrap_or_else(|p| p.into_inner());
-        for (k, v) in done.state.accepted.state {
-            match v {
-                Some(v) => map.state.insert(k, v),
-                None => map.state.remove(&k),
-            };
-        }
+        committed.apply(done.state.accepted.state);
     }
     started.elapsed()
-}
-
-/// Committed state in memory, shared between batches the way a store is.
-#[derive(Clone, Default)]
-struct Shared(Arc<RwLock<MemoryState>>);
-
-impl CommittedState for Shared {
-    fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).get(key)
-    }
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .scan(prefix, after, limit)
-    }
-    fn timer(&self, key: &[u8]) -> anyhow::Result<Option<i64>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).timer(key)
-    }
-    fn timers_after(
-        &self,
-        after: Option<(i64, &[u8])>,
-        limit: usize,
-    ) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .timers_after(after, limit)
-    }
 }
 
 /// The function deployed on a replica of the embedded log: fetch, dispatch and a durable
