@@ -1,0 +1,14 @@
+// fraud-scorer in Go: a port of guests/fraud-scorer (Rust) on the Go SDK in this repository.
+module fraud-scorer-go
+
+go 1.25
+
+require (
+	go.bytecodealliance.org/pkg v0.4.0 // indirect
+	streamfn.dev/streamfn v0.1.0
+)
+
+replace (
+	go.bytecodealliance.org/pkg => ../../sdk/go/streamfn/witpkg
+	streamfn.dev/streamfn => ../../sdk/go/streamfn
+)
