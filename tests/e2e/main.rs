@@ -1,12 +1,15 @@
 //! End-to-end tests: the real `fnctl` binary, as a user runs it, with real guest
 //! components built from `guests/` (by `scripts/build`, once per test run).
 
+mod conformance;
 mod crash;
 mod deploy;
 mod examples;
 mod failures;
+mod languages;
 mod logs;
 mod metrics;
+mod ports;
 mod redeploy;
 mod sandbox;
 mod support;

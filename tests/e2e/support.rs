@@ -34,7 +34,7 @@ pub fn guest(name: &str) -> PathBuf {
         .find(|p| p.exists());
     path.unwrap_or_else(|| {
         panic!(
-            "guest {name} is not built in {}: run scripts/build first",
+            "guest {name} is not built in {}: run scripts/build and scripts/build-guests first",
             dir.display()
         )
     })

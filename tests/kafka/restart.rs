@@ -44,13 +44,17 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     let lags = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let mut lags = Vec::new();
-            wait_for(Duration::from_secs(180), "the lag to rise and fall to 0", || {
-                let out = replica.fnctl(&["status", "counter", "--output", "json"]);
-                let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                lags.push(status[0]["lag"].as_u64()?);
-                let rose = lags.iter().any(|&lag| lag > 0);
-                (rose && lags.last() == Some(&0)).then_some(())
-            });
+            wait_for(
+                Duration::from_secs(180),
+                "the lag to rise and fall to 0",
+                || {
+                    let out = replica.fnctl(&["status", "counter", "--output", "json"]);
+                    let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                    lags.push(status[0]["lag"].as_u64()?);
+                    let rose = lags.iter().any(|&lag| lag > 0);
+                    (rose && lags.last() == Some(&0)).then_some(())
+                },
+            );
             lags
         });
         replica.produce("events", &lines(first..total), &["--key-field", "k"]);

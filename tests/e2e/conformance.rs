@@ -1,0 +1,113 @@
+//! The conformance function (tests/conformance/SPEC.md), built with each SDK, gives the
+//! records, dead letters and state that `tests/conformance/expected.txt` holds, byte for
+//! byte: what a function does does not depend on the language it is written in.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Replica, guest, temp_dir};
+
+/// One build of the conformance function per SDK.
+const BUILDS: [&str; 4] = [
+    "conformance-rust",
+    "conformance-js",
+    "conformance-python",
+    "conformance-go",
+];
+
+fn conformance_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
+}
+
+/// Runs the fixtures through `component` on a fresh replica; the outputs as lines of
+/// `expected.txt`: `TOPIC KEY TIMESTAMP VALUE [| headers]`.
+fn run(component: &Path) -> Vec<String> {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("data"));
+    replica.ok(&["topics", "create", "in", "--partitions", "1"]);
+    replica.ok(&[
+        "deploy",
+        component.to_str().expect("utf-8"),
+        "--name",
+        "conf",
+        "--input",
+        "in",
+        "--output",
+        "out",
+        "--output",
+        "side",
+        "--config",
+        "greeting=hello",
+        "--max-retries",
+        "1",
+    ]);
+    let fixtures =
+        std::fs::read_to_string(conformance_dir().join("fixtures.jsonl")).expect("fixtures.jsonl");
+    let records: Vec<Value> = fixtures
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a fixture is JSON"))
+        .collect();
+    ureq::post(format!("{}/v1/topics/in/records", replica.admin))
+        .send_json(serde_json::json!({ "records": records }))
+        .expect("fixtures produced");
+    replica.wait_drained("conf", Duration::from_secs(120));
+
+    let mut lines = Vec::new();
+    for (topic, shown) in [("out", "out"), ("side", "side"), ("conf-dlq", "dlq")] {
+        for record in replica.consume(topic) {
+            let key = record["key"].as_str().unwrap_or("-");
+            let mut line = format!(
+                "{shown} {key} {} {}",
+                record["timestamp"],
+                record["value"].as_str().expect("text value")
+            );
+            let headers = record["headers"].as_object().expect("headers");
+            let header = |name: &str| headers.get(name).and_then(Value::as_str);
+            match header("streamfn.failure.kind") {
+                Some(kind @ ("rejected" | "retry-exhausted")) => {
+                    let reason = header("streamfn.failure.reason").unwrap_or("");
+                    line += &format!(" | kind={kind} reason={reason}");
+                }
+                Some(kind) => line += &format!(" | kind={kind}"),
+                None if !headers.is_empty() => {
+                    let shown: Vec<String> = headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect();
+                    line += &format!(" | {}", shown.join(" "));
+                }
+                None => {}
+            }
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+#[test]
+fn every_sdk_builds_a_conformance_function_with_the_expected_output() {
+    let expected: Vec<String> = std::fs::read_to_string(conformance_dir().join("expected.txt"))
+        .expect("expected.txt")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(expected.len() > 20, "expected.txt holds the outputs");
+    let mut differing = Vec::new();
+    for build in BUILDS {
+        let got = run(&guest(build));
+        if got != expected {
+            let first = (0..expected.len().max(got.len()))
+                .find(|&i| expected.get(i) != got.get(i))
+                .unwrap_or(0);
+            differing.push(format!(
+                "{build}: line {}: expected {:?}, got {:?}",
+                first + 1,
+                expected.get(first),
+                got.get(first)
+            ));
+        }
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
