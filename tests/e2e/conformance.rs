@@ -54,6 +54,18 @@ fn run(component: &Path) -> Vec<String> {
         .expect("fixtures produced");
     replica.wait_drained("conf", Duration::from_secs(120));
 
+    // The `log info hello world` fixture reaches the function's log.
+    let logs = replica.ok(&["logs", "conf", "--output", "json"]);
+    let logged = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|entry| entry["level"] == "info" && entry["message"] == "hello world");
+    assert!(
+        logged,
+        "{}: no info log line `hello world` in:\n{logs}",
+        component.display()
+    );
+
     let mut lines = Vec::new();
     for (topic, shown) in [("out", "out"), ("side", "side"), ("conf-dlq", "dlq")] {
         for record in replica.consume(topic) {
