@@ -96,13 +96,6 @@ struct Runner {
     held: BTreeMap<u32, Held>,
 }
 
-/// Events one partition's run of batches covers at most: more batches per commit spread
-/// the cost of making it durable.
-const COMMIT_EVENTS: usize = 5000;
-
-/// How long a pass may run batches before its commit, which bounds the latency it adds.
-const COMMIT_AFTER: Duration = Duration::from_millis(50);
-
 /// Longest wait for new records before checking for a new version or a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
@@ -359,7 +352,8 @@ fn run_partition(
             retry = report.retry;
             break;
         }
-        if processed >= COMMIT_EVENTS || started.elapsed() >= COMMIT_AFTER {
+        let every = active.source.commit_every();
+        if processed >= every.events || started.elapsed() >= every.after {
             break;
         }
         events = active.source.fetch(partition, &positions, max)?;

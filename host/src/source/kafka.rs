@@ -17,7 +17,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
 
-use super::{Backend, Commit, Positions, Source, merge_by_timestamp};
+use super::{Backend, Commit, CommitEvery, Positions, Source, merge_by_timestamp};
 use crate::dispatch::InputEvent;
 use crate::effects::Effects;
 use crate::embedded::EmbeddedLog;
@@ -191,6 +191,9 @@ impl KafkaSource {
                 ("isolation.level", "read_committed"),
                 ("auto.offset.reset", reset),
                 ("enable.partition.eof", "false"),
+                // A partition resumed once its buffer drained joins the next fetch, after
+                // the one in flight returns: a shorter broker wait bounds that stall.
+                ("fetch.wait.max.ms", "100"),
             ])
             .create_with_context(Rebalances(changes.clone()))
             .context("configuring the function's consumer")?;
@@ -825,6 +828,16 @@ impl Source for KafkaSource {
 
     fn reset(&mut self) {
         self.caches.clear();
+    }
+
+    /// A Kafka commit costs several round trips to the broker (a transaction's even more),
+    /// so commits cover more than on the embedded log: every 100 ms, as Kafka Streams
+    /// commits with exactly-once.
+    fn commit_every(&self) -> CommitEvery {
+        CommitEvery {
+            events: 20_000,
+            after: Duration::from_millis(100),
+        }
     }
 }
 

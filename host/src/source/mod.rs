@@ -63,6 +63,25 @@ pub trait Source: Send {
 
     /// Forgets what was fetched or cached since the last commit, after a failure.
     fn reset(&mut self);
+
+    /// How much a commit covers at most: events per partition, and time since the pass
+    /// began. Larger commits spread their fixed cost (an fsync, a Kafka transaction's
+    /// round trips) over more events, and add that much latency.
+    fn commit_every(&self) -> CommitEvery {
+        CommitEvery {
+            events: 5000,
+            after: Duration::from_millis(50),
+        }
+    }
+}
+
+/// See [`Source::commit_every`].
+#[derive(Debug, Clone, Copy)]
+pub struct CommitEvery {
+    /// Events of one partition.
+    pub events: usize,
+    /// Time since the pass began.
+    pub after: Duration,
 }
 
 /// Opens sources, and knows the limits of the log behind them.
