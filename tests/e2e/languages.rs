@@ -129,3 +129,42 @@ fn fnctl_build_outside_a_project_says_what_to_do() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("fnctl new"), "{stderr}");
 }
+
+#[test]
+fn fnctl_build_without_the_toolchain_says_what_to_install() {
+    let dir = temp_dir();
+    // A PATH where no toolchain is found.
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir(&empty).expect("empty dir");
+    let cases = [
+        ("rust", "install Rust"),
+        ("js", "install Node.js"),
+        ("python", "install Python"),
+        ("go", "install Go"),
+    ];
+    for (lang, advice) in cases {
+        let name = format!("missing-{lang}");
+        let created = command(fnctl_path().to_str().expect("utf-8"), dir.path())
+            .args(["new", &name, "--lang", lang])
+            .output()
+            .expect("fnctl runs");
+        succeeded(&format!("fnctl new --lang {lang}"), created);
+        let output = command(
+            fnctl_path().to_str().expect("utf-8"),
+            &dir.path().join(&name),
+        )
+        .arg("build")
+        .env("PATH", &empty)
+        .output()
+        .expect("fnctl runs");
+        assert!(
+            !output.status.success(),
+            "{lang}: built without a toolchain"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("is not installed") && stderr.contains(advice),
+            "{lang}: {stderr}"
+        );
+    }
+}
