@@ -8,7 +8,8 @@
 //! Run with `cargo bench -p streamfn-host --bench languages` after `scripts/build` and
 //! `scripts/build-guests`. It builds the templates itself under `target/bench-projects`
 //! (which needs the toolchains `fnctl build` needs). `STREAMFN_BENCH_EVENTS` sets the
-//! events per run (default 20000).
+//! events per run (default 20000); `STREAMFN_BENCH_FUNCTIONS` (comma-separated: counter,
+//! fraud-scorer, log-correlator, recommendation-updater) runs only those.
 
 mod support;
 
@@ -92,15 +93,14 @@ fn events(inputs: &[(&str, &[Value], &str)], limit: usize) -> Vec<InputEvent> {
     events
 }
 
-fn workloads(limit: usize) -> Vec<Workload> {
+fn workloads(limit: usize, wanted: impl Fn(&str) -> bool) -> Vec<Workload> {
     let data = streamfn_demo::generate::generate(3, (limit / 40).max(1));
-    let transactions = events(
-        &[("transactions", &data.transactions, "customer_id")],
-        limit,
-    );
-    let counter = Workload {
+    let counter = || Workload {
         name: "counter (fnctl new)",
-        events: transactions,
+        events: events(
+            &[("transactions", &data.transactions, "customer_id")],
+            limit,
+        ),
         outputs: vec!["out"],
         builds: vec![
             ("Rust", template(Lang::Rust, "rust")),
@@ -109,7 +109,7 @@ fn workloads(limit: usize) -> Vec<Workload> {
             ("Go", template(Lang::Go, "go")),
         ],
     };
-    let fraud = Workload {
+    let fraud = || Workload {
         name: "fraud-scorer",
         events: events(
             &[
@@ -124,7 +124,7 @@ fn workloads(limit: usize) -> Vec<Workload> {
             ("Go", built_guest("fraud-scorer-go")),
         ],
     };
-    let logs = Workload {
+    let logs = || Workload {
         name: "log-correlator",
         events: events(&[("service-logs", &data.service_logs, "service")], limit),
         outputs: vec!["logs-by-trace", "error-alerts"],
@@ -133,7 +133,7 @@ fn workloads(limit: usize) -> Vec<Workload> {
             ("JavaScript", built_guest("log-correlator-js")),
         ],
     };
-    let recs = Workload {
+    let recs = || Workload {
         name: "recommendation-updater",
         events: events(&[("user-activity", &data.user_activity, "user_id")], limit),
         outputs: vec!["user-recommendations"],
@@ -142,7 +142,16 @@ fn workloads(limit: usize) -> Vec<Workload> {
             ("Python", built_guest("recommendation-updater-python")),
         ],
     };
-    vec![counter, fraud, logs, recs]
+    let all: [(&str, &dyn Fn() -> Workload); 4] = [
+        ("counter", &counter),
+        ("fraud-scorer", &fraud),
+        ("log-correlator", &logs),
+        ("recommendation-updater", &recs),
+    ];
+    all.into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(_, workload)| workload())
+        .collect()
 }
 
 /// One run over the workload's events: elapsed time and fuel burnt.
@@ -199,7 +208,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let engine = Engine::new(None).expect("engine");
-    let workloads = workloads(limit);
+    let only = std::env::var("STREAMFN_BENCH_FUNCTIONS").ok();
+    let workloads = workloads(limit, |name| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|o| o == name))
+    });
     println!("batches of {BATCH}, fuel on, one core; events/s best of 2 runs");
     println!(
         "{:<24} {:<11} {:>9} {:>8} {:>11} {:>12} {:>9} {:>9}",
