@@ -9,7 +9,9 @@
 //! `scripts/build-guests`. It builds the templates itself under `target/bench-projects`
 //! (which needs the toolchains `fnctl build` needs). `STREAMFN_BENCH_EVENTS` sets the
 //! events per run (default 20000); `STREAMFN_BENCH_FUNCTIONS` (comma-separated: counter,
-//! fraud-scorer, log-correlator, recommendation-updater) runs only those.
+//! fraud-scorer, log-correlator, recommendation-updater) runs only those;
+//! `STREAMFN_BENCH_COMPONENTS=LABEL=FILE.wasm,...` adds components of one's own, run over
+//! the counter's events with output topic `out`.
 
 mod support;
 
@@ -148,10 +150,29 @@ fn workloads(limit: usize, wanted: impl Fn(&str) -> bool) -> Vec<Workload> {
         ("log-correlator", &logs),
         ("recommendation-updater", &recs),
     ];
-    all.into_iter()
+    let mut chosen: Vec<Workload> = all
+        .into_iter()
         .filter(|(name, _)| wanted(name))
         .map(|(_, workload)| workload())
-        .collect()
+        .collect();
+    if let Ok(components) = std::env::var("STREAMFN_BENCH_COMPONENTS") {
+        chosen.push(Workload {
+            name: "own components",
+            events: events(
+                &[("transactions", &data.transactions, "customer_id")],
+                limit,
+            ),
+            outputs: vec!["out"],
+            builds: components
+                .split(',')
+                .map(|c| {
+                    let (label, path) = c.split_once('=').expect("LABEL=FILE.wasm");
+                    (&*label.to_owned().leak(), PathBuf::from(path))
+                })
+                .collect(),
+        });
+    }
+    chosen
 }
 
 /// One run over the workload's events: elapsed time and fuel burnt.
