@@ -15,6 +15,8 @@
 //! `LogAppendTime`), read with read_committed. The fraud scorer runs with
 //! `alert_threshold=0` then, so that every transaction has an output.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -104,15 +106,6 @@ fn options(brokers: &str, exactly_once: bool) -> KafkaOptions {
         brokers: brokers.to_owned(),
         properties,
         exactly_once,
-    }
-}
-
-fn record(value: &Value, key: &str) -> Record {
-    Record {
-        timestamp_ms: value["timestamp_ms"].as_i64().unwrap_or(0),
-        key: value[key].as_str().map(|k| k.as_bytes().to_vec()),
-        value: Some(value.to_string().into_bytes()),
-        headers: Vec::new(),
     }
 }
 
@@ -332,12 +325,12 @@ fn main() {
         .transactions
         .iter()
         .take(events)
-        .map(|v| record(v, "customer_id"))
+        .map(|v| support::record(v, "customer_id"))
         .collect();
     let profiles: Vec<Record> = data
         .customer_profiles
         .iter()
-        .map(|v| record(v, "customer_id"))
+        .map(|v| support::record(v, "customer_id"))
         .collect();
     let producer: BaseProducer = options(&broker.address, false)
         .config(&[
@@ -461,7 +454,7 @@ fn main() {
             let id = format!("{mode}-{i}");
             tx["id"] = Value::from(id.clone());
             tx["timestamp_ms"] = Value::from(now_ms());
-            (id, record(&tx, "customer_id"))
+            (id, support::record(&tx, "customer_id"))
         });
         let latency = latencies(&broker.address, "fraud-alerts", &sent, |r| {
             let alert: Value = serde_json::from_slice(r.value.as_deref()?).ok()?;

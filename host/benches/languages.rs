@@ -15,18 +15,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streamfn_host::dispatch::{Batch, Dispatcher, InputEvent};
+use streamfn_host::dispatch::{Batch, InputEvent};
 use streamfn_host::engine::Engine;
-use streamfn_host::instance::InstanceConfig;
-use streamfn_host::limits::Limits;
 use streamfn_host::project::{self, Lang};
-use streamfn_host::record::Record;
 use streamfn_host::state::PartitionState;
 use support::Shared;
 
@@ -64,15 +60,6 @@ fn template(lang: Lang, suffix: &str) -> PathBuf {
     out
 }
 
-fn record(value: &Value, key: &str) -> Record {
-    Record {
-        timestamp_ms: value["timestamp_ms"].as_i64().unwrap_or(0),
-        key: value[key].as_str().map(|k| k.as_bytes().to_vec()),
-        value: Some(value.to_string().into_bytes()),
-        headers: Vec::new(),
-    }
-}
-
 /// A function's input, in order, and the topics it may emit to.
 struct Workload {
     name: &'static str,
@@ -88,7 +75,7 @@ fn events(inputs: &[(&str, &[Value], &str)], limit: usize) -> Vec<InputEvent> {
             events.push(InputEvent {
                 topic: (*topic).to_owned(),
                 offset: offset as u64,
-                record: record(value, key),
+                record: support::record(value, key),
             });
         }
     }
@@ -178,14 +165,7 @@ fn workloads(limit: usize, wanted: impl Fn(&str) -> bool) -> Vec<Workload> {
 /// One run over the workload's events: elapsed time and fuel burnt.
 fn run(engine: &Arc<Engine>, bytes: &[u8], workload: &Workload) -> (Duration, u64) {
     let component = engine.load(bytes).expect("load guest");
-    let config = InstanceConfig {
-        config: Arc::new(BTreeMap::new()),
-        outputs: Arc::new(workload.outputs.iter().map(|s| (*s).to_owned()).collect()),
-        limits: Limits::default(),
-        max_record_bytes: 1 << 20,
-        log: Arc::new(|_| {}),
-    };
-    let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1, Default::default());
+    let mut dispatcher = support::dispatcher(engine, component, &workload.outputs);
     let committed = Shared::default();
     let mut fuel = 0;
     let started = Instant::now();

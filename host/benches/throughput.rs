@@ -13,12 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use streamfn::{Context, Event, Failure, Host, Level, Output};
-use streamfn_host::dispatch::{Batch, Dispatcher, InputEvent};
+use streamfn_host::dispatch::{Batch, InputEvent};
 use streamfn_host::embedded::LogConfig;
 use streamfn_host::engine::Engine;
-use streamfn_host::instance::InstanceConfig;
 use streamfn_host::limits::Limits;
 use streamfn_host::record::Record;
 use streamfn_host::registry::{DeploySpec, StartFrom};
@@ -95,28 +93,19 @@ impl Workload {
     }
 }
 
-fn record(value: &Value, key: &str) -> Record {
-    Record {
-        timestamp_ms: value["timestamp_ms"].as_i64().unwrap_or(0),
-        key: value[key].as_str().map(|k| k.as_bytes().to_vec()),
-        value: Some(value.to_string().into_bytes()),
-        headers: Vec::new(),
-    }
-}
-
 fn workloads(events: usize) -> Vec<Workload> {
     // About 50 transactions per customer, as in the demo.
     let data = streamfn_demo::generate::generate(3, (events / 50).max(1));
     let profiles: Vec<Record> = data
         .customer_profiles
         .iter()
-        .map(|v| record(v, "customer_id"))
+        .map(|v| support::record(v, "customer_id"))
         .collect();
     let transactions: Vec<Record> = data
         .transactions
         .iter()
         .take(events)
-        .map(|v| record(v, "customer_id"))
+        .map(|v| support::record(v, "customer_id"))
         .collect();
     vec![
         Workload {
@@ -181,14 +170,7 @@ fn guest_path(name: &str) -> PathBuf {
 fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
     let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
     let component = engine.load(&bytes).expect("load guest");
-    let config = InstanceConfig {
-        config: Arc::new(BTreeMap::new()),
-        outputs: Arc::new(workload.outputs.iter().map(|s| (*s).to_owned()).collect()),
-        limits: Limits::default(),
-        max_record_bytes: 1 << 20,
-        log: Arc::new(|_| {}),
-    };
-    let mut dispatcher = Dispatcher::new(engine.clone(), component, config, 1, Default::default());
+    let mut dispatcher = support::dispatcher(engine, component, &workload.outputs);
     let events = workload.events();
     let batches: Vec<Vec<InputEvent>> = events.chunks(500).map(<[InputEvent]>::to_vec).collect();
     let committed = Shared::default();

@@ -1,10 +1,46 @@
-//! What the benches share: committed state in memory, and applying a batch's writes to it.
+//! What the benches share: records from the demo's JSON, a dispatcher with default limits,
+//! and committed state in memory.
+
+// Every bench includes this module; each uses part of it.
+#![allow(dead_code)]
 
 use std::sync::{Arc, RwLock};
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+use streamfn_host::dispatch::Dispatcher;
+use streamfn_host::engine::{Engine, LoadedComponent};
+use streamfn_host::instance::InstanceConfig;
+use streamfn_host::limits::Limits;
+use streamfn_host::record::Record;
 use streamfn_host::state::{CommittedState, MemoryState};
+
+/// The record of one of the demo generator's JSON values, keyed by its field `key`.
+pub fn record(value: &Value, key: &str) -> Record {
+    Record {
+        timestamp_ms: value["timestamp_ms"].as_i64().unwrap_or(0),
+        key: value[key].as_str().map(|k| k.as_bytes().to_vec()),
+        value: Some(value.to_string().into_bytes()),
+        headers: Vec::new(),
+    }
+}
+
+/// A dispatcher of `component` with the default limits, allowed to emit to `outputs`.
+pub fn dispatcher(
+    engine: &Arc<Engine>,
+    component: LoadedComponent,
+    outputs: &[&str],
+) -> Dispatcher {
+    let config = InstanceConfig {
+        config: Arc::new(BTreeMap::new()),
+        outputs: Arc::new(outputs.iter().map(|s| (*s).to_owned()).collect()),
+        limits: Limits::default(),
+        max_record_bytes: 1 << 20,
+        log: Arc::new(|_| {}),
+    };
+    Dispatcher::new(engine.clone(), component, config, 1, Default::default())
+}
 
 /// Committed state in memory, shared between batches the way a store is.
 #[derive(Clone, Default)]
