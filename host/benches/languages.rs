@@ -56,7 +56,11 @@ fn template(lang: Lang, suffix: &str) -> PathBuf {
     }
     let out = projects.join(format!("counter-{suffix}.wasm"));
     eprintln!("building the {suffix} template");
-    project::build(&dir, Some(&out), &|_| {}).expect("template builds");
+    let options = project::BuildOptions {
+        out: Some(out.clone()),
+        weval: None,
+    };
+    project::build(&dir, &options, &|_| {}).expect("template builds");
     out
 }
 

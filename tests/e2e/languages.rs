@@ -168,3 +168,36 @@ fn fnctl_build_without_the_toolchain_says_what_to_install() {
         );
     }
 }
+
+#[test]
+fn fnctl_build_aot_says_what_it_needs() {
+    let dir = temp_dir();
+    let fnctl = fnctl_path();
+    let fnctl = fnctl.to_str().expect("utf-8");
+    for lang in ["js", "go"] {
+        let created = command(fnctl, dir.path())
+            .args(["new", &format!("aot-{lang}"), "--lang", lang])
+            .output()
+            .expect("fnctl runs");
+        succeeded(&format!("fnctl new --lang {lang}"), created);
+    }
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir(&empty).expect("empty dir");
+    let no_weval = command(fnctl, &dir.path().join("aot-js"))
+        .args(["build", "--aot"])
+        .env("PATH", &empty)
+        .output()
+        .expect("fnctl runs");
+    assert!(!no_weval.status.success());
+    let stderr = String::from_utf8_lossy(&no_weval.stderr);
+    assert!(stderr.contains("cargo install weval"), "{stderr}");
+
+    // Any existing file gets past the lookup; a Go project is refused before it is used.
+    let go = command(fnctl, &dir.path().join("aot-go"))
+        .args(["build", "--aot", "--weval", fnctl])
+        .output()
+        .expect("fnctl runs");
+    assert!(!go.status.success());
+    let stderr = String::from_utf8_lossy(&go.stderr);
+    assert!(stderr.contains("JavaScript functions only"), "{stderr}");
+}

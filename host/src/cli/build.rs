@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 
 use super::{Format, Globals, output, progress};
@@ -18,13 +18,29 @@ pub struct Build {
     /// Where to write the component [default: NAME.wasm in the project].
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// JavaScript: compile ahead of time with weval, for faster handlers in a larger
+    /// component. Needs weval 0.5 (`cargo install weval --version =0.5.0`), found with
+    /// --weval or on PATH.
+    #[arg(long)]
+    aot: bool,
+    /// The weval binary for --aot [default: weval on PATH].
+    #[arg(long, requires = "aot")]
+    weval: Option<PathBuf>,
 }
 
 impl Build {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
         let spinner = progress::spinner("building");
-        let built = project::build(&self.dir, self.out.as_deref(), &|step| {
+        let options = project::BuildOptions {
+            out: self.out,
+            weval: if self.aot {
+                Some(find_weval(self.weval)?)
+            } else {
+                None
+            },
+        };
+        let built = project::build(&self.dir, &options, &|step| {
             spinner.set_message(step.to_owned())
         });
         spinner.finish_and_clear();
@@ -37,5 +53,25 @@ impl Build {
                 Ok(())
             }
         }
+    }
+}
+
+/// The weval binary: the one given, else the first on PATH.
+fn find_weval(given: Option<PathBuf>) -> Result<PathBuf> {
+    let found = given.or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("weval"))
+                .find(|path| path.is_file())
+        })
+    });
+    match found {
+        // The build runs inside the project: the path must not depend on where we are.
+        Some(path) if path.is_file() => Ok(std::path::absolute(&path)?),
+        Some(path) => bail!("{} is not a weval binary", path.display()),
+        None => bail!(
+            "--aot needs weval, which is not on PATH: `cargo install weval --version =0.5.0` \
+             (it builds for several minutes), then run again (or pass --weval PATH)"
+        ),
     }
 }

@@ -10,6 +10,9 @@ use super::{Manifest, TemplateFile, run, template};
 
 const INSTALL: &str = "install Node.js 20+ with npm (https://nodejs.org)";
 
+/// Names the weval binary `build.mjs` compiles ahead of time with.
+const WEVAL_ENV: &str = "STREAMFN_WEVAL";
+
 /// The template, and the SDK it builds against.
 pub(super) const TEMPLATE: &[TemplateFile] = template![
     "function.js" => "sdk/js/template/function.js",
@@ -21,11 +24,13 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
     "build.mjs" => "sdk/js/build.mjs",
 ];
 
-/// `npm install` when `node_modules` is missing, then the SDK's `build.mjs`.
+/// `npm install` when `node_modules` is missing, then the SDK's `build.mjs`, which
+/// compiles ahead of time with `weval` when one is given.
 pub(super) fn build(
     dir: &Path,
     manifest: &Manifest,
     out: &Path,
+    weval: Option<&Path>,
     step: &dyn Fn(&str),
 ) -> Result<()> {
     if !dir
@@ -39,13 +44,20 @@ pub(super) fn build(
             INSTALL,
         )?;
     }
-    step("componentize-js");
-    run(
-        dir,
-        Command::new("node")
-            .args(["build.mjs", "function.js"])
-            .arg(out)
-            .arg(manifest.wit_dir(dir)),
-        INSTALL,
-    )
+    let mut command = Command::new("node");
+    command
+        .args(["build.mjs", "function.js"])
+        .arg(out)
+        .arg(manifest.wit_dir(dir));
+    match weval {
+        Some(weval) => {
+            step("componentize-js, ahead of time with weval");
+            command.env(WEVAL_ENV, weval);
+        }
+        None => {
+            step("componentize-js");
+            command.env_remove(WEVAL_ENV);
+        }
+    }
+    run(dir, &mut command, INSTALL)
 }

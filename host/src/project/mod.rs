@@ -170,13 +170,24 @@ fn parse_manifest(text: &str) -> Result<Manifest> {
     })
 }
 
-/// Builds the project in `dir` into `out` (default: `NAME.wasm` in `dir`); returns the
-/// component's path. `step` reports progress.
-pub fn build(dir: &Path, out: Option<&Path>, step: &dyn Fn(&str)) -> Result<PathBuf> {
+/// How to build a project, beyond its manifest.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Where to write the component [default: `NAME.wasm` in the project].
+    pub out: Option<PathBuf>,
+    /// A weval binary: compile a JavaScript function ahead of time with it.
+    pub weval: Option<PathBuf>,
+}
+
+/// Builds the project in `dir`; returns the component's path. `step` reports progress.
+pub fn build(dir: &Path, options: &BuildOptions, step: &dyn Fn(&str)) -> Result<PathBuf> {
     // Toolchains run inside the project, so every path handed to them is absolute.
     let dir = &std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     let manifest = manifest(dir)?;
-    let out = match out {
+    if options.weval.is_some() && manifest.lang != Lang::Js {
+        bail!("ahead-of-time compilation with weval is for JavaScript functions only");
+    }
+    let out = match options.out.as_deref() {
         Some(out) => std::path::absolute(out).with_context(|| format!("{}", out.display()))?,
         None => std::path::absolute(dir.join(format!("{}.wasm", manifest.name)))?,
     };
@@ -186,7 +197,7 @@ pub fn build(dir: &Path, out: Option<&Path>, step: &dyn Fn(&str)) -> Result<Path
     }
     match manifest.lang {
         Lang::Rust => rust::build(dir, &manifest, &out, step)?,
-        Lang::Js => js::build(dir, &manifest, &out, step)?,
+        Lang::Js => js::build(dir, &manifest, &out, options.weval.as_deref(), step)?,
         Lang::Python => python::build(dir, &manifest, &out, step)?,
         Lang::Go => go::build(dir, &manifest, &out, step)?,
     }
