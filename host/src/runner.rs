@@ -318,6 +318,7 @@ fn run_partition(
 ) -> Result<Option<Run>> {
     let spec = &active.deployment.spec;
     let max = spec.limits.max_batch as usize;
+    let every = active.source.commit_every();
     let mut positions = active.source.positions(partition)?;
     let mut events = active.source.fetch(partition, &positions, max)?;
     if events.is_empty() {
@@ -352,7 +353,6 @@ fn run_partition(
             retry = report.retry;
             break;
         }
-        let every = active.source.commit_every();
         if processed >= every.events || started.elapsed() >= every.after {
             break;
         }
