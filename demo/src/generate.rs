@@ -37,6 +37,38 @@ pub struct Dataset {
     pub planted_error_bursts: Vec<(String, i64)>,
 }
 
+impl Dataset {
+    /// Log lines an hour after the data, on every service and with correlation ids for
+    /// every partition, so that every error window and trace window closes, as later
+    /// traffic would close them in a live system.
+    pub fn closing_logs(&self) -> Vec<Value> {
+        let last = self
+            .service_logs
+            .iter()
+            .filter_map(|l| l["timestamp_ms"].as_i64())
+            .max()
+            .unwrap_or(START_MS);
+        let services: BTreeSet<&str> = self
+            .service_logs
+            .iter()
+            .filter_map(|l| l["service"].as_str())
+            .collect();
+        let mut lines = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            for n in 0..16 {
+                lines.push(json!({
+                    "timestamp_ms": last + 61 * MINUTE_MS + i as i64,
+                    "service": service,
+                    "level": "INFO",
+                    "message": "health check ok",
+                    "correlation_id": format!("closing-{service}-{n}"),
+                }));
+            }
+        }
+        lines
+    }
+}
+
 /// Generates the demo data for `seed`, with about `scale` customers and as many users.
 /// The same seed and scale always give the same data.
 pub fn generate(seed: u64, scale: usize) -> Dataset {

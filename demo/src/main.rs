@@ -157,35 +157,6 @@ fn write_jsonl(path: &Path, records: &[Value]) -> Result<()> {
     Ok(())
 }
 
-/// Log lines an hour after the data, so that every error window and trace window closes,
-/// as later traffic would close them in a live system.
-fn closing_traffic(data: &Dataset) -> Vec<Value> {
-    let last = data
-        .service_logs
-        .iter()
-        .filter_map(|l| l["timestamp_ms"].as_i64())
-        .max()
-        .unwrap_or(generate::START_MS);
-    let services: BTreeSet<&str> = data
-        .service_logs
-        .iter()
-        .filter_map(|l| l["service"].as_str())
-        .collect();
-    let mut lines = Vec::new();
-    for (i, service) in services.iter().enumerate() {
-        for n in 0..16 {
-            lines.push(serde_json::json!({
-                "timestamp_ms": last + 61 * 60_000 + i as i64,
-                "service": service,
-                "level": "INFO",
-                "message": "health check ok",
-                "correlation_id": format!("closing-{service}-{n}"),
-            }));
-        }
-    }
-    lines
-}
-
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -295,7 +266,7 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
 
     let data = generate::generate(options.seed, options.scale);
     let mut logs_in = data.service_logs.clone();
-    logs_in.extend(closing_traffic(&data));
+    logs_in.extend(data.closing_logs());
     let feeds: [(&str, &str, &[Value]); 4] = [
         ("customer-profiles", "customer_id", &data.customer_profiles),
         ("transactions", "customer_id", &data.transactions),

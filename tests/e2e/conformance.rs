@@ -27,22 +27,22 @@ fn run(component: &Path) -> Vec<String> {
     let dir = temp_dir();
     let replica = Replica::start(&dir.path().join("data"));
     replica.ok(&["topics", "create", "in", "--partitions", "1"]);
-    replica.ok(&[
-        "deploy",
-        component.to_str().expect("utf-8"),
-        "--name",
+    replica.deploy(
+        component,
         "conf",
-        "--input",
-        "in",
-        "--output",
-        "out",
-        "--output",
-        "side",
-        "--config",
-        "greeting=hello",
-        "--max-retries",
-        "1",
-    ]);
+        &[
+            "--input",
+            "in",
+            "--output",
+            "out",
+            "--output",
+            "side",
+            "--config",
+            "greeting=hello",
+            "--max-retries",
+            "1",
+        ],
+    );
     let fixtures =
         std::fs::read_to_string(conformance_dir().join("fixtures.jsonl")).expect("fixtures.jsonl");
     let records: Vec<Value> = fixtures

@@ -54,32 +54,25 @@ fn prepare(replica: &Replica) {
     let counter = guest("test-counter");
     let fraud = guest("fraud-scorer");
     // Small batches make many commits, so a kill lands between and inside them.
-    replica.ok(&[
-        "deploy",
-        counter.to_str().expect("utf-8"),
-        "--name",
+    replica.deploy(
+        &counter,
         "counter",
-        "--input",
-        "events",
-        "--output",
-        "out",
-        "--batch",
-        "20",
-    ]);
-    replica.ok(&[
-        "deploy",
-        fraud.to_str().expect("utf-8"),
-        "--name",
+        &["--input", "events", "--output", "out", "--batch", "20"],
+    );
+    replica.deploy(
+        &fraud,
         "fraud",
-        "--input",
-        "transactions",
-        "--input",
-        "customer-profiles",
-        "--output",
-        "fraud-alerts",
-        "--batch",
-        "20",
-    ]);
+        &[
+            "--input",
+            "transactions",
+            "--input",
+            "customer-profiles",
+            "--output",
+            "fraud-alerts",
+            "--batch",
+            "20",
+        ],
+    );
 }
 
 struct Results {

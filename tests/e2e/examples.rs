@@ -56,19 +56,12 @@ fn correlate(batch: &str) -> (Vec<String>, usize) {
         replica.ok(&["topics", "create", topic, "--partitions", "3"]);
     }
     let data = streamfn_demo::generate::generate(5, 30);
-    let mut lines: Vec<String> = data.service_logs.iter().map(Value::to_string).collect();
-    let last = data
+    let lines: Vec<String> = data
         .service_logs
         .iter()
-        .filter_map(|l| l["timestamp_ms"].as_i64())
-        .max()
-        .unwrap_or(0);
-    for n in 0..30 {
-        lines.push(
-            serde_json::json!({"timestamp_ms": last + 3_700_000, "service": format!("closing-{n}"), "level": "INFO", "message": "tick", "correlation_id": format!("closing-{n}")})
-                .to_string(),
-        );
-    }
+        .chain(&data.closing_logs())
+        .map(Value::to_string)
+        .collect();
     replica.produce(
         "service-logs",
         &lines,
@@ -80,32 +73,32 @@ fn correlate(batch: &str) -> (Vec<String>, usize) {
         ],
     );
     let wasm = guest("log-correlator");
-    replica.ok(&[
-        "deploy",
-        wasm.to_str().expect("utf-8"),
-        "--name",
+    replica.deploy(
+        &wasm,
         "correlator",
-        "--input",
-        "service-logs",
-        "--output",
-        "logs-by-trace",
-        "--output",
-        "error-alerts",
-        "--batch",
-        batch,
-    ]);
-    replica.ok(&[
-        "deploy",
-        wasm.to_str().expect("utf-8"),
-        "--name",
+        &[
+            "--input",
+            "service-logs",
+            "--output",
+            "logs-by-trace",
+            "--output",
+            "error-alerts",
+            "--batch",
+            batch,
+        ],
+    );
+    replica.deploy(
+        &wasm,
         "traces",
-        "--input",
-        "logs-by-trace",
-        "--output",
-        "correlated-traces",
-        "--batch",
-        batch,
-    ]);
+        &[
+            "--input",
+            "logs-by-trace",
+            "--output",
+            "correlated-traces",
+            "--batch",
+            batch,
+        ],
+    );
     replica.wait_drained("correlator", Duration::from_secs(120));
     replica.wait_drained("traces", Duration::from_secs(120));
     let sorted = |topic: &str| {

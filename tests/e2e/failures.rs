@@ -175,16 +175,7 @@ fn a_rejected_event_leaves_no_state_behind() {
     let replica = Replica::start(&dir.path().join("data"));
     replica.ok(&["topics", "create", "in", "--partitions", "1"]);
     let wasm = guest("test-reject");
-    replica.ok(&[
-        "deploy",
-        wasm.to_str().expect("utf-8"),
-        "--name",
-        "f",
-        "--input",
-        "in",
-        "--output",
-        "out",
-    ]);
+    replica.deploy(&wasm, "f", &["--input", "in", "--output", "out"]);
     let lines: Vec<String> = ["a", "reject", "b", "reject", "c"]
         .iter()
         .map(|s| s.to_string())

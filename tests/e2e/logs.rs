@@ -15,16 +15,7 @@ fn logs_show_what_a_function_wrote_and_follow_new_lines() {
     let replica = Replica::start(&dir.path().join("data"));
     replica.ok(&["topics", "create", "in", "--partitions", "1"]);
     let wasm = guest("test-reject");
-    replica.ok(&[
-        "deploy",
-        wasm.to_str().expect("utf-8"),
-        "--name",
-        "f",
-        "--input",
-        "in",
-        "--output",
-        "out",
-    ]);
+    replica.deploy(&wasm, "f", &["--input", "in", "--output", "out"]);
     let lines: Vec<String> = ["a", "b", "reject", "c"]
         .iter()
         .map(|s| s.to_string())

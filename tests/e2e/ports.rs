@@ -25,15 +25,14 @@ fn run(component: &str, inputs: &[&str], outputs: &[&str], feeds: &[Feed<'_>]) -
     for topic in inputs.iter().chain(outputs) {
         replica.ok(&["topics", "create", topic, "--partitions", "1"]);
     }
-    let wasm = guest(component);
-    let mut deploy = vec!["deploy", wasm.to_str().expect("utf-8"), "--name", "port"];
+    let mut topics = Vec::new();
     for input in inputs {
-        deploy.extend(["--input", input]);
+        topics.extend(["--input", input]);
     }
     for output in outputs {
-        deploy.extend(["--output", output]);
+        topics.extend(["--output", output]);
     }
-    replica.ok(&deploy);
+    replica.deploy(&guest(component), "port", &topics);
     for feed in feeds {
         let lines: Vec<String> = feed.records.iter().map(Value::to_string).collect();
         replica.produce(
@@ -114,17 +113,8 @@ fn the_go_fraud_scorer_scores_like_the_rust_one() {
 fn the_javascript_log_correlator_correlates_like_the_rust_one() {
     let data = dataset();
     // Records an hour later close every window and trace the data left open.
-    let last = data
-        .service_logs
-        .iter()
-        .filter_map(|l| l["timestamp_ms"].as_i64())
-        .max()
-        .unwrap_or(0);
     let mut logs = data.service_logs.clone();
-    logs.push(serde_json::json!({
-        "timestamp_ms": last + 3_700_000, "service": "closing", "level": "INFO",
-        "message": "tick", "correlation_id": "closing"
-    }));
+    logs.extend(data.closing_logs());
     // One function both re-keys by trace and correlates: on one partition its own
     // re-keyed records come back to it in a deterministic order.
     assert_same("log-correlator", "log-correlator-js", |component| {
@@ -139,19 +129,18 @@ fn the_javascript_log_correlator_correlates_like_the_rust_one() {
             replica.ok(&["topics", "create", topic, "--partitions", "1"]);
         }
         let wasm = guest(component);
-        let wasm = wasm.to_str().expect("utf-8");
-        replica.ok(&[
-            "deploy",
-            wasm,
-            "--name",
+        replica.deploy(
+            &wasm,
             "correlator",
-            "--input",
-            "service-logs",
-            "--output",
-            "logs-by-trace",
-            "--output",
-            "error-alerts",
-        ]);
+            &[
+                "--input",
+                "service-logs",
+                "--output",
+                "logs-by-trace",
+                "--output",
+                "error-alerts",
+            ],
+        );
         let lines: Vec<String> = logs.iter().map(Value::to_string).collect();
         replica.produce(
             "service-logs",
@@ -165,16 +154,11 @@ fn the_javascript_log_correlator_correlates_like_the_rust_one() {
         );
         replica.wait_drained("correlator", Duration::from_secs(300));
         // The trace half reads the re-keyed topic only once it is complete.
-        replica.ok(&[
-            "deploy",
-            wasm,
-            "--name",
+        replica.deploy(
+            &wasm,
             "traces",
-            "--input",
-            "logs-by-trace",
-            "--output",
-            "correlated-traces",
-        ]);
+            &["--input", "logs-by-trace", "--output", "correlated-traces"],
+        );
         replica.wait_drained("traces", Duration::from_secs(300));
         for function in ["correlator", "traces"] {
             assert!(

@@ -17,16 +17,7 @@ fn a_guest_reaches_no_file_no_environment_no_socket_and_no_clock() {
     let address = listener.local_addr().expect("address").to_string();
     replica.ok(&["topics", "create", "in", "--partitions", "1"]);
     let wasm = guest("test-sandbox");
-    replica.ok(&[
-        "deploy",
-        wasm.to_str().expect("utf-8"),
-        "--name",
-        "probe",
-        "--input",
-        "in",
-        "--output",
-        "out",
-    ]);
+    replica.deploy(&wasm, "probe", &["--input", "in", "--output", "out"]);
     replica.produce("in", &[address], &[]);
     replica.wait_drained("probe", Duration::from_secs(30));
 

@@ -167,6 +167,19 @@ impl Replica {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Deploys `component` as function `name` with further `deploy` arguments (inputs,
+    /// outputs, limits), failing the test if it fails.
+    pub fn deploy(&self, component: &Path, name: &str, args: &[&str]) -> String {
+        let mut all = vec![
+            "deploy",
+            component.to_str().expect("utf-8 path"),
+            "--name",
+            name,
+        ];
+        all.extend_from_slice(args);
+        self.ok(&all)
+    }
+
     /// Runs `fnctl` with `input` on stdin, failing the test if it fails.
     pub fn ok_with_input(&self, args: &[&str], input: &str) -> String {
         use std::io::Write as _;

@@ -18,28 +18,6 @@ fn lines(values: &[Value]) -> Vec<String> {
     values.iter().map(Value::to_string).collect()
 }
 
-/// Log lines an hour after the data, so every window and trace closes.
-fn closing_logs(data: &Dataset) -> Vec<String> {
-    let last = data
-        .service_logs
-        .iter()
-        .filter_map(|l| l["timestamp_ms"].as_i64())
-        .max()
-        .unwrap_or(0);
-    (0..24)
-        .map(|n| {
-            serde_json::json!({
-                "timestamp_ms": last + 3_700_000,
-                "service": format!("closing-{n}"),
-                "level": "INFO",
-                "message": "tick",
-                "correlation_id": format!("closing-{n}"),
-            })
-            .to_string()
-        })
-        .collect()
-}
-
 /// The functions the demo runs.
 pub const FUNCTIONS: [&str; 4] = [
     "fraud-scorer",
@@ -125,7 +103,7 @@ pub fn feed_payments(replica: &Replica, data: &Dataset) {
 /// Produces the rest of the demo's input.
 pub fn feed_others(replica: &Replica, data: &Dataset) {
     let mut logs = lines(&data.service_logs);
-    logs.extend(closing_logs(data));
+    logs.extend(lines(&data.closing_logs()));
     replica.produce(
         "service-logs",
         &logs,

@@ -72,18 +72,11 @@ fn replicas_share_partitions_take_over_from_a_killed_one_and_count_exactly_once(
     examples::set_up(&a);
     a.ok(&["topics", "create", "events", "--partitions", "4"]);
     let counter = guest("test-counter");
-    a.ok(&[
-        "deploy",
-        counter.to_str().expect("utf-8"),
-        "--name",
+    a.deploy(
+        &counter,
         "counter",
-        "--input",
-        "events",
-        "--output",
-        "out",
-        "--batch",
-        "50",
-    ]);
+        &["--input", "events", "--output", "out", "--batch", "50"],
+    );
 
     wait_for(
         Duration::from_secs(60),

@@ -14,18 +14,11 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     let replica = Replica::start_on_kafka(&dir.path().join("replica"), &broker.address, &[]);
     replica.ok(&["topics", "create", "events", "--partitions", "3"]);
     let counter = guest("test-counter");
-    replica.ok(&[
-        "deploy",
-        counter.to_str().expect("utf-8"),
-        "--name",
+    replica.deploy(
+        &counter,
         "counter",
-        "--input",
-        "events",
-        "--output",
-        "out",
-        "--batch",
-        "20",
-    ]);
+        &["--input", "events", "--output", "out", "--batch", "20"],
+    );
     let lines = |range: std::ops::Range<usize>| -> Vec<String> {
         range
             .map(|i| serde_json::json!({ "k": format!("k{}", i % 10), "i": i }).to_string())
