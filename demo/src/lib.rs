@@ -1,3 +1,8 @@
-//! The demo's library half: the synthetic data generator, kept apart so it can be tested.
+//! The demo's parts, shared with the end-to-end tests: the generator of synthetic traffic
+//! with planted patterns, a replica driven through the real `fnctl`, the example
+//! functions' topology, and the checks a run must pass.
 
+pub mod check;
 pub mod generate;
+pub mod replica;
+pub mod topology;

@@ -4,17 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use streamfn_demo::generate::{self, Dataset};
+use streamfn_demo::replica::Replica;
+use streamfn_demo::topology;
 
 /// Partitions of every demo topic.
-const PARTITIONS: &str = "4";
+const PARTITIONS: u32 = 4;
 
 struct Options {
     fnctl: PathBuf,
@@ -55,97 +55,6 @@ fn options() -> Result<Options> {
         }
     }
     Ok(options)
-}
-
-/// A replica started for the demo, stopped when dropped.
-struct Replica {
-    fnctl: PathBuf,
-    admin: String,
-    child: Child,
-}
-
-impl Replica {
-    fn start(fnctl: &Path, data_dir: &Path) -> Result<Replica> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let admin = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(data_dir.join("serve.log"))?;
-        let child = Command::new(fnctl)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir.join("data"))
-            .arg("--admin-listen")
-            .arg(&admin)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", fnctl.display()))?;
-        let replica = Replica {
-            fnctl: fnctl.to_path_buf(),
-            admin: format!("http://{admin}"),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while replica.run(&["list"]).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "the replica did not start; see {}",
-                    data_dir.join("serve.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(replica)
-    }
-
-    fn run(&self, args: &[&str]) -> Result<String> {
-        let output = Command::new(&self.fnctl)
-            .args(args)
-            .env("FNCTL_ADMIN", &self.admin)
-            .stdin(Stdio::null())
-            .output()
-            .context("running fnctl")?;
-        if !output.status.success() {
-            bail!(
-                "fnctl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    fn consume(&self, topic: &str) -> Result<Vec<Value>> {
-        let out = self.run(&["consume", topic, "--from-beginning", "--timeout", "1"])?;
-        out.lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .context("fnctl consume printed something that is not JSON")
-            })
-            .collect()
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 fn write_jsonl(path: &Path, records: &[Value]) -> Result<()> {
@@ -194,104 +103,32 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
         "Streamfn demo: three functions on the embedded log ({} customers, seed {})",
         options.scale, options.seed
     );
-    let replica = Replica::start(&options.fnctl, work)?;
-    for topic in [
-        "transactions",
-        "customer-profiles",
-        "service-logs",
-        "logs-by-trace",
-        "user-activity",
-    ] {
-        replica.run(&["topics", "create", topic, "--partitions", PARTITIONS])?;
-    }
-    let guest = |name: &str| {
-        options
-            .guests
-            .join(format!("{}.wasm", name.replace('-', "_")))
-    };
-    let fraud = guest("fraud-scorer");
-    let logs = guest("log-correlator");
-    let recs = guest("recommendation-updater");
-    let deployments: [Vec<&str>; 4] = [
-        vec![
-            "deploy",
-            path_str(&fraud)?,
-            "--name",
-            "fraud-scorer",
-            "--input",
-            "transactions",
-            "--input",
-            "customer-profiles",
-            "--output",
-            "fraud-alerts",
-        ],
-        vec![
-            "deploy",
-            path_str(&logs)?,
-            "--name",
-            "log-correlator",
-            "--input",
-            "service-logs",
-            "--output",
-            "logs-by-trace",
-            "--output",
-            "error-alerts",
-        ],
-        // The same component again, on the topic the first one re-keys by trace.
-        vec![
-            "deploy",
-            path_str(&logs)?,
-            "--name",
-            "trace-correlator",
-            "--input",
-            "logs-by-trace",
-            "--output",
-            "correlated-traces",
-        ],
-        vec![
-            "deploy",
-            path_str(&recs)?,
-            "--name",
-            "recommendation-updater",
-            "--input",
-            "user-activity",
-            "--output",
-            "user-recommendations",
-        ],
-    ];
-    for args in &deployments {
-        replica.run(args)?;
-        println!("  deployed {}", args[3]);
+    let replica = Replica::start(&options.fnctl, &work.join("data"), &[])?;
+    for function in topology::set_up(&replica, &options.guests, PARTITIONS, &[])? {
+        println!("  deployed {}", function.name);
     }
 
     let data = generate::generate(options.seed, options.scale);
-    let mut logs_in = data.service_logs.clone();
-    logs_in.extend(data.closing_logs());
-    let feeds: [(&str, &str, &[Value]); 4] = [
-        ("customer-profiles", "customer_id", &data.customer_profiles),
-        ("transactions", "customer_id", &data.transactions),
-        ("service-logs", "service", &logs_in),
-        ("user-activity", "user_id", &data.user_activity),
-    ];
     let started = Instant::now();
     let mut fed = 0;
-    for (topic, key, records) in feeds {
-        let file = work.join(format!("{topic}.jsonl"));
-        write_jsonl(&file, records)?;
-        replica.run(&[
-            "produce",
-            topic,
-            "--file",
-            path_str(&file)?,
-            "--key-field",
-            key,
-            "--timestamp-field",
-            "timestamp_ms",
-        ])?;
-        println!("  produced {:>6} records to {topic}", records.len());
-        fed += records.len();
+    for feed in topology::payments(&data)
+        .into_iter()
+        .chain(topology::others(&data))
+    {
+        // Through a file, as a user would, so a large produce shows its progress.
+        let file = work.join(format!("{}.jsonl", feed.topic));
+        write_jsonl(&file, &feed.records)?;
+        let mut args = vec!["produce", feed.topic, "--file", path_str(&file)?];
+        args.extend(feed.produce_args());
+        replica.run(&args)?;
+        println!(
+            "  produced {:>6} records to {}",
+            feed.records.len(),
+            feed.topic
+        );
+        fed += feed.records.len();
     }
-    wait_for_drain(&replica, Duration::from_secs(300))?;
+    replica.wait_all_drained(Duration::from_secs(300))?;
     let elapsed = started.elapsed();
 
     let alerts = replica.consume("fraud-alerts")?;
@@ -299,13 +136,8 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
     let traces = replica.consume("correlated-traces")?;
     let recommendations = replica.consume("user-recommendations")?;
     let mut dead_letters = 0;
-    for function in [
-        "fraud-scorer",
-        "log-correlator",
-        "trace-correlator",
-        "recommendation-updater",
-    ] {
-        dead_letters += replica.consume(&format!("{function}-dlq"))?.len();
+    for function in topology::FUNCTIONS {
+        dead_letters += replica.consume(&format!("{}-dlq", function.name))?.len();
     }
     let status = replica.run(&["status"])?;
     replica.stop();
@@ -314,12 +146,12 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
         "\nAll {fed} input records handled in {:.1} s.\n",
         elapsed.as_secs_f64()
     );
-    report_fraud(&data, &alerts);
-    report_errors(&data, &error_alerts, &traces);
+    let (frauds_caught, frauds) = report_fraud(&data, &alerts);
+    let (bursts_caught, bursts) = report_errors(&data, &error_alerts, &traces);
     report_recommendations(&recommendations);
     println!("\nReplica status:\n{status}");
     println!(
-        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={}",
+        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={} frauds-caught={frauds_caught}/{frauds} bursts-caught={bursts_caught}/{bursts}",
         alerts.len(),
         error_alerts.len(),
         recommendations.len(),
@@ -333,27 +165,6 @@ fn path_str(path: &Path) -> Result<&str> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
-/// Waits until every function has read all its input, twice in a row (a function that
-/// writes to its own input needs the second look).
-fn wait_for_drain(replica: &Replica, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    let mut quiet = 0;
-    while quiet < 2 {
-        if Instant::now() > deadline {
-            bail!(
-                "the functions did not catch up within {} s",
-                timeout.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let statuses: Vec<Value> =
-            serde_json::from_str(&replica.run(&["status", "--output", "json"])?)?;
-        let lag: u64 = statuses.iter().filter_map(|s| s["lag"].as_u64()).sum();
-        quiet = if lag == 0 { quiet + 1 } else { 0 };
-    }
-    Ok(())
-}
-
 fn value_of(record: &Value) -> Value {
     record["value"]
         .as_str()
@@ -361,7 +172,8 @@ fn value_of(record: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn report_fraud(data: &Dataset, alerts: &[Value]) {
+/// Prints what the fraud scorer found; returns (planted frauds caught, planted frauds).
+fn report_fraud(data: &Dataset, alerts: &[Value]) -> (usize, usize) {
     let flagged: BTreeSet<String> = alerts
         .iter()
         .filter_map(|a| value_of(a)["transaction_id"].as_str().map(str::to_owned))
@@ -396,9 +208,11 @@ fn report_fraud(data: &Dataset, alerts: &[Value]) {
                 .unwrap_or_default()
         );
     }
+    (caught, data.planted_frauds.len())
 }
 
-fn report_errors(data: &Dataset, error_alerts: &[Value], traces: &[Value]) {
+/// Prints what the log correlator found; returns (planted bursts caught, planted bursts).
+fn report_errors(data: &Dataset, error_alerts: &[Value], traces: &[Value]) -> (usize, usize) {
     let alerted: BTreeSet<(String, i64)> = error_alerts
         .iter()
         .map(value_of)
@@ -411,10 +225,10 @@ fn report_errors(data: &Dataset, error_alerts: &[Value], traces: &[Value]) {
         .collect();
     let planted: BTreeSet<(String, i64)> = data.planted_error_bursts.iter().cloned().collect();
     println!("\nLog correlator: {} log lines", data.service_logs.len());
+    let detected = planted.intersection(&alerted).count();
     println!(
-        "  {} error alerts; {} of {} planted error bursts detected",
+        "  {} error alerts; {detected} of {} planted error bursts detected",
         error_alerts.len(),
-        planted.intersection(&alerted).count(),
         planted.len()
     );
     for alert in error_alerts.iter().take(2) {
@@ -446,6 +260,7 @@ fn report_errors(data: &Dataset, error_alerts: &[Value], traces: &[Value]) {
             v["root_cause"]["message"].as_str().unwrap_or("?")
         );
     }
+    (detected, planted.len())
 }
 
 fn report_recommendations(recommendations: &[Value]) {

@@ -26,11 +26,13 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::Value;
-use streamfn_host::kafka::{KafkaCluster, KafkaOptions, record_of, send_record};
-use streamfn_host::limits::Limits;
-use streamfn_host::record::Record;
-use streamfn_host::registry::{DeploySpec, StartFrom};
-use streamfn_host::replica::{Mode, Replica, now_ms};
+use streamfn_host::log::Mode;
+use streamfn_host::log::kafka::{KafkaCluster, KafkaOptions, record_of, send_record};
+use streamfn_host::model::clock::now_ms;
+use streamfn_host::model::deployment::{DeploySpec, StartFrom};
+use streamfn_host::model::limits::Limits;
+use streamfn_host::model::record::Record;
+use streamfn_host::replica::Replica;
 
 const PARTITIONS: u32 = 4;
 const RATE: u64 = 2000;

@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streamfn_host::dispatch::{Batch, InputEvent};
-use streamfn_host::engine::Engine;
-use streamfn_host::project::{self, Lang};
+use streamfn_host::dispatch::Batch;
+use streamfn_host::model::event::InputEvent;
+use streamfn_host::sandbox::Engine;
 use streamfn_host::state::PartitionState;
+use streamfn_project::{self as project, Lang};
 use support::Shared;
 
 /// Events per call into the guest, as the prototype and a busy partition have.

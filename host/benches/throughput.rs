@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamfn::{Context, Event, Failure, Host, Level, Output};
-use streamfn_host::dispatch::{Batch, InputEvent};
-use streamfn_host::embedded::LogConfig;
-use streamfn_host::engine::Engine;
-use streamfn_host::limits::Limits;
-use streamfn_host::record::Record;
-use streamfn_host::registry::{DeploySpec, StartFrom};
-use streamfn_host::replica::{Mode, Replica};
+use streamfn_host::dispatch::Batch;
+use streamfn_host::log::embedded::LogConfig;
+use streamfn_host::log::{Mode, NewTopic};
+use streamfn_host::model::deployment::{DeploySpec, StartFrom};
+use streamfn_host::model::event::InputEvent;
+use streamfn_host::model::limits::Limits;
+use streamfn_host::model::record::Record;
+use streamfn_host::replica::Replica;
+use streamfn_host::sandbox::Engine;
 use streamfn_host::state::PartitionState;
 use support::Shared;
 
@@ -198,20 +200,23 @@ fn end_to_end(workload: &Workload) -> Duration {
     let replica =
         Replica::open(dir.path(), Mode::Embedded(LogConfig::default()), "bench").expect("replica");
     for (topic, records) in &workload.inputs {
-        replica
-            .log
-            .create_topic(topic, 1, None, None)
-            .expect("topic");
+        let topic_spec = NewTopic {
+            name: (*topic).to_owned(),
+            partitions: 1,
+            retention_ms: None,
+            retention_bytes: None,
+        };
+        replica.log().create_topic(&topic_spec).expect("topic");
         for chunk in records.chunks(5000) {
             let placed: Vec<(Option<u32>, Record)> =
                 chunk.iter().map(|r| (Some(0), r.clone())).collect();
-            replica.log.append(topic, placed).expect("append");
+            replica.log().append(topic, placed).expect("append");
         }
     }
     let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
     let sha256 = replica.upload(&bytes, None).expect("upload");
     let started = Instant::now();
-    replica
+    let deployment = replica
         .deploy(DeploySpec {
             name: workload.name.to_owned(),
             component: sha256,
@@ -228,13 +233,14 @@ fn end_to_end(workload: &Workload) -> Duration {
         })
         .expect("deploy");
     let caught_up = || {
+        let partitions = replica
+            .log()
+            .partition_status(&deployment)
+            .expect("offsets");
         workload.inputs.iter().all(|(topic, records)| {
-            let meta = replica.log.require_topic(topic).expect("topic");
-            let done = replica
-                .log
-                .committed(workload.name, &meta, 0)
-                .expect("offsets");
-            done == Some(records.len() as u64)
+            partitions
+                .iter()
+                .any(|p| p.topic == *topic && p.committed == records.len() as u64)
         })
     };
     while !caught_up() {

@@ -1,32 +1,29 @@
 //! Streamfn's host: runs user functions, compiled to WebAssembly components, over topics
-//! of the embedded log. The data path reads as the module list does:
-//! a runner fetches a partition's records from the log, the dispatcher runs them through
-//! an instance of the function under its limits, and the commit writes outputs, state and
-//! offsets in one transaction. `fnctl` (the binary) drives it through the admin API.
+//! of a log. The modules are layers, each using only those listed before it:
+//!
+//! - [`model`]: records, events, effects and commits, deployments, limits, failures;
+//! - [`state`]: a partition's state as a batch sees it, over what is committed;
+//! - [`sandbox`]: the wasmtime engine, components and instances with their imports;
+//! - [`dispatch`]: a batch through an instance: timers, bisection, dead letters;
+//! - [`registry`], [`metrics`], [`logbook`]: deployments, counters, guest log lines;
+//! - [`runner`]: a function's thread, fetching from its source and committing;
+//! - [`log`]: the seam to the log underneath, the embedded one or Kafka;
+//! - [`replica`]: all of it put together for `fnctl serve`;
+//! - [`api`]: the admin HTTP API over a replica.
 
 #![deny(unsafe_code)]
 
 pub mod api;
-pub mod bindings;
-pub mod cache;
-pub mod cli;
-pub mod client;
 pub mod dispatch;
-pub mod effects;
-pub mod embedded;
-pub mod engine;
-pub mod failure;
-pub mod instance;
-pub mod kafka;
-pub mod limits;
+pub mod log;
 pub mod logbook;
 pub mod metrics;
-pub mod partitioner;
-pub mod project;
-pub mod record;
+pub mod model;
 pub mod registry;
 pub mod replica;
 pub mod runner;
-pub mod source;
+pub mod sandbox;
 pub mod state;
-pub mod wire;
+
+#[cfg(test)]
+mod layers;

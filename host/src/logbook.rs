@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::streamfn::function::log::Level;
-use crate::instance::LogLine;
-use crate::replica::now_ms;
+use crate::model::clock::now_ms;
+use crate::sandbox::LogLine;
+use crate::sandbox::bindings::streamfn::function::log::Level;
 
 /// Lines kept per function.
 const LINES_PER_FUNCTION: usize = 2000;

@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::dispatch::BatchStats;
-use crate::failure::FailureKind;
+use crate::model::failure::FailureKind;
 
 /// Labels of per-function metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -55,7 +55,7 @@ fn run(component: &Path) -> Vec<String> {
     replica.wait_drained("conf", Duration::from_secs(120));
 
     // The `log info hello world` fixture reaches the function's log.
-    let logs = replica.ok(&["logs", "conf", "--output", "json"]);
+    let logs = replica.ok(&["logs", "conf", "--format", "json"]);
     let logged = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

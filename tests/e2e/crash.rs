@@ -2,13 +2,12 @@
 //! started again produces every output exactly once and ends with the same state as a
 //! run that was never interrupted.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Replica, guest, temp_dir, value, wait_for};
+use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir, topology, wait_for};
 
 const KEYS: usize = 40;
 const EVENTS: usize = 200_000;
@@ -17,12 +16,6 @@ fn counter_input() -> Vec<String> {
     (0..EVENTS)
         .map(|i| format!("k{:02} {i}", (i * 7) % KEYS))
         .collect()
-}
-
-fn fraud_inputs() -> (Vec<String>, Vec<String>) {
-    let data = streamfn_demo::generate::generate(11, 60);
-    let lines = |v: &[Value]| v.iter().map(Value::to_string).collect::<Vec<_>>();
-    (lines(&data.customer_profiles), lines(&data.transactions))
 }
 
 /// Creates the topics, produces every input, and deploys the functions.
@@ -42,37 +35,20 @@ fn prepare(replica: &Replica) {
             .collect();
         replica.produce("events", &json, &["--key-field", "k"]);
     }
-    let (profiles, transactions) = fraud_inputs();
-    let ts = [
-        "--key-field",
-        "customer_id",
-        "--timestamp-field",
-        "timestamp_ms",
-    ];
-    replica.produce("customer-profiles", &profiles, &ts);
-    replica.produce("transactions", &transactions, &ts);
-    let counter = guest("test-counter");
-    let fraud = guest("fraud-scorer");
+    let data = streamfn_demo::generate::generate(11, 60);
+    for feed in topology::payments(&data) {
+        must(feed.produce(replica));
+    }
     // Small batches make many commits, so a kill lands between and inside them.
     replica.deploy(
-        &counter,
+        &guest("test-counter"),
         "counter",
         &["--input", "events", "--output", "out", "--batch", "20"],
     );
-    replica.deploy(
-        &fraud,
-        "fraud",
-        &[
-            "--input",
-            "transactions",
-            "--input",
-            "customer-profiles",
-            "--output",
-            "fraud-alerts",
-            "--batch",
-            "20",
-        ],
-    );
+    let fraud = must(topology::function("fraud-scorer"));
+    let mut args = fraud.topic_args();
+    args.extend(["--batch", "20"]);
+    replica.deploy(&guest(fraud.guest), "fraud", &args);
 }
 
 struct Results {
@@ -84,21 +60,9 @@ struct Results {
 fn results(replica: &Replica) -> Results {
     let counter = replica.wait_drained("counter", Duration::from_secs(120));
     let fraud = replica.wait_drained("fraud", Duration::from_secs(120));
-    let mut counts: Vec<String> = replica
-        .consume("out")
-        .iter()
-        .map(|r| value(r).to_owned())
-        .collect();
-    counts.sort();
-    let mut alerts: Vec<String> = replica
-        .consume("fraud-alerts")
-        .iter()
-        .map(|r| value(r).to_owned())
-        .collect();
-    alerts.sort();
     Results {
-        counts,
-        alerts,
+        counts: replica.sorted_values("out"),
+        alerts: replica.sorted_values("fraud-alerts"),
         state_entries: (
             counter["state_entries"].clone(),
             fraud["state_entries"].clone(),
@@ -151,23 +115,11 @@ fn sigkill_mid_stream_then_restart_gives_every_output_exactly_once_and_the_same_
     );
     let got = results(&replica);
 
-    let mut per_key: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for line in &got.counts {
-        let (key, n) = line.split_once(':').expect("key:count");
-        per_key
-            .entry(key)
-            .or_default()
-            .push(n.parse().expect("count"));
-    }
-    assert_eq!(per_key.len(), KEYS);
-    for (key, mut counts) in per_key {
-        counts.sort_unstable();
-        let expected_counts: Vec<u64> = (1..=(EVENTS / KEYS) as u64).collect();
-        assert_eq!(
-            counts, expected_counts,
-            "key {key}: every count exactly once"
-        );
-    }
+    must(counts_exactly_once(
+        got.counts.iter().map(String::as_str),
+        KEYS,
+        EVENTS,
+    ));
     assert_eq!(got.counts, expected.counts);
     assert!(
         !expected.alerts.is_empty(),

@@ -64,7 +64,7 @@ fn deploying_what_is_not_a_streamfn_component_fails_clearly_and_changes_nothing(
     }
     let list = replica.ok(&["list"]);
     assert!(list.contains("no functions deployed"), "{list}");
-    let topics = replica.ok(&["topics", "list", "--output", "json"]);
+    let topics = replica.ok(&["topics", "list", "--format", "json"]);
     let topics: Vec<serde_json::Value> = serde_json::from_str(&topics).expect("json");
     let names: Vec<&str> = topics.iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, vec!["in"], "a failed deploy creates no topics");
@@ -205,4 +205,35 @@ fn a_replica_with_a_token_refuses_requests_without_it() {
         "{}",
         stderr_of(&open)
     );
+}
+
+#[test]
+fn every_flag_of_deploy_has_one_meaning() {
+    let help = std::process::Command::new(crate::support::fnctl_path())
+        .args(["deploy", "--help"])
+        .output()
+        .expect("runs");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    let flag = |name: &str| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(name))
+            .count()
+    };
+    assert_eq!(
+        flag("--output <"),
+        1,
+        "--output names an output topic:\n{text}"
+    );
+    assert_eq!(flag("--format <"), 1, "--format names the format:\n{text}");
+    assert!(
+        !text.contains("-o,"),
+        "no short flag means two things:\n{text}"
+    );
+    let topic = text
+        .split("--output <")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap_or_default();
+    assert!(topic.contains("Topic the function may emit to"), "{topic}");
 }

@@ -1,12 +1,11 @@
 //! The example functions as users meet them: the demo end to end, and the same input
 //! giving the same outputs however it is batched.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::support::{Replica, fnctl_path, guest, temp_dir, value};
+use crate::support::{Replica, fnctl_path, guest, must, temp_dir, topology};
 
 #[test]
 fn the_demo_catches_planted_fraud_and_error_bursts() {
@@ -28,23 +27,51 @@ fn the_demo_catches_planted_fraud_and_error_bursts() {
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
-    let counts: Vec<u64> = last
+    let summary: BTreeMap<&str, &str> = last
         .strip_prefix("demo: ")
-        .unwrap_or_else(|| panic!("last line is the summary: {last}"))
+        .unwrap_or_else(|| panic!("the last line is the summary: {last}"))
         .split(' ')
-        .map(|kv| {
-            kv.split_once('=')
-                .and_then(|(_, n)| n.parse().ok())
-                .expect("name=N")
-        })
+        .map(|kv| kv.split_once('=').expect("name=value"))
         .collect();
-    assert!(counts[0] > 0 && counts[1] > 0 && counts[2] > 0, "{last}");
-    assert_eq!(counts[3], 0, "no dead letters on clean data: {last}");
-    let caught = stdout
-        .lines()
-        .find(|l| l.contains("planted frauds"))
-        .unwrap_or_default();
-    assert!(caught.contains("caught"), "{stdout}");
+    let count = |name: &str| -> u64 {
+        summary
+            .get(name)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the summary has a count {name}: {last}"))
+    };
+    let share = |name: &str| -> (u64, u64) {
+        let (caught, planted) = summary
+            .get(name)
+            .and_then(|v| v.split_once('/'))
+            .unwrap_or_else(|| panic!("the summary has {name}=N/M: {last}"));
+        (
+            caught.parse().expect("a number"),
+            planted.parse().expect("a number"),
+        )
+    };
+    for name in ["fraud-alerts", "error-alerts", "recommendations"] {
+        assert!(count(name) > 0, "{name}: {last}");
+    }
+    assert_eq!(
+        count("dead-letters"),
+        0,
+        "no dead letters on clean data: {last}"
+    );
+    let (frauds, planted_frauds) = share("frauds-caught");
+    assert!(planted_frauds > 0, "the generator plants frauds: {last}");
+    assert!(
+        frauds * 4 >= planted_frauds * 3,
+        "the fraud scorer catches at least 3 in 4 planted frauds: {last}"
+    );
+    let (bursts, planted_bursts) = share("bursts-caught");
+    assert!(
+        planted_bursts > 0,
+        "the generator plants error bursts: {last}"
+    );
+    assert_eq!(
+        bursts, planted_bursts,
+        "every planted error burst is alerted: {last}"
+    );
 }
 
 /// The log correlator's error alerts and trace count on the demo's logs, with a given
@@ -56,61 +83,23 @@ fn correlate(batch: &str) -> (Vec<String>, usize) {
         replica.ok(&["topics", "create", topic, "--partitions", "3"]);
     }
     let data = streamfn_demo::generate::generate(5, 30);
-    let lines: Vec<String> = data
-        .service_logs
-        .iter()
-        .chain(&data.closing_logs())
-        .map(Value::to_string)
-        .collect();
-    replica.produce(
-        "service-logs",
-        &lines,
-        &[
-            "--key-field",
-            "service",
-            "--timestamp-field",
-            "timestamp_ms",
-        ],
-    );
-    let wasm = guest("log-correlator");
-    replica.deploy(
-        &wasm,
-        "correlator",
-        &[
-            "--input",
-            "service-logs",
-            "--output",
-            "logs-by-trace",
-            "--output",
-            "error-alerts",
-            "--batch",
-            batch,
-        ],
-    );
-    replica.deploy(
-        &wasm,
-        "traces",
-        &[
-            "--input",
-            "logs-by-trace",
-            "--output",
-            "correlated-traces",
-            "--batch",
-            batch,
-        ],
-    );
+    let [logs, _] = topology::others(&data);
+    must(logs.produce(&replica));
+    for (name, example) in [
+        ("correlator", "log-correlator"),
+        ("traces", "trace-correlator"),
+    ] {
+        let example = must(topology::function(example));
+        let mut args = example.topic_args();
+        args.extend(["--batch", batch]);
+        replica.deploy(&guest(example.guest), name, &args);
+    }
     replica.wait_drained("correlator", Duration::from_secs(120));
     replica.wait_drained("traces", Duration::from_secs(120));
-    let sorted = |topic: &str| {
-        let mut v: Vec<String> = replica
-            .consume(topic)
-            .iter()
-            .map(|r| value(r).to_owned())
-            .collect();
-        v.sort();
-        v
-    };
-    (sorted("error-alerts"), sorted("correlated-traces").len())
+    (
+        replica.sorted_values("error-alerts"),
+        replica.consume("correlated-traces").len(),
+    )
 }
 
 // Windows close on stream time, which only the partition's own records move, so the

@@ -66,7 +66,7 @@ fn a_new_project_in_every_language_tests_builds_deploys_and_runs() {
         succeeded(&format!("{lang} unit tests"), tested);
 
         let built = command(fnctl_path().to_str().expect("utf-8"), &project)
-            .args(["build", "--output", "json"])
+            .args(["build", "--format", "json"])
             .output()
             .expect("fnctl runs");
         let built: Value =

@@ -30,7 +30,7 @@ fn logs_show_what_a_function_wrote_and_follow_new_lines() {
         .find(|l| l.contains("rejecting offset 2") && l.contains("p0 @2 "))
         .unwrap_or_else(|| panic!("no log line for the rejected record alone: {text}"));
     assert!(line.contains("WARN") && line.contains(" v1 "), "{line}");
-    let json = replica.ok(&["logs", "f", "--output", "json"]);
+    let json = replica.ok(&["logs", "f", "--format", "json"]);
     let entry: Value = serde_json::from_str(json.lines().last().expect("a line")).expect("JSON");
     assert_eq!(entry["function"], "f");
     assert_eq!(entry["level"], "warn");

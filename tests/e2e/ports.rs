@@ -4,55 +4,37 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use streamfn_demo::generate::{Dataset, generate};
+use streamfn_demo::topology::Feed;
 
-use crate::support::{Replica, guest, temp_dir, value};
+use crate::support::{Replica, guest, must, temp_dir, topology, value};
 
-/// One input topic fed in full, keyed by a field, before the next one.
-struct Feed<'a> {
-    topic: &'static str,
-    key_field: &'static str,
-    records: &'a [Value],
-}
-
-/// Runs `component` as function `name` (with the given inputs and outputs) on a fresh
-/// replica whose topics have one partition, feeding `feeds` in turn; returns every record
-/// of `outputs`, as `topic key value` lines in the order the topics hold them.
-fn run(component: &str, inputs: &[&str], outputs: &[&str], feeds: &[Feed<'_>]) -> Vec<String> {
+/// Runs `component` as the example `example` on a fresh replica whose topics have one
+/// partition, feeding `feeds` in turn, each in full before the next; returns every record
+/// of its outputs, as `topic key value` lines in the order the topics hold them.
+fn run(component: &str, example: &str, feeds: &[Feed<'_>]) -> Vec<String> {
+    let example = must(topology::function(example));
     let dir = temp_dir();
     let replica = Replica::start(&dir.path().join("data"));
-    for topic in inputs.iter().chain(outputs) {
+    for topic in example.inputs.iter().chain(example.outputs) {
         replica.ok(&["topics", "create", topic, "--partitions", "1"]);
     }
-    let mut topics = Vec::new();
-    for input in inputs {
-        topics.extend(["--input", input]);
-    }
-    for output in outputs {
-        topics.extend(["--output", output]);
-    }
-    replica.deploy(&guest(component), "port", &topics);
+    replica.deploy(&guest(component), "port", &example.topic_args());
     for feed in feeds {
-        let lines: Vec<String> = feed.records.iter().map(Value::to_string).collect();
-        replica.produce(
-            feed.topic,
-            &lines,
-            &[
-                "--key-field",
-                feed.key_field,
-                "--timestamp-field",
-                "timestamp_ms",
-            ],
-        );
+        must(feed.produce(&replica));
         replica.wait_drained("port", Duration::from_secs(300));
     }
     assert!(
         replica.consume("port-dlq").is_empty(),
         "{component} dead-lettered records"
     );
+    outputs(&replica, example.outputs)
+}
+
+/// Every record of `topics`, as `topic key value` lines in the order the topics hold them.
+fn outputs(replica: &Replica, topics: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
-    for topic in outputs {
+    for topic in topics {
         for record in replica.consume(topic) {
             let key = record["key"].as_str().unwrap_or("-");
             lines.push(format!("{topic} {key} {}", value(&record)));
@@ -89,76 +71,38 @@ fn dataset() -> Dataset {
 fn the_go_fraud_scorer_scores_like_the_rust_one() {
     let data = dataset();
     assert_same("fraud-scorer", "fraud-scorer-go", |component| {
-        run(
-            component,
-            &["customer-profiles", "transactions"],
-            &["fraud-alerts"],
-            &[
-                Feed {
-                    topic: "customer-profiles",
-                    key_field: "customer_id",
-                    records: &data.customer_profiles,
-                },
-                Feed {
-                    topic: "transactions",
-                    key_field: "customer_id",
-                    records: &data.transactions,
-                },
-            ],
-        )
+        run(component, "fraud-scorer", &topology::payments(&data))
     });
 }
 
 #[test]
 fn the_javascript_log_correlator_correlates_like_the_rust_one() {
     let data = dataset();
-    // Records an hour later close every window and trace the data left open.
-    let mut logs = data.service_logs.clone();
-    logs.extend(data.closing_logs());
-    // One function both re-keys by trace and correlates: on one partition its own
-    // re-keyed records come back to it in a deterministic order.
+    // The service logs, with records an hour later that close every window and trace the
+    // data left open.
+    let [logs, _] = topology::others(&data);
+    // On one partition the re-keyed records come back to the trace half in a
+    // deterministic order.
     assert_same("log-correlator", "log-correlator-js", |component| {
         let dir = temp_dir();
         let replica = Replica::start(&dir.path().join("data"));
-        for topic in [
-            "service-logs",
-            "logs-by-trace",
-            "error-alerts",
-            "correlated-traces",
-        ] {
-            replica.ok(&["topics", "create", topic, "--partitions", "1"]);
+        let halves = ["log-correlator", "trace-correlator"].map(|f| must(topology::function(f)));
+        for topic in halves.iter().flat_map(|f| f.inputs.iter().chain(f.outputs)) {
+            replica.ok(&[
+                "topics",
+                "create",
+                topic,
+                "--partitions",
+                "1",
+                "--if-not-exists",
+            ]);
         }
         let wasm = guest(component);
-        replica.deploy(
-            &wasm,
-            "correlator",
-            &[
-                "--input",
-                "service-logs",
-                "--output",
-                "logs-by-trace",
-                "--output",
-                "error-alerts",
-            ],
-        );
-        let lines: Vec<String> = logs.iter().map(Value::to_string).collect();
-        replica.produce(
-            "service-logs",
-            &lines,
-            &[
-                "--key-field",
-                "service",
-                "--timestamp-field",
-                "timestamp_ms",
-            ],
-        );
+        replica.deploy(&wasm, "correlator", &halves[0].topic_args());
+        must(logs.produce(&replica));
         replica.wait_drained("correlator", Duration::from_secs(300));
         // The trace half reads the re-keyed topic only once it is complete.
-        replica.deploy(
-            &wasm,
-            "traces",
-            &["--input", "logs-by-trace", "--output", "correlated-traces"],
-        );
+        replica.deploy(&wasm, "traces", &halves[1].topic_args());
         replica.wait_drained("traces", Duration::from_secs(300));
         for function in ["correlator", "traces"] {
             assert!(
@@ -166,14 +110,10 @@ fn the_javascript_log_correlator_correlates_like_the_rust_one() {
                 "{component} ({function}) dead-lettered records"
             );
         }
-        let mut out = Vec::new();
-        for topic in ["logs-by-trace", "error-alerts", "correlated-traces"] {
-            for record in replica.consume(topic) {
-                let key = record["key"].as_str().unwrap_or("-");
-                out.push(format!("{topic} {key} {}", value(&record)));
-            }
-        }
-        out
+        outputs(
+            &replica,
+            &["logs-by-trace", "error-alerts", "correlated-traces"],
+        )
     });
 }
 
@@ -184,16 +124,8 @@ fn the_python_recommendation_updater_recommends_like_the_rust_one() {
         "recommendation-updater",
         "recommendation-updater-python",
         |component| {
-            run(
-                component,
-                &["user-activity"],
-                &["user-recommendations"],
-                &[Feed {
-                    topic: "user-activity",
-                    key_field: "user_id",
-                    records: &data.user_activity,
-                }],
-            )
+            let [_, activity] = topology::others(&data);
+            run(component, "recommendation-updater", &[activity])
         },
     );
 }

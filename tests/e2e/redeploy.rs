@@ -77,6 +77,6 @@ fn redeploying_mid_stream_loses_and_repeats_nothing() {
         saw_v2 |= switch < sequence.len();
     }
     assert!(saw_v2, "the new version handled records");
-    let list = replica.ok(&["list", "--output", "json"]);
+    let list = replica.ok(&["list", "--format", "json"]);
     assert!(list.contains("\"version\": 2"), "{list}");
 }

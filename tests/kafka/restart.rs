@@ -1,11 +1,10 @@
 //! A broker restart mid-stream loses nothing and repeats nothing, and `fnctl status`
 //! shows the lag of a burst going to 0.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::broker::Broker;
-use crate::support::{Replica, guest, temp_dir, value, wait_for};
+use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir, wait_for};
 
 #[test]
 fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
@@ -41,7 +40,7 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
                 Duration::from_secs(180),
                 "the lag to rise and fall to 0",
                 || {
-                    let out = replica.fnctl(&["status", "counter", "--output", "json"]);
+                    let out = replica.fnctl(&["status", "counter", "--format", "json"]);
                     let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
                     lags.push(status[0]["lag"].as_u64()?);
                     let rose = lags.iter().any(|&lag| lag > 0);
@@ -57,21 +56,10 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     eprintln!("lag after the burst: peak {peak}, {} samples", lags.len());
     assert!(peak > 0 && lags.last() == Some(&0), "lags seen: {lags:?}");
 
-    let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for record in replica.consume("out") {
-        let (key, n) = value(&record).split_once(':').expect("key:count");
-        per_key
-            .entry(key.to_owned())
-            .or_default()
-            .push(n.parse().expect("count"));
-    }
-    assert_eq!(per_key.values().map(Vec::len).sum::<usize>(), total);
-    for (key, mut counts) in per_key {
-        counts.sort_unstable();
-        assert_eq!(
-            counts,
-            (1..=(total / 10) as u64).collect::<Vec<_>>(),
-            "key {key}"
-        );
-    }
+    let counts = replica.sorted_values("out");
+    must(counts_exactly_once(
+        counts.iter().map(String::as_str),
+        10,
+        total,
+    ));
 }

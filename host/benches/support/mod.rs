@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use streamfn_host::dispatch::Dispatcher;
-use streamfn_host::engine::{Engine, LoadedComponent};
-use streamfn_host::instance::InstanceConfig;
-use streamfn_host::limits::Limits;
-use streamfn_host::record::Record;
+use streamfn_host::sandbox::{Engine, InstanceConfig, LoadedComponent};
+
+use streamfn_host::model::limits::Limits;
+use streamfn_host::model::record::Record;
 use streamfn_host::state::{CommittedState, MemoryState};
 
 /// The record of one of the demo generator's JSON values, keyed by its field `key`.
@@ -33,13 +33,15 @@ pub fn dispatcher(
     outputs: &[&str],
 ) -> Dispatcher {
     let config = InstanceConfig {
+        function: Arc::from("bench"),
+        version: 1,
         config: Arc::new(BTreeMap::new()),
         outputs: Arc::new(outputs.iter().map(|s| (*s).to_owned()).collect()),
         limits: Limits::default(),
         max_record_bytes: 1 << 20,
         log: Arc::new(|_| {}),
     };
-    Dispatcher::new(engine.clone(), component, config, 1, Default::default())
+    Dispatcher::sandboxed(engine.clone(), component, config, Default::default())
 }
 
 /// Committed state in memory, shared between batches the way a store is.

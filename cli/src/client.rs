@@ -1,0 +1,161 @@
+//! The admin API client `fnctl` uses to talk to a replica. Turns every failure into a
+//! message that says what was wrong and what to do.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use ureq::Agent;
+use ureq::http::Response;
+
+use streamfn_host::api::wire::{
+    ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse, TopicInfo,
+    UploadResponse,
+};
+use streamfn_host::logbook::LogEntry;
+use streamfn_host::model::deployment::{DeploySpec, Deployment};
+use streamfn_host::replica::FunctionStatus;
+
+/// A connection to one replica's admin API.
+pub struct Client {
+    agent: Agent,
+    base: String,
+    token: Option<String>,
+}
+
+/// Largest answer read: a page of records.
+const MAX_ANSWER: u64 = 512 * 1024 * 1024;
+
+impl Client {
+    /// A client of the replica at `base` (for example `http://127.0.0.1:7070`).
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        Client {
+            agent,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    fn unreachable(&self, err: ureq::Error) -> anyhow::Error {
+        anyhow!(
+            "cannot reach the replica at {}: {err}\nstart one with `fnctl serve`, or point --admin (or FNCTL_ADMIN) at a running one",
+            self.base
+        )
+    }
+
+    fn answer<T: DeserializeOwned>(
+        &self,
+        response: Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut response = response.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .context("reading the replica's answer")?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<ErrorBody>(&body).map_or(body, |e| e.error);
+            return Err(anyhow!("{message}"));
+        }
+        serde_json::from_str(&body)
+            .with_context(|| format!("the replica's answer is not what fnctl expects: {body}"))
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.answer(self.auth(self.agent.get(self.url(path))).call())
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.answer(self.auth(self.agent.post(self.url(path))).send_json(body))
+    }
+
+    /// Creates a topic.
+    pub fn create_topic(&self, request: &CreateTopic) -> Result<TopicInfo> {
+        self.post("/v1/topics", request)
+    }
+
+    /// Lists topics.
+    pub fn topics(&self) -> Result<Vec<TopicInfo>> {
+        self.get("/v1/topics")
+    }
+
+    /// Appends records to `topic`.
+    pub fn produce(&self, topic: &str, request: &ProduceRequest) -> Result<ProduceResponse> {
+        self.post(&format!("/v1/topics/{topic}/records"), request)
+    }
+
+    /// Reads up to `max` records of `topic`'s `partition` from `offset`.
+    pub fn consume(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> Result<ConsumeResponse> {
+        self.get(&format!(
+            "/v1/topics/{topic}/records?partition={partition}&offset={offset}&max={max}"
+        ))
+    }
+
+    /// Uploads a component.
+    pub fn upload(&self, sha256: &str, bytes: &[u8]) -> Result<UploadResponse> {
+        let request = self.auth(self.agent.put(self.url(&format!("/v1/artifacts/{sha256}"))));
+        self.answer(
+            request
+                .header("Content-Type", "application/wasm")
+                .send(bytes),
+        )
+    }
+
+    /// Deploys a function.
+    pub fn deploy(&self, spec: &DeploySpec) -> Result<Deployment> {
+        self.post("/v1/deployments", spec)
+    }
+
+    /// Lists running functions.
+    pub fn deployments(&self) -> Result<Vec<Deployment>> {
+        self.get("/v1/deployments")
+    }
+
+    /// The status of a function.
+    pub fn status(&self, name: &str) -> Result<FunctionStatus> {
+        self.get(&format!("/v1/deployments/{name}"))
+    }
+
+    /// Up to `max` guest log lines of `name` after sequence number `after`.
+    pub fn logs(&self, name: &str, after: u64, max: usize) -> Result<Vec<LogEntry>> {
+        self.get(&format!(
+            "/v1/deployments/{name}/logs?after={after}&max={max}"
+        ))
+    }
+
+    /// Stops a function.
+    pub fn undeploy(&self, name: &str) -> Result<Deployment> {
+        self.answer(
+            self.auth(
+                self.agent
+                    .delete(self.url(&format!("/v1/deployments/{name}"))),
+            )
+            .call(),
+        )
+    }
+}

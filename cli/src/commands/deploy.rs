@@ -1,0 +1,140 @@
+//! `fnctl deploy`: uploads a component and deploys it under a name.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+use super::{Globals, parse_key_value};
+use crate::output::{self, Format};
+use streamfn_host::model::deployment::{DeploySpec, StartFrom};
+use streamfn_host::model::limits::Limits;
+use streamfn_host::sandbox::sha256_hex;
+
+/// Deploy a function. Deploying a name that exists creates its next version, swapped in
+/// between two batches: nothing is lost or handled twice. Rolling back is deploying an
+/// older file.
+#[derive(Debug, Args)]
+pub struct Deploy {
+    /// The function's component (a .wasm file built for wasm32-wasip2).
+    file: PathBuf,
+    /// Function name; also its consumer group and the owner of its state.
+    #[arg(long)]
+    name: String,
+    /// Input topic (repeat for co-partitioned inputs, which must have equal partition counts).
+    #[arg(long = "input", required = true)]
+    inputs: Vec<String>,
+    /// Topic the function may emit to (repeat); created when missing.
+    #[arg(long = "output")]
+    outputs: Vec<String>,
+    /// Dead-letter topic [default: NAME-dlq].
+    #[arg(long)]
+    dlq: Option<String>,
+    /// Fuel one event may burn, roughly its wasm instructions [default: 50000000]. A Rust
+    /// handler needs thousands per event; JavaScript and Python ones a few hundred
+    /// thousand.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Memory an instance may grow to, in MiB (1 to 1024) [default: 256].
+    #[arg(long)]
+    memory: Option<u32>,
+    /// Deadline of one call into the function, in milliseconds [default: 5000].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Most events per call [default: 500].
+    #[arg(long)]
+    batch: Option<u32>,
+    /// Most records one event may emit [default: 100].
+    #[arg(long)]
+    max_outputs: Option<u32>,
+    /// Most bytes one event may emit [default: 1048576].
+    #[arg(long)]
+    max_output_bytes: Option<u64>,
+    /// Redeliveries of an event that asks for a retry before it is dead-lettered [default: 3].
+    #[arg(long)]
+    max_retries: Option<u32>,
+    /// Configuration the function reads (repeat).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+    /// Where a function without committed offsets starts.
+    #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
+    from: StartArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StartArg {
+    /// The oldest record kept.
+    Earliest,
+    /// Records produced after the deploy.
+    Latest,
+}
+
+impl Deploy {
+    fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            fuel_per_event: self.fuel.unwrap_or(defaults.fuel_per_event),
+            memory_mib: self.memory.unwrap_or(defaults.memory_mib),
+            timeout_ms: self.timeout.unwrap_or(defaults.timeout_ms),
+            max_outputs_per_event: self.max_outputs.unwrap_or(defaults.max_outputs_per_event),
+            max_output_bytes_per_event: self
+                .max_output_bytes
+                .unwrap_or(defaults.max_output_bytes_per_event),
+            max_batch: self.batch.unwrap_or(defaults.max_batch),
+            max_retries: self.max_retries.unwrap_or(defaults.max_retries),
+            retry_backoff_ms: defaults.retry_backoff_ms,
+        }
+    }
+
+    /// Runs the command.
+    pub fn run(self, globals: &Globals) -> Result<()> {
+        let bytes = std::fs::read(&self.file)
+            .with_context(|| format!("cannot read {}", self.file.display()))?;
+        let limits = self.limits();
+        limits.validate()?;
+        let client = globals.client();
+        let sha256 = sha256_hex(&bytes);
+        let progress = crate::progress::spinner(format!(
+            "uploading {} ({:.1} MB) for checking and compiling",
+            self.file.display(),
+            bytes.len() as f64 / 1e6
+        ));
+        let uploaded = client.upload(&sha256, &bytes);
+        progress.finish_and_clear();
+        uploaded.with_context(|| format!("{} was not accepted", self.file.display()))?;
+        let spec = DeploySpec {
+            name: self.name,
+            component: sha256,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            dlq: self.dlq,
+            config: self.config.into_iter().collect(),
+            limits,
+            start: match self.from {
+                StartArg::Earliest => StartFrom::Earliest,
+                StartArg::Latest => StartFrom::Latest,
+            },
+        };
+        let deployment = client.deploy(&spec)?;
+        match globals.format {
+            Format::Json => output::json(&deployment),
+            Format::Text => {
+                let spec = &deployment.spec;
+                println!(
+                    "deployed {} version {} (sha256 {})\n  inputs: {}\n  outputs: {}\n  dead letters: {}",
+                    spec.name,
+                    deployment.version,
+                    &spec.component[..12],
+                    spec.inputs.join(", "),
+                    if spec.outputs.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        spec.outputs.join(", ")
+                    },
+                    spec.dlq_topic()
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The commands of `fnctl`, one module each, each a clap struct with `run`. Human output
+//! by default, `--format json` for scripts.
+
+mod build;
+mod consume;
+mod deploy;
+mod list;
+mod logs;
+mod new;
+mod produce;
+mod serve;
+mod status;
+mod topics;
+mod undeploy;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use streamfn_host::log::kafka::KafkaOptions;
+
+use crate::client::Client;
+use crate::output::Format;
+
+/// Run WebAssembly functions on event streams.
+#[derive(Debug, Parser)]
+#[command(name = "fnctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Admin API of the replica to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "FNCTL_ADMIN",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub admin: String,
+    /// Token for the admin API (needed when the replica has one).
+    #[arg(long, global = true, env = "FNCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How to print results: text for people, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Kafka bootstrap servers (HOST:PORT[,...]). `serve` then runs on Kafka, and
+    /// `topics`, `produce` and `consume` talk to Kafka directly.
+    #[arg(long, global = true, env = "FNCTL_BROKERS")]
+    pub brokers: Option<String>,
+    /// A librdkafka property for every Kafka client (repeat): TLS, SASL, compression,
+    /// batching, e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `fnctl`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a replica (on the embedded log, or on Kafka with --brokers).
+    Serve(serve::Serve),
+    /// Create and list topics.
+    #[command(subcommand)]
+    Topics(topics::Topics),
+    /// Deploy a function (a new version if the name exists).
+    Deploy(deploy::Deploy),
+    /// List deployed functions.
+    List(list::List),
+    /// Show a function's partitions, lag, throughput and failures.
+    Status(status::Status),
+    /// Stop a function (its offsets and state are kept).
+    Undeploy(undeploy::Undeploy),
+    /// Show (and follow) a function's log lines.
+    Logs(logs::Logs),
+    /// Create a function project from a template.
+    New(new::New),
+    /// Build the function project in the current directory into a component.
+    Build(build::Build),
+    /// Write records to a topic, one per input line.
+    Produce(produce::Produce),
+    /// Print records of a topic, one JSON object per line.
+    Consume(consume::Consume),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Globals {
+    /// Where to print, and how.
+    pub format: Format,
+    admin: String,
+    token: Option<String>,
+    brokers: Option<String>,
+    kafka_options: Vec<(String, String)>,
+}
+
+impl Globals {
+    /// A client of the replica named by `--admin`.
+    pub fn client(&self) -> Client {
+        Client::new(&self.admin, self.token.clone())
+    }
+
+    /// How to reach Kafka, when `--brokers` was given.
+    pub fn kafka(&self) -> Option<KafkaOptions> {
+        self.brokers.as_ref().map(|brokers| KafkaOptions {
+            brokers: brokers.clone(),
+            properties: self.kafka_options.clone(),
+            exactly_once: true,
+        })
+    }
+}
+
+impl Cli {
+    /// Runs the command.
+    pub fn run(self) -> Result<()> {
+        let globals = Globals {
+            format: self.format,
+            admin: self.admin,
+            token: self.token,
+            brokers: self.brokers,
+            kafka_options: self.kafka_options,
+        };
+        match self.command {
+            Command::Serve(cmd) => cmd.run(&globals),
+            Command::Topics(cmd) => cmd.run(&globals),
+            Command::Deploy(cmd) => cmd.run(&globals),
+            Command::List(cmd) => cmd.run(&globals),
+            Command::Status(cmd) => cmd.run(&globals),
+            Command::Undeploy(cmd) => cmd.run(&globals),
+            Command::Logs(cmd) => cmd.run(&globals),
+            Command::New(cmd) => cmd.run(&globals),
+            Command::Build(cmd) => cmd.run(&globals),
+            Command::Produce(cmd) => cmd.run(&globals),
+            Command::Consume(cmd) => cmd.run(&globals),
+        }
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

@@ -1,0 +1,127 @@
+//! `fnctl serve`: runs a replica, on the embedded log or on Kafka, until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use streamfn_host::log::Mode;
+use streamfn_host::log::embedded::LogConfig;
+use streamfn_host::log::kafka::KafkaOptions;
+use streamfn_host::replica::Replica;
+
+use super::Globals;
+
+/// Run a replica: on the embedded log by default, or on Kafka with --brokers.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// On Kafka, commit outputs and input offsets separately (faster, but a crash can
+    /// repeat outputs) instead of in one transaction.
+    #[arg(long)]
+    at_least_once: bool,
+    /// Directory for the log, function state and compiled components.
+    #[arg(long, env = "STREAMFN_DATA_DIR", default_value = "streamfn-data")]
+    data_dir: PathBuf,
+    /// Address of the admin API (deploy, status, records, /metrics, /readyz).
+    #[arg(long, env = "STREAMFN_ADMIN_LISTEN", default_value = "127.0.0.1:7070")]
+    admin_listen: SocketAddr,
+    /// Token clients must present; required when the admin API is not on loopback.
+    #[arg(long, env = "STREAMFN_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest record accepted, in bytes (key, value and headers).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_record_bytes: usize,
+    /// Host log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// Format of the host's own logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Serve {
+    /// Runs the replica until Ctrl-C or SIGTERM.
+    pub fn run(self, globals: &Globals) -> Result<()> {
+        init_logging(self.log_format);
+        if !self.admin_listen.ip().is_loopback() && self.admin_token.is_none() {
+            bail!(
+                "--admin-listen {} is reachable from other machines: set --admin-token (or STREAMFN_ADMIN_TOKEN) to protect it",
+                self.admin_listen
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let kafka = globals.kafka().map(|options| KafkaOptions {
+            exactly_once: !self.at_least_once,
+            ..options
+        });
+        runtime.block_on(self.serve(kafka))
+    }
+
+    async fn serve(self, kafka: Option<KafkaOptions>) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another replica running? choose another address with --admin-listen",
+                    self.admin_listen
+                )
+            })?;
+        let address = listener.local_addr()?;
+        let data_dir = self.data_dir.clone();
+        let mode = match kafka {
+            Some(options) => Mode::Kafka(options),
+            None => Mode::Embedded(LogConfig {
+                max_record_bytes: self.max_record_bytes,
+            }),
+        };
+        let admin = format!("http://{address}");
+        let replica =
+            tokio::task::spawn_blocking(move || Replica::open(&data_dir, mode, &admin)).await??;
+        tracing::info!(data_dir = %self.data_dir.display(), "replica {} open", replica.id);
+        streamfn_host::api::serve(listener, replica, self.admin_token, shutdown_signal()).await
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMFN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

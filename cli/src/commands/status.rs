@@ -1,0 +1,96 @@
+//! `fnctl status`: partitions, lag, throughput and failures of functions.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Globals;
+use crate::output::{self, Format};
+use streamfn_host::replica::FunctionStatus;
+
+/// Show functions' partitions, owners, lag and failures.
+#[derive(Debug, Args)]
+pub struct Status {
+    /// Function name [default: every deployed function].
+    name: Option<String>,
+}
+
+impl Status {
+    /// Runs the command.
+    pub fn run(self, globals: &Globals) -> Result<()> {
+        let client = globals.client();
+        let names = match self.name {
+            Some(name) => vec![name],
+            None => client
+                .deployments()?
+                .into_iter()
+                .map(|d| d.spec.name)
+                .collect(),
+        };
+        let statuses = names
+            .iter()
+            .map(|name| client.status(name))
+            .collect::<Result<Vec<_>>>()?;
+        if globals.format == Format::Json {
+            return output::json(&statuses);
+        }
+        if statuses.is_empty() {
+            println!("no functions deployed");
+        }
+        for (i, status) in statuses.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print_status(status);
+        }
+        Ok(())
+    }
+}
+
+fn print_status(status: &FunctionStatus) {
+    let d = &status.deployment;
+    println!(
+        "{}  version {}  sha256 {}",
+        d.spec.name,
+        d.version,
+        &d.spec.component[..12]
+    );
+    let failures = if status.failures.is_empty() {
+        "none".to_owned()
+    } else {
+        status
+            .failures
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  lag {}  rate {:.0}/s  records in {}  out {}  dead letters {}  fuel/event {:.0}  state entries {}",
+        status.lag,
+        status.rate,
+        status.records_in,
+        status.records_out,
+        status.dead_letters,
+        status.fuel_per_event,
+        status.state_entries
+    );
+    println!("  failures: {failures}");
+    let rows: Vec<Vec<String>> = status
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                format!("  {}", p.topic),
+                p.partition.to_string(),
+                p.committed.to_string(),
+                p.end.to_string(),
+                p.lag.to_string(),
+                p.owner.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["  TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"],
+        &rows,
+    );
+}

@@ -1,0 +1,25 @@
+//! `fnctl`, the Streamfn command line: runs replicas, talks to them through their admin
+//! API, and builds function projects. One module per command under `commands/`.
+
+mod client;
+mod commands;
+mod output;
+mod progress;
+
+use clap::Parser;
+
+use crate::commands::Cli;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The example functions as the demo deploys them: their topics, which component reads
+//! which topics and writes which, the generated traffic fed to each input, and what they
+//! wrote. The demo, the end-to-end tests and the Kafka tests all run this topology.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use crate::generate::Dataset;
+use crate::replica::Replica;
+
+/// The input topics of the examples.
+pub const TOPICS: [&str; 5] = [
+    "transactions",
+    "customer-profiles",
+    "service-logs",
+    "logs-by-trace",
+    "user-activity",
+];
+
+/// A deployment of an example component.
+#[derive(Debug, Clone, Copy)]
+pub struct Function {
+    /// Function name.
+    pub name: &'static str,
+    /// The guest it runs (as in `guests/<guest>`).
+    pub guest: &'static str,
+    /// Input topics.
+    pub inputs: &'static [&'static str],
+    /// Output topics.
+    pub outputs: &'static [&'static str],
+}
+
+/// The example deployments: the log correlator runs twice, the second time on the topic
+/// the first re-keys by trace (the repartition pattern).
+pub const FUNCTIONS: [Function; 4] = [
+    Function {
+        name: "fraud-scorer",
+        guest: "fraud-scorer",
+        inputs: &["transactions", "customer-profiles"],
+        outputs: &["fraud-alerts"],
+    },
+    Function {
+        name: "log-correlator",
+        guest: "log-correlator",
+        inputs: &["service-logs"],
+        outputs: &["logs-by-trace", "error-alerts"],
+    },
+    Function {
+        name: "trace-correlator",
+        guest: "log-correlator",
+        inputs: &["logs-by-trace"],
+        outputs: &["correlated-traces"],
+    },
+    Function {
+        name: "recommendation-updater",
+        guest: "recommendation-updater",
+        inputs: &["user-activity"],
+        outputs: &["user-recommendations"],
+    },
+];
+
+/// The example deployment named `name`.
+pub fn function(name: &str) -> Result<Function> {
+    FUNCTIONS
+        .iter()
+        .find(|f| f.name == name)
+        .copied()
+        .with_context(|| format!("no example function is named {name}"))
+}
+
+impl Function {
+    /// `--input` and `--output` arguments of `fnctl deploy` for this function.
+    pub fn topic_args(&self) -> Vec<&'static str> {
+        let mut args = Vec::new();
+        for input in self.inputs {
+            args.extend(["--input", input]);
+        }
+        for output in self.outputs {
+            args.extend(["--output", output]);
+        }
+        args
+    }
+}
+
+/// The component of guest `name` in `dir`, where builds put it (Rust crates with `_`).
+pub fn guest(dir: &Path, name: &str) -> Result<PathBuf> {
+    [name.replace('-', "_"), name.to_owned()]
+        .into_iter()
+        .map(|file| dir.join(format!("{file}.wasm")))
+        .find(|p| p.exists())
+        .with_context(|| {
+            format!(
+                "guest {name} is not built in {}: run scripts/build and scripts/build-guests first",
+                dir.display()
+            )
+        })
+}
+
+/// Creates the examples' topics with `partitions` each and deploys every example with the
+/// components in `guests` and further `deploy` arguments; returns the functions deployed.
+pub fn set_up(
+    replica: &Replica,
+    guests: &Path,
+    partitions: u32,
+    extra: &[&str],
+) -> Result<Vec<Function>> {
+    let partitions = partitions.to_string();
+    for topic in TOPICS {
+        replica.run(&["topics", "create", topic, "--partitions", &partitions])?;
+    }
+    for function in FUNCTIONS {
+        let mut args = function.topic_args();
+        args.extend_from_slice(extra);
+        replica.deploy(&guest(guests, function.guest)?, function.name, &args)?;
+    }
+    Ok(FUNCTIONS.to_vec())
+}
+
+/// One input topic's traffic: its records as JSON, keyed by a field, stamped by
+/// `timestamp_ms`.
+pub struct Feed<'a> {
+    /// The topic.
+    pub topic: &'static str,
+    /// The field that keys each record.
+    pub key_field: &'static str,
+    /// The records.
+    pub records: std::borrow::Cow<'a, [Value]>,
+}
+
+impl Feed<'_> {
+    /// The `fnctl produce` arguments that key and stamp the records.
+    pub fn produce_args(&self) -> [&'static str; 4] {
+        [
+            "--key-field",
+            self.key_field,
+            "--timestamp-field",
+            "timestamp_ms",
+        ]
+    }
+
+    /// The records as lines of JSON.
+    pub fn lines(&self) -> Vec<String> {
+        self.records.iter().map(Value::to_string).collect()
+    }
+
+    /// Produces the records through `replica`.
+    pub fn produce(&self, replica: &Replica) -> Result<()> {
+        replica.produce(self.topic, &self.lines(), &self.produce_args())
+    }
+}
+
+/// The payments traffic: customer profiles, then transactions.
+pub fn payments(data: &Dataset) -> [Feed<'_>; 2] {
+    [
+        Feed {
+            topic: "customer-profiles",
+            key_field: "customer_id",
+            records: (&data.customer_profiles[..]).into(),
+        },
+        Feed {
+            topic: "transactions",
+            key_field: "customer_id",
+            records: (&data.transactions[..]).into(),
+        },
+    ]
+}
+
+/// The rest of the traffic: service logs (with the closing lines that end their last
+/// windows) and user activity.
+pub fn others(data: &Dataset) -> [Feed<'_>; 2] {
+    let mut logs = data.service_logs.clone();
+    logs.extend(data.closing_logs());
+    [
+        Feed {
+            topic: "service-logs",
+            key_field: "service",
+            records: logs.into(),
+        },
+        Feed {
+            topic: "user-activity",
+            key_field: "user_id",
+            records: (&data.user_activity[..]).into(),
+        },
+    ]
+}
+
+/// What the examples wrote, values sorted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outputs {
+    /// Fraud alerts.
+    pub alerts: Vec<String>,
+    /// Error-burst alerts.
+    pub error_alerts: Vec<String>,
+    /// Recommendation lists.
+    pub recommendations: Vec<String>,
+    /// Correlated traces: their interleaving is the timing of several partitions, so only
+    /// their number is kept.
+    pub traces: usize,
+}
+
+/// Waits for every example to catch up, then reads what they wrote.
+pub fn collect(replica: &Replica, timeout: Duration) -> Result<Outputs> {
+    replica.wait_all_drained(timeout)?;
+    let sorted = |topic: &str| -> Result<Vec<String>> {
+        let mut values = replica
+            .consume(topic)?
+            .iter()
+            .map(|r| crate::check::value(r).map(str::to_owned))
+            .collect::<Result<Vec<_>>>()?;
+        values.sort();
+        Ok(values)
+    };
+    Ok(Outputs {
+        alerts: sorted("fraud-alerts")?,
+        error_alerts: sorted("error-alerts")?,
+        recommendations: sorted("user-recommendations")?,
+        traces: replica.consume("correlated-traces")?.len(),
+    })
+}

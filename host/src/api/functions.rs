@@ -1,0 +1,105 @@
+//! Functions: components uploaded, deployed, listed, their status and log lines, and
+//! undeployed.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::wire::UploadResponse;
+use super::{Api, ApiError, ApiResult, blocking};
+use crate::logbook::LogEntry;
+use crate::model::deployment::{DeploySpec, Deployment};
+use crate::replica::FunctionStatus;
+
+pub(super) async fn upload(
+    State(api): State<Api>,
+    Path(sha256): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    blocking(move || {
+        let sha256 = api
+            .replica
+            .upload(&body, Some(&sha256))
+            .map_err(ApiError::unprocessable)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(UploadResponse {
+                sha256,
+                bytes: body.len(),
+            }),
+        ))
+    })
+    .await
+}
+
+pub(super) async fn deploy(
+    State(api): State<Api>,
+    Json(spec): Json<DeploySpec>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    blocking(move || {
+        let deployment = api.replica.deploy(spec).map_err(ApiError::unprocessable)?;
+        Ok((StatusCode::CREATED, Json(deployment)))
+    })
+    .await
+}
+
+pub(super) async fn list(State(api): State<Api>) -> Json<Vec<Deployment>> {
+    Json(api.replica.registry.active())
+}
+
+pub(super) async fn status(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<FunctionStatus>> {
+    blocking(move || {
+        api.replica
+            .status(&name)
+            .map(Json)
+            .map_err(ApiError::not_found)
+    })
+    .await
+}
+
+pub(super) async fn undeploy(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    blocking(move || {
+        api.replica
+            .undeploy(&name)
+            .map(Json)
+            .map_err(ApiError::not_found)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_max")]
+    max: usize,
+}
+
+fn default_max() -> usize {
+    500
+}
+
+pub(super) async fn logs(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> ApiResult<Json<Vec<LogEntry>>> {
+    if api.replica.registry.history(&name).is_none() {
+        return Err(ApiError::not_found(format!(
+            "no function named {name:?} was ever deployed"
+        )));
+    }
+    Ok(Json(api.replica.logs.after(
+        &name,
+        query.after,
+        query.max.clamp(1, 10_000),
+    )))
+}

@@ -1,0 +1,145 @@
+//! One batch's commit: output records, state changes, timer changes, input offsets and
+//! stream time, in a single durable transaction, and the offsets and stream time it
+//! leaves for the next batch. This is what makes processing on the
+//! embedded log exactly-once: after a crash either all of a batch is there or none of it.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::store::EmbeddedLog;
+use super::tables::TopicMeta;
+use super::tables::{LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
+use crate::model::effects::Commit;
+use crate::model::partitioner::partition_for;
+
+impl EmbeddedLog {
+    /// Commits runs of batches atomically and durably.
+    pub fn commit(&self, commits: &[Commit<'_>]) -> Result<()> {
+        self.write(commits, redb::Durability::Immediate)
+    }
+
+    /// Applies commits that are durable elsewhere (Kafka's changelog) to the local copy
+    /// of the state: atomic, but not synced to disk; a later checkpoint makes them durable.
+    pub fn cache_commit(&self, commits: &[Commit<'_>]) -> Result<()> {
+        self.write(commits, redb::Durability::None)
+    }
+
+    fn write(&self, commits: &[Commit<'_>], durability: redb::Durability) -> Result<()> {
+        let has_outputs = commits.iter().any(|c| !c.effects.outputs.is_empty());
+        // Topics are looked up before the write transaction starts: creating a topic
+        // takes the topic lock and then the writer, so nothing may do the reverse.
+        let mut topics: BTreeMap<&str, TopicMeta> = BTreeMap::new();
+        for commit in commits {
+            for name in commit
+                .effects
+                .outputs
+                .iter()
+                .map(|o| o.topic.as_str())
+                .chain(commit.offsets.iter().map(|(t, _)| t.as_str()))
+            {
+                if !topics.contains_key(name) {
+                    topics.insert(
+                        name,
+                        self.require_topic(name).context("committing a batch")?,
+                    );
+                }
+            }
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability)?;
+        {
+            let mut parts = txn.open_table(PARTITIONS)?;
+            let mut log = txn.open_table(LOG)?;
+            let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
+            let mut state = txn.open_table(STATE)?;
+            let mut timers = txn.open_table(TIMERS)?;
+            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+            let mut committed = txn.open_table(OFFSETS)?;
+            let mut stream_times = txn.open_table(STREAM_TIME)?;
+            for commit in commits {
+                let Commit {
+                    group,
+                    partition,
+                    offsets,
+                    stream_time_ms,
+                    effects,
+                } = commit;
+                let (group, partition) = (*group, *partition);
+                for output in &effects.outputs {
+                    let topic = &topics[output.topic.as_str()];
+                    let p = partition_for(
+                        output.record.key.as_deref(),
+                        topic.partitions,
+                        output.fallback_partition,
+                    );
+                    let extent = match extents.get_mut(&(topic.id, p)) {
+                        Some(extent) => extent,
+                        None => {
+                            let current = parts
+                                .get((topic.id, p))?
+                                .map(|v| v.value())
+                                .unwrap_or_default();
+                            extents.entry((topic.id, p)).or_insert(current)
+                        }
+                    };
+                    let encoded = output.record.encode();
+                    log.insert((topic.id, p, extent.1), encoded.as_slice())?;
+                    extent.1 += 1;
+                    extent.2 += encoded.len() as u64;
+                }
+                for (key, value) in &effects.state {
+                    match value {
+                        Some(value) => {
+                            state.insert((group, partition, key.as_slice()), value.as_slice())?
+                        }
+                        None => state.remove((group, partition, key.as_slice()))?,
+                    };
+                }
+                for (key, at) in &effects.timers {
+                    let previous = timer_keys
+                        .remove((group, partition, key.as_slice()))?
+                        .map(|v| v.value());
+                    if let Some(previous) = previous {
+                        timers.remove((group, partition, previous, key.as_slice()))?;
+                    }
+                    if let Some(at) = at {
+                        timers.insert((group, partition, *at, key.as_slice()), ())?;
+                        timer_keys.insert((group, partition, key.as_slice()), *at)?;
+                    }
+                }
+                for (topic, next) in offsets {
+                    committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
+                }
+                stream_times.insert((group, partition), *stream_time_ms)?;
+            }
+            for (key, extent) in extents {
+                parts.insert(key, extent)?;
+            }
+        }
+        txn.commit().context("committing a batch")?;
+        if has_outputs {
+            self.signal_append();
+        }
+        Ok(())
+    }
+}
+
+impl EmbeddedLog {
+    /// The committed next offset of `group` on `topic`'s `partition`.
+    pub fn committed(&self, group: &str, topic: &TopicMeta, partition: u32) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OFFSETS)?;
+        Ok(table.get((group, topic.id, partition))?.map(|v| v.value()))
+    }
+
+    /// Stream time of `function`'s `partition` (the minimum `i64` before any event).
+    pub fn stream_time(&self, function: &str, partition: u32) -> Result<i64> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STREAM_TIME)?;
+        Ok(table
+            .get((function, partition))?
+            .map_or(i64::MIN, |v| v.value()))
+    }
+}

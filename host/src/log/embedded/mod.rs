@@ -1,0 +1,230 @@
+//! The embedded log: named topics of N partitions, durable appends, per-group committed
+//! offsets, function state and timers, deployments and components, all in one
+//! transactional store file under the data directory. It is a single-node log; it never
+//! grows cluster features.
+
+mod commit;
+mod documents;
+mod records;
+mod retention;
+mod source;
+mod state;
+mod store;
+mod tables;
+mod topics;
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+pub use self::retention::RetentionReport;
+use self::source::EmbeddedSource;
+pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE};
+pub use self::tables::{PartitionExtent, TopicMeta};
+pub use self::topics::validate_topic_name;
+use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, TopicInfo};
+use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
+use crate::model::effects::Commit;
+use crate::model::record::Record;
+use crate::registry::RegistryStore;
+use crate::runner::{Source, Sources};
+
+/// The embedded log as a replica's backend.
+pub struct EmbeddedBackend {
+    log: Arc<EmbeddedLog>,
+    replica: String,
+}
+
+impl EmbeddedBackend {
+    /// Opens (or creates) the log in the data directory.
+    pub fn open(opener: &Opener<'_>, config: LogConfig) -> Result<Self> {
+        Ok(EmbeddedBackend {
+            log: Arc::new(EmbeddedLog::open(opener.dir, config)?),
+            replica: opener.replica.to_owned(),
+        })
+    }
+
+    fn info(&self, meta: TopicMeta) -> Result<TopicInfo> {
+        let extents = self.log.extents(&meta)?;
+        Ok(TopicInfo {
+            name: meta.name,
+            partitions: meta.partitions,
+            retention_ms: meta.retention_ms,
+            retention_bytes: meta.retention_bytes,
+            records: extents.iter().map(|e| e.end - e.start).sum(),
+            bytes: extents.iter().map(|e| e.bytes).sum(),
+            offsets: extents.iter().map(|e| (e.start, e.end)).collect(),
+        })
+    }
+
+    /// Commits the inputs' end offsets for a function that has none, so it starts there.
+    fn start_at_end(&self, spec: &DeploySpec) -> Result<()> {
+        for input in &spec.inputs {
+            let topic = self.log.require_topic(input)?;
+            for (partition, extent) in self.log.extents(&topic)?.into_iter().enumerate() {
+                let partition = partition as u32;
+                if self.log.committed(&spec.name, &topic, partition)?.is_some() {
+                    continue;
+                }
+                self.log.commit(&[Commit {
+                    group: &spec.name,
+                    partition,
+                    offsets: vec![(input.clone(), extent.end)],
+                    stream_time_ms: self.log.stream_time(&spec.name, partition)?,
+                    effects: &Default::default(),
+                }])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sources for EmbeddedBackend {
+    fn source(&self, deployment: &Deployment) -> Result<Box<dyn Source>> {
+        let inputs = deployment
+            .spec
+            .inputs
+            .iter()
+            .map(|t| self.log.require_topic(t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(EmbeddedSource::new(
+            self.log.clone(),
+            deployment.spec.name.clone(),
+            inputs,
+        )))
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.log.config().max_record_bytes
+    }
+}
+
+impl Backend for EmbeddedBackend {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, LogError> {
+        let topics = self.log.topics();
+        Ok(topics
+            .into_iter()
+            .map(|meta| self.info(meta))
+            .collect::<Result<_>>()?)
+    }
+
+    fn topic(&self, name: &str) -> Result<TopicInfo, LogError> {
+        let meta = self
+            .log
+            .topic(name)
+            .ok_or_else(|| LogError::NoTopic(name.to_owned()))?;
+        Ok(self.info(meta)?)
+    }
+
+    fn create_topic(&self, topic: &NewTopic) -> Result<TopicInfo, LogError> {
+        let meta = self.log.create_topic(
+            &topic.name,
+            topic.partitions,
+            topic.retention_ms,
+            topic.retention_bytes,
+        )?;
+        Ok(self.info(meta)?)
+    }
+
+    fn append(
+        &self,
+        topic: &str,
+        records: Vec<(Option<u32>, Record)>,
+    ) -> Result<Vec<(u32, u64)>, LogError> {
+        self.log.append(topic, records)
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Fetched, LogError> {
+        let meta = self
+            .log
+            .topic(topic)
+            .ok_or_else(|| LogError::NoTopic(topic.to_owned()))?;
+        if partition >= meta.partitions {
+            return Err(LogError::Invalid(format!(
+                "topic {topic} has no partition {partition}"
+            )));
+        }
+        Ok(self.log.fetch(&meta, partition, from, max)?)
+    }
+
+    fn partitions(&self, topic: &str) -> Result<u32> {
+        Ok(self.log.require_topic(topic)?.partitions)
+    }
+
+    fn prepare(&self, spec: &DeploySpec, partitions: u32) -> Result<()> {
+        for output in spec.written_topics() {
+            self.log
+                .ensure_topic(&output, partitions)
+                .with_context(|| format!("preparing output topic {output}"))?;
+        }
+        if spec.start == StartFrom::Latest {
+            self.start_at_end(spec)?;
+        }
+        Ok(())
+    }
+
+    fn partition_status(&self, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
+        let name = &deployment.spec.name;
+        let mut partitions = Vec::new();
+        for input in &deployment.spec.inputs {
+            let topic = self.log.require_topic(input)?;
+            for (partition, PartitionExtent { start, end, .. }) in
+                self.log.extents(&topic)?.into_iter().enumerate()
+            {
+                let partition = partition as u32;
+                let committed = self.log.committed(name, &topic, partition)?;
+                partitions.push(PartitionStatus::new(
+                    input,
+                    partition,
+                    (start, end),
+                    committed,
+                    self.replica.clone(),
+                ));
+            }
+        }
+        Ok(partitions)
+    }
+
+    fn state_entries(&self, function: &str, partition: u32) -> Result<u64> {
+        self.log.state_len(function, partition)
+    }
+
+    fn restoring(&self) -> usize {
+        0
+    }
+
+    fn replicas(&self) -> Vec<String> {
+        vec![self.replica.clone()]
+    }
+
+    fn registry_store(&self) -> Arc<dyn RegistryStore> {
+        self.log.clone()
+    }
+
+    fn maintain(&self, now_ms: i64) -> Result<()> {
+        let report = self.log.apply_retention(now_ms)?;
+        if report.records > 0 {
+            tracing::info!(
+                records = report.records,
+                bytes = report.bytes,
+                "retention deleted old records"
+            );
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) {}
+}
+
+#[cfg(test)]
+mod tests;

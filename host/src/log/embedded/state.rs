@@ -1,0 +1,160 @@
+//! Committed state and timers of function partitions in the embedded store: a snapshot
+//! of one partition taken when its batch starts, its size, and dropping it.
+
+use anyhow::Result;
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::store::EmbeddedLog;
+use super::tables::{CHECKPOINTS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
+use crate::state::{CommittedState, scan_page, scan_start};
+
+/// A snapshot of one function partition's state.
+pub struct SnapshotState {
+    function: String,
+    partition: u32,
+    state: ReadOnlyTable<(&'static str, u32, &'static [u8]), &'static [u8]>,
+    timers: ReadOnlyTable<(&'static str, u32, i64, &'static [u8]), ()>,
+    timer_keys: ReadOnlyTable<(&'static str, u32, &'static [u8]), i64>,
+}
+
+impl SnapshotState {
+    /// The state of `function`'s `partition` as of `txn`.
+    pub fn new(txn: &ReadTransaction, function: &str, partition: u32) -> Result<Self> {
+        Ok(SnapshotState {
+            function: function.to_owned(),
+            partition,
+            state: txn.open_table(STATE)?,
+            timers: txn.open_table(TIMERS)?,
+            timer_keys: txn.open_table(TIMER_KEYS)?,
+        })
+    }
+}
+
+impl CommittedState for SnapshotState {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let value = self
+            .state
+            .get((self.function.as_str(), self.partition, key))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let from = scan_start(prefix, start_after);
+        let entries = self
+            .state
+            .range((self.function.as_str(), self.partition, from)..)?
+            .map_while(|item| match item {
+                Err(err) => Some(Err(err)),
+                Ok((key, value)) => {
+                    let (function, partition, key) = key.value();
+                    (function == self.function && partition == self.partition)
+                        .then(|| Ok((key.to_vec(), value.value().to_vec())))
+                }
+            });
+        Ok(scan_page(entries, prefix, start_after, limit)?)
+    }
+
+    fn timer(&self, key: &[u8]) -> Result<Option<i64>> {
+        let at = self
+            .timer_keys
+            .get((self.function.as_str(), self.partition, key))?;
+        Ok(at.map(|a| a.value()))
+    }
+
+    fn timers_after(
+        &self,
+        after: Option<(i64, &[u8])>,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let (from_at, from_key) = after.unwrap_or((i64::MIN, &[]));
+        let mut timers = Vec::new();
+        for item in self
+            .timers
+            .range((self.function.as_str(), self.partition, from_at, from_key)..)?
+        {
+            let (key, ()) = item.map(|(k, v)| (k, v.value()))?;
+            let (function, partition, at, key) = key.value();
+            if function != self.function || partition != self.partition {
+                break;
+            }
+            if after.is_some_and(|(a, k)| (at, key) <= (a, k)) {
+                continue;
+            }
+            timers.push((at, key.to_vec()));
+            if timers.len() == limit {
+                break;
+            }
+        }
+        Ok(timers)
+    }
+}
+
+impl EmbeddedLog {
+    /// A snapshot of `function`'s committed state on `partition`.
+    pub fn partition_state(
+        &self,
+        function: &str,
+        partition: u32,
+    ) -> Result<Box<dyn CommittedState>> {
+        let txn = self.db.begin_read()?;
+        Ok(Box::new(SnapshotState::new(&txn, function, partition)?))
+    }
+
+    /// Number of state entries `function` holds on `partition`.
+    pub fn state_len(&self, function: &str, partition: u32) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STATE)?;
+        let mut n = 0;
+        for item in table.range((function, partition, &[][..])..)? {
+            let (key, _) = item?;
+            let (f, p, _) = key.value();
+            if f != function || p != partition {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Drops `function`'s local state, timers, stream time and checkpoint of `partition`.
+    pub fn clear_state(&self, function: &str, partition: u32) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut state = txn.open_table(STATE)?;
+            let doomed: Vec<Vec<u8>> = state
+                .range((function, partition, &[][..])..)?
+                .map_while(|item| {
+                    let (key, _) = item.ok()?;
+                    let (f, p, k) = key.value();
+                    (f == function && p == partition).then(|| k.to_vec())
+                })
+                .collect();
+            for key in doomed {
+                state.remove((function, partition, key.as_slice()))?;
+            }
+            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+            let mut timers = txn.open_table(TIMERS)?;
+            let doomed: Vec<(Vec<u8>, i64)> = timer_keys
+                .range((function, partition, &[][..])..)?
+                .map_while(|item| {
+                    let (key, at) = item.ok()?;
+                    let (f, p, k) = key.value();
+                    (f == function && p == partition).then(|| (k.to_vec(), at.value()))
+                })
+                .collect();
+            for (key, at) in doomed {
+                timer_keys.remove((function, partition, key.as_slice()))?;
+                timers.remove((function, partition, at, key.as_slice()))?;
+            }
+            txn.open_table(STREAM_TIME)?.remove((function, partition))?;
+            txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}

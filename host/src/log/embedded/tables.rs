@@ -1,0 +1,57 @@
+//! The tables of the embedded store and the values they hold. Every key starts with what
+//! scopes it (topic id, function name, partition), so one range scan reads one
+//! partition's data in order.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+/// Topic name → topic metadata (JSON).
+pub const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
+/// (topic id, partition) → (log start offset, next offset, bytes held).
+pub const PARTITIONS: TableDefinition<(u32, u32), (u64, u64, u64)> =
+    TableDefinition::new("partitions");
+/// (topic id, partition, offset) → encoded record.
+pub const LOG: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("log");
+/// (group, topic id, partition) → next offset to read.
+pub const OFFSETS: TableDefinition<(&str, u32, u32), u64> = TableDefinition::new("offsets");
+/// (function, partition) → stream time in milliseconds.
+pub const STREAM_TIME: TableDefinition<(&str, u32), i64> = TableDefinition::new("stream_time");
+/// (function, partition, key) → value.
+pub const STATE: TableDefinition<(&str, u32, &[u8]), &[u8]> = TableDefinition::new("state");
+/// (function, partition, time, key) → nothing: timers in firing order.
+pub const TIMERS: TableDefinition<(&str, u32, i64, &[u8]), ()> = TableDefinition::new("timers");
+/// (function, partition, key) → time: finds a timer to replace or cancel.
+pub const TIMER_KEYS: TableDefinition<(&str, u32, &[u8]), i64> = TableDefinition::new("timer_keys");
+/// Deployment name → deployment history (JSON).
+pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+/// Component sha256 → component bytes.
+pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
+/// (function, partition) → changelog offset the local copy of the state is restored to.
+pub const CHECKPOINTS: TableDefinition<(&str, u32), u64> = TableDefinition::new("checkpoints");
+
+/// A topic's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicMeta {
+    /// Topic name.
+    pub name: String,
+    /// Internal id, used in keys.
+    pub id: u32,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Records older than this (by record timestamp) are deleted; `None` keeps them.
+    pub retention_ms: Option<u64>,
+    /// Each partition keeps at most about this many bytes; `None` means no bound.
+    pub retention_bytes: Option<u64>,
+}
+
+/// A topic partition's extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionExtent {
+    /// Offset of the oldest record kept.
+    pub start: u64,
+    /// Offset the next record gets.
+    pub end: u64,
+    /// Bytes held.
+    pub bytes: u64,
+}

@@ -1,0 +1,145 @@
+//! The embedded log's own tests: appends, commits and state across a reopen, retention,
+//! and refused topics and records.
+
+use super::*;
+use crate::log::LogError;
+use crate::model::effects::{Commit, Effects, Output};
+use crate::model::record::Record;
+
+fn open(dir: &tempfile::TempDir) -> EmbeddedLog {
+    let root =
+        cap_std::fs::Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).expect("dir");
+    EmbeddedLog::open(&root, LogConfig::default()).expect("open")
+}
+
+fn record(ts: i64, value: &str) -> (Option<u32>, Record) {
+    let record = Record {
+        timestamp_ms: ts,
+        key: None,
+        value: Some(value.as_bytes().to_vec()),
+        headers: Vec::new(),
+    };
+    (Some(0), record)
+}
+
+#[test]
+fn appends_offsets_and_state_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let log = open(&dir);
+        log.create_topic("in", 1, None, None).expect("topic");
+        log.create_topic("out", 1, None, None).expect("topic");
+        log.append("in", vec![record(1, "a"), record(2, "b")])
+            .expect("append");
+        let mut effects = Effects::default();
+        effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
+        effects.timers.insert(b"t".to_vec(), Some(99));
+        effects.outputs.push(Output {
+            topic: "out".into(),
+            fallback_partition: 0,
+            record: record(2, "A").1,
+        });
+        log.commit(&[Commit {
+            group: "f",
+            partition: 0,
+            offsets: vec![("in".into(), 1)],
+            stream_time_ms: 2,
+            effects: &effects,
+        }])
+        .expect("commit");
+    }
+    let log = open(&dir);
+    let input = log.require_topic("in").expect("topic kept");
+    let fetched = log.fetch(&input, 0, 0, 10).expect("fetch");
+    let values: Vec<&[u8]> = fetched
+        .records
+        .iter()
+        .filter_map(|(_, r)| r.value.as_deref())
+        .collect();
+    assert_eq!(values, vec![&b"a"[..], b"b"]);
+    assert_eq!(log.committed("f", &input, 0).expect("offsets"), Some(1));
+    assert_eq!(log.stream_time("f", 0).expect("stream time"), 2);
+    let state = log.partition_state("f", 0).expect("state");
+    assert_eq!(state.get(b"k").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(state.timer(b"t").expect("timer"), Some(99));
+    assert!(
+        log.partition_state("g", 0)
+            .expect("state")
+            .get(b"k")
+            .expect("get")
+            .is_none()
+    );
+    let out = log.require_topic("out").expect("topic");
+    assert_eq!(log.fetch(&out, 0, 0, 10).expect("fetch").records.len(), 1);
+}
+
+#[test]
+fn retention_deletes_from_the_front_by_age_and_by_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    log.create_topic("aged", 1, Some(1_000), None)
+        .expect("topic");
+    log.create_topic("sized", 1, None, Some(200))
+        .expect("topic");
+    log.append("aged", (0..10).map(|i| record(i * 1_000, "x")).collect())
+        .expect("append");
+    log.append(
+        "sized",
+        (0..10).map(|i| record(i, &"y".repeat(50))).collect(),
+    )
+    .expect("append");
+    let report = log.apply_retention(9_500).expect("retention");
+    assert!(report.records > 0);
+    let aged = log.require_topic("aged").expect("topic");
+    let extent = log.extents(&aged).expect("extents")[0];
+    assert_eq!(
+        (extent.start, extent.end),
+        (9, 10),
+        "records older than 1 s are gone"
+    );
+    let fetched = log.fetch(&aged, 0, 0, 100).expect("fetch");
+    assert_eq!(
+        fetched.records.first().map(|(o, _)| *o),
+        Some(9),
+        "offsets do not move"
+    );
+    let sized = log.require_topic("sized").expect("topic");
+    let extent = log.extents(&sized).expect("extents")[0];
+    assert!(extent.bytes <= 200, "{extent:?}");
+    assert_eq!(extent.end, 10);
+    assert!(extent.start > 0);
+}
+
+#[test]
+fn bad_topics_and_records_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    assert!(matches!(
+        log.create_topic("no spaces", 1, None, None),
+        Err(LogError::Invalid(_))
+    ));
+    assert!(matches!(
+        log.create_topic("t", 0, None, None),
+        Err(LogError::Invalid(_))
+    ));
+    log.create_topic("t", 2, None, None).expect("topic");
+    assert!(matches!(
+        log.create_topic("t", 2, None, None),
+        Err(LogError::Exists(_))
+    ));
+    let big = Record {
+        value: Some(vec![0; (1 << 20) + 1]),
+        ..Record::default()
+    };
+    let err = log.append("t", vec![(None, big)]).expect_err("too big");
+    assert!(err.to_string().contains("largest record"), "{err}");
+    let t = log.require_topic("t").expect("topic");
+    assert_eq!(
+        log.extents(&t)
+            .expect("extents")
+            .iter()
+            .map(|e| e.end)
+            .sum::<u64>(),
+        0
+    );
+}

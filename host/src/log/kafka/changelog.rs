@@ -1,0 +1,290 @@
+//! A function's state on Kafka: a compacted changelog topic per function, partitioned like
+//! its inputs, whose records are the state writes, timer changes and stream time of each
+//! commit; and the restore that replays it into the replica's local store, from the local
+//! checkpoint when there is one.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
+
+use super::cluster::KafkaCluster;
+use crate::log::embedded::EmbeddedLog;
+use crate::model::effects::{Commit, Effects};
+use crate::model::record::Record;
+
+/// The changelog topic of `function`'s state.
+pub fn changelog_topic(function: &str) -> String {
+    format!("{function}-changelog")
+}
+
+/// Changelog keys start with the kind of entry they hold.
+const STATE_ENTRY: u8 = 0;
+const TIMER_ENTRY: u8 = 1;
+const STREAM_TIME_ENTRY: u8 = 2;
+
+/// Changes gathered before they are written to the local store at once.
+const RESTORE_CHUNK: usize = 10_000;
+
+/// Longest a restore may take.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The changelog records of `commit`: its state writes, timer changes and stream time.
+pub fn entries(commit: &Commit<'_>) -> Vec<Record> {
+    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| Record {
+        timestamp_ms: commit.stream_time_ms.max(0),
+        key: Some([&[kind][..], key].concat()),
+        value,
+        headers: Vec::new(),
+    };
+    let effects = commit.effects;
+    let mut records = Vec::with_capacity(effects.state.len() + effects.timers.len() + 1);
+    for (key, value) in &effects.state {
+        records.push(entry(STATE_ENTRY, key, value.clone()));
+    }
+    for (key, at) in &effects.timers {
+        records.push(entry(
+            TIMER_ENTRY,
+            key,
+            at.map(|at| at.to_be_bytes().to_vec()),
+        ));
+    }
+    let stream_time = commit.stream_time_ms.to_be_bytes().to_vec();
+    records.push(entry(STREAM_TIME_ENTRY, &[], Some(stream_time)));
+    records
+}
+
+/// Applies one changelog record (its key and value) to changes pending for the store.
+fn apply(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    pending: &mut Effects,
+    stream_time: &mut Option<i64>,
+) {
+    let Some((kind, key)) = key.and_then(|k| k.split_first()) else {
+        return;
+    };
+    let value = value.map(<[u8]>::to_vec);
+    let time = |v: Option<Vec<u8>>| {
+        v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(i64::from_be_bytes)
+    };
+    match *kind {
+        STATE_ENTRY => {
+            pending.state.insert(key.to_vec(), value);
+        }
+        TIMER_ENTRY => {
+            pending.timers.insert(key.to_vec(), time(value));
+        }
+        STREAM_TIME_ENTRY => {
+            if let Some(at) = time(value) {
+                *stream_time = Some(at);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One function's changelog, and the local store it restores into.
+pub struct Changelog<'a> {
+    /// The cluster.
+    pub cluster: &'a KafkaCluster,
+    /// The replica's local store.
+    pub local: &'a EmbeddedLog,
+    /// The function.
+    pub function: &'a str,
+}
+
+impl Changelog<'_> {
+    fn topic(&self) -> String {
+        changelog_topic(self.function)
+    }
+
+    /// Brings the local copy of `partition`'s state up to the end of its changelog;
+    /// returns how many records it read, or `None` when the copy was current.
+    pub fn restore(&self, partition: u32) -> Result<Option<u64>> {
+        let (low, high) = self.cluster.watermarks(&self.topic(), partition)?;
+        let from = match self.local.checkpoint(self.function, partition)? {
+            Some(checkpoint) if checkpoint >= low && checkpoint <= high => checkpoint,
+            _ => {
+                self.local.clear_state(self.function, partition)?;
+                low
+            }
+        };
+        if from >= high {
+            return Ok(None);
+        }
+        self.read(partition, from, high).map(Some)
+    }
+
+    /// Records that the local copy of `partition` is current, so that the next
+    /// assignment here restores less.
+    pub fn checkpoint(&self, partition: u32) {
+        if let Ok((_, high)) = self.cluster.watermarks(&self.topic(), partition) {
+            let _ = self.local.put_checkpoint(self.function, partition, high);
+        }
+    }
+
+    /// Reads `partition`'s changelog from `from` into the local store; returns how many
+    /// records it read.
+    fn read(&self, partition: u32, from: u64, high: u64) -> Result<u64> {
+        let topic = self.topic();
+        tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
+        let reader: BaseConsumer<QuietEnd> = self
+            .cluster
+            .options
+            .config(&[
+                ("enable.auto.commit", "false"),
+                ("group.id", &format!("{}-restore", self.function)),
+                ("isolation.level", "read_committed"),
+                ("enable.partition.eof", "true"),
+                // Reaching the end is the point: don't let the broker hold the last fetch.
+                ("fetch.wait.max.ms", "10"),
+            ])
+            .create_with_context(QuietEnd)
+            .context("configuring the changelog reader")?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))?;
+        reader.assign(&list)?;
+        let mut pending = Effects::default();
+        let mut stream_time = None;
+        let mut restored = 0u64;
+        let deadline = Instant::now() + RESTORE_TIMEOUT;
+        loop {
+            if Instant::now() > deadline {
+                bail!("restoring {topic}/{partition} took too long");
+            }
+            match reader.poll(Duration::from_millis(500)) {
+                None => {}
+                // The end of what is committed. A transaction left open by a replica
+                // that died mid-commit lies beyond it and will be aborted: its writes
+                // never count, and the group refuses its offsets, so there is no need to
+                // wait for it.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(err)) => bail!("reading the changelog: {err}"),
+                Some(Ok(message)) => {
+                    restored += 1;
+                    apply(
+                        message.key(),
+                        message.payload(),
+                        &mut pending,
+                        &mut stream_time,
+                    );
+                    if pending.state.len() + pending.timers.len() >= RESTORE_CHUNK {
+                        self.store(partition, &mut pending, stream_time)?;
+                    }
+                }
+            }
+        }
+        self.store(partition, &mut pending, stream_time)?;
+        let reached = reader
+            .position()?
+            .find_partition(&topic, partition as i32)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|o| *o >= 0)
+            .map_or(from, |o| o as u64);
+        self.local
+            .put_checkpoint(self.function, partition, reached)?;
+        Ok(restored)
+    }
+
+    /// Writes restored changes into the local copy of the state.
+    fn store(&self, partition: u32, pending: &mut Effects, stream_time: Option<i64>) -> Result<()> {
+        let stream_time_ms = match stream_time {
+            Some(t) => t,
+            None => self.local.stream_time(self.function, partition)?,
+        };
+        self.local.cache_commit(&[Commit {
+            group: self.function,
+            partition,
+            offsets: Vec::new(),
+            stream_time_ms,
+            effects: pending,
+        }])?;
+        *pending = Effects::default();
+        Ok(())
+    }
+}
+
+/// The changelog reader's context: reaching the end of the partition is what it waits
+/// for, not an error worth logging.
+struct QuietEnd;
+
+impl ClientContext for QuietEnd {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let end = matches!(
+            error,
+            rdkafka::error::KafkaError::PartitionEOF(_)
+                | rdkafka::error::KafkaError::Global(
+                    rdkafka::types::RDKafkaErrorCode::PartitionEOF
+                )
+        );
+        if !end {
+            tracing::warn!("changelog reader: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for QuietEnd {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commits_entries_replay_into_the_same_changes() {
+        let mut effects = Effects::default();
+        effects
+            .state
+            .insert(b"acct-1".to_vec(), Some(b"42".to_vec()));
+        effects.state.insert(b"acct-2".to_vec(), None);
+        effects.timers.insert(b"window".to_vec(), Some(300_000));
+        effects.timers.insert(b"old".to_vec(), None);
+        let commit = Commit {
+            group: "f",
+            partition: 3,
+            offsets: Vec::new(),
+            stream_time_ms: 299_000,
+            effects: &effects,
+        };
+        let records = entries(&commit);
+        assert_eq!(records.len(), 5);
+        assert!(records.iter().all(|r| r.timestamp_ms == 299_000));
+        let mut pending = Effects::default();
+        let mut stream_time = None;
+        for record in &records {
+            apply(
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &mut pending,
+                &mut stream_time,
+            );
+        }
+        assert_eq!(pending.state, effects.state);
+        assert_eq!(pending.timers, effects.timers);
+        assert_eq!(stream_time, Some(299_000));
+    }
+
+    #[test]
+    fn records_of_no_known_kind_change_nothing() {
+        let mut pending = Effects::default();
+        let mut stream_time = None;
+        apply(
+            Some(b"\x09junk"),
+            Some(b"v"),
+            &mut pending,
+            &mut stream_time,
+        );
+        apply(None, Some(b"v"), &mut pending, &mut stream_time);
+        apply(
+            Some(&[STREAM_TIME_ENTRY]),
+            Some(b"short"),
+            &mut pending,
+            &mut stream_time,
+        );
+        assert!(pending.is_empty());
+        assert_eq!(stream_time, None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Apache Kafka as the log behind a replica: one consumer group per function, a
+//! transactional producer per function and replica fenced with the group's metadata
+//! (KIP-447), state in a local store that caches a compacted changelog topic, deployments
+//! and components in compacted internal topics, and an announcement of who runs what.
+//! Topics and records are Kafka's own: `fnctl` reads and writes them with plain Kafka
+//! clients (`client.rs`), not through a replica.
+
+mod assignment;
+mod buffers;
+mod changelog;
+pub mod client;
+mod cluster;
+mod commit;
+pub mod membership;
+mod records;
+pub mod registry;
+mod source;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context as _, Result};
+
+pub use self::changelog::changelog_topic;
+pub use self::cluster::{KafkaCluster, KafkaOptions, MAX_MESSAGE_BYTES, REQUEST_TIMEOUT};
+use self::membership::Membership;
+pub use self::records::{record_of, send_record};
+use self::registry::KafkaRegistryStore;
+use self::source::KafkaSource;
+use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, TopicInfo};
+use crate::log::embedded::{EmbeddedLog, LogConfig};
+use crate::metrics::Metrics;
+use crate::model::deployment::{DeploySpec, Deployment};
+use crate::model::record::Record;
+use crate::registry::RegistryStore;
+use crate::runner::{Source, Sources};
+
+/// Largest record functions may produce on Kafka, unless `message.max.bytes` says.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// A replica's side of a Kafka cluster.
+pub struct KafkaBackend {
+    cluster: Arc<KafkaCluster>,
+    /// The local store: state of the partitions run here, and components.
+    local: Arc<EmbeddedLog>,
+    replica: String,
+    membership: Arc<Membership>,
+    registry: Arc<KafkaRegistryStore>,
+    metrics: Arc<Metrics>,
+    /// Partitions whose state is being restored.
+    restoring: Arc<AtomicUsize>,
+}
+
+impl KafkaBackend {
+    /// Connects, opens the local store in the data directory, and joins the replicas.
+    pub fn open(opener: &Opener<'_>, options: KafkaOptions) -> Result<Self> {
+        let local = Arc::new(EmbeddedLog::open(opener.dir, LogConfig::default())?);
+        let cluster = KafkaCluster::connect(options)?;
+        let membership = Membership::start(&cluster, opener.replica, opener.admin)?;
+        let registry = KafkaRegistryStore::open(cluster.clone(), local.clone())?;
+        Ok(KafkaBackend {
+            cluster,
+            local,
+            replica: opener.replica.to_owned(),
+            membership,
+            registry,
+            metrics: opener.metrics.clone(),
+            restoring: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Where records are, for the routes a replica on Kafka does not serve.
+    fn elsewhere(&self) -> LogError {
+        LogError::Elsewhere(format!(
+            "this replica runs on Kafka at {0}: use `fnctl topics|produce|consume --brokers {0}`",
+            self.cluster.options.brokers
+        ))
+    }
+}
+
+impl Sources for KafkaBackend {
+    fn source(&self, deployment: &Deployment) -> Result<Box<dyn Source>> {
+        Ok(Box::new(KafkaSource::open(self, deployment)?))
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.cluster
+            .options
+            .properties
+            .iter()
+            .find(|(k, _)| k == "message.max.bytes")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(MAX_RECORD_BYTES)
+    }
+}
+
+impl Backend for KafkaBackend {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn topics(&self) -> Result<Vec<TopicInfo>, LogError> {
+        Err(self.elsewhere())
+    }
+
+    fn topic(&self, _name: &str) -> Result<TopicInfo, LogError> {
+        Err(self.elsewhere())
+    }
+
+    fn create_topic(&self, _topic: &NewTopic) -> Result<TopicInfo, LogError> {
+        Err(self.elsewhere())
+    }
+
+    fn append(
+        &self,
+        _topic: &str,
+        _records: Vec<(Option<u32>, Record)>,
+    ) -> Result<Vec<(u32, u64)>, LogError> {
+        Err(self.elsewhere())
+    }
+
+    fn read(
+        &self,
+        _topic: &str,
+        _partition: u32,
+        _from: u64,
+        _max: usize,
+    ) -> Result<Fetched, LogError> {
+        Err(self.elsewhere())
+    }
+
+    fn partitions(&self, topic: &str) -> Result<u32> {
+        self.cluster.require_partitions(topic)
+    }
+
+    fn prepare(&self, spec: &DeploySpec, partitions: u32) -> Result<()> {
+        for output in spec.written_topics() {
+            self.cluster
+                .ensure_topic(&output, partitions, &[])
+                .with_context(|| format!("preparing output topic {output}"))?;
+        }
+        // Where a new function starts is the consumer's offset reset.
+        self.cluster
+            .ensure_topic(
+                &changelog_topic(&spec.name),
+                partitions,
+                &[("cleanup.policy", "compact")],
+            )
+            .context("preparing the state changelog topic")?;
+        Ok(())
+    }
+
+    fn partition_status(&self, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
+        let name = &deployment.spec.name;
+        let mut partitions = Vec::new();
+        for input in &deployment.spec.inputs {
+            let count = self.cluster.require_partitions(input)?;
+            let committed = self.cluster.group_offsets(name, input, count)?;
+            for (partition, committed) in committed.into_iter().enumerate() {
+                let partition = partition as u32;
+                let owner = self
+                    .membership
+                    .owner(name, partition)
+                    .unwrap_or_else(|| "-".to_owned());
+                partitions.push(PartitionStatus::new(
+                    input,
+                    partition,
+                    self.cluster.watermarks(input, partition)?,
+                    committed,
+                    owner,
+                ));
+            }
+        }
+        Ok(partitions)
+    }
+
+    fn state_entries(&self, function: &str, partition: u32) -> Result<u64> {
+        self.local.state_len(function, partition)
+    }
+
+    fn restoring(&self) -> usize {
+        self.restoring.load(Ordering::Acquire)
+    }
+
+    fn replicas(&self) -> Vec<String> {
+        self.membership
+            .live()
+            .into_iter()
+            .map(|a| a.replica)
+            .collect()
+    }
+
+    fn registry_store(&self) -> Arc<dyn RegistryStore> {
+        self.registry.clone()
+    }
+
+    fn maintain(&self, _now_ms: i64) -> Result<()> {
+        // The brokers keep their own retention, and the local store has no topics.
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        self.registry.stop();
+        self.membership.stop();
+    }
+}

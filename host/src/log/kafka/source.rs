@@ -1,0 +1,452 @@
+//! Kafka as a function's source: one consumer group per function (co-partitioned
+//! assignment by the broker's range assignor), records buffered per input partition until
+//! they are committed, co-partitioned inputs held back a moment so a join does not run
+//! ahead of one side, and state restored from the changelog when a partition arrives.
+//! Commits are in `commit.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
+
+use super::KafkaBackend;
+use super::assignment::Assignment;
+use super::buffers::Buffers;
+use super::changelog::{Changelog, changelog_topic};
+use super::cluster::{KafkaCluster, REQUEST_TIMEOUT};
+use super::membership::Assignments;
+use super::records::record_of;
+use crate::log::embedded::EmbeddedLog;
+use crate::log::merge_from;
+use crate::metrics::{Metrics, NameLabels};
+use crate::model::deployment::{Deployment, StartFrom};
+use crate::model::effects::Commit;
+use crate::model::event::{InputEvent, Positions};
+use crate::runner::{CommitEvery, Source};
+use crate::state::CommittedState;
+use crate::state::cache::StateCache;
+
+/// Longest a partition waits for records of one co-partitioned input that the broker
+/// has but this replica has not fetched yet.
+const MAX_INPUT_IDLE: Duration = Duration::from_secs(2);
+
+/// How long an input partition's end, as asked of the broker, is taken as current.
+const END_FRESH_FOR: Duration = Duration::from_millis(500);
+
+/// Kafka transactions abort on their own after this long without a commit, so a replica
+/// that died mid-transaction holds its partitions' outputs (and the group's offsets)
+/// back at most this long. A transaction only spans the sending of one commit's records.
+const TRANSACTION_TIMEOUT_MS: &str = "5000";
+
+/// A change of the consumer's assignment, recorded during a poll.
+enum Change {
+    Assigned(Vec<(String, u32)>),
+    Revoked(Vec<(String, u32)>),
+}
+
+/// Records assignment changes for the source to act on after the poll returns, when no
+/// batch is under way.
+pub(super) struct Rebalances(Arc<Mutex<Vec<Change>>>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let list = |tpl: &TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition() as u32))
+                .collect::<Vec<_>>()
+        };
+        let change = match rebalance {
+            Rebalance::Assign(tpl) => Change::Assigned(list(tpl)),
+            Rebalance::Revoke(tpl) => Change::Revoked(list(tpl)),
+            Rebalance::Error(err) => {
+                tracing::warn!("consumer group rebalance failed: {err}");
+                return;
+            }
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+    }
+}
+
+/// One function on Kafka, as this replica runs it.
+pub(super) struct KafkaSource {
+    pub(super) cluster: Arc<KafkaCluster>,
+    pub(super) local: Arc<EmbeddedLog>,
+    pub(super) function: String,
+    pub(super) inputs: Vec<String>,
+    pub(super) changelog: String,
+    pub(super) exactly_once: bool,
+    start: StartFrom,
+    pub(super) consumer: BaseConsumer<Rebalances>,
+    changes: Arc<Mutex<Vec<Change>>>,
+    metrics: Arc<Metrics>,
+    restoring: Arc<AtomicUsize>,
+    pub(super) producer: BaseProducer,
+    announced: Arc<Assignments>,
+    pub(super) assignment: Assignment,
+    /// Committed positions of the partitions that run here.
+    pub(super) positions: BTreeMap<u32, Positions>,
+    /// Where each partition reads next, when it has read past its committed positions.
+    pub(super) cursors: BTreeMap<u32, Positions>,
+    pub(super) buffers: Buffers,
+    pub(super) caches: BTreeMap<u32, StateCache>,
+    /// Since when a partition waits for one of its co-partitioned inputs.
+    waiting: BTreeMap<u32, Instant>,
+    /// Input partitions' ends as last asked of the broker, and when.
+    known_ends: BTreeMap<(String, u32), (Instant, u64)>,
+    /// Why the transactional producer cannot go on, once it cannot.
+    pub(super) broken: Option<String>,
+}
+
+impl KafkaSource {
+    pub(super) fn open(backend: &KafkaBackend, deployment: &Deployment) -> Result<KafkaSource> {
+        let spec = &deployment.spec;
+        let options = &backend.cluster.options;
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let reset = match spec.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let consumer: BaseConsumer<Rebalances> = options
+            .config(&[
+                ("group.id", spec.name.as_str()),
+                ("group.protocol", "consumer"),
+                ("group.remote.assignor", "range"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("isolation.level", "read_committed"),
+                ("auto.offset.reset", reset),
+                ("enable.partition.eof", "false"),
+                // A partition resumed once its buffer drained joins the next fetch, after
+                // the one in flight returns: a shorter broker wait bounds that stall.
+                ("fetch.wait.max.ms", "100"),
+            ])
+            .create_with_context(Rebalances(changes.clone()))
+            .context("configuring the function's consumer")?;
+        let topics: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .context("subscribing to the inputs")?;
+
+        let exactly_once = options.exactly_once;
+        let transactional_id = format!("streamfn-{}-{}", spec.name, backend.replica);
+        let mut settings = vec![
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("partitioner", "murmur2_random"),
+        ];
+        if exactly_once {
+            settings.push(("transactional.id", transactional_id.as_str()));
+            settings.push(("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS));
+        }
+        let producer: BaseProducer = options
+            .config(&settings)
+            .create()
+            .context("configuring the function's producer")?;
+        if exactly_once {
+            producer
+                .init_transactions(REQUEST_TIMEOUT * 2)
+                .map_err(|e| anyhow!("cannot start Kafka transactions for {}: {e}", spec.name))?;
+        }
+        Ok(KafkaSource {
+            cluster: backend.cluster.clone(),
+            local: backend.local.clone(),
+            function: spec.name.clone(),
+            inputs: spec.inputs.clone(),
+            changelog: changelog_topic(&spec.name),
+            exactly_once,
+            start: spec.start,
+            consumer,
+            changes,
+            metrics: backend.metrics.clone(),
+            restoring: backend.restoring.clone(),
+            producer,
+            announced: backend.membership.assignments.clone(),
+            assignment: Assignment::new(spec.inputs.clone()),
+            positions: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            buffers: Buffers::default(),
+            caches: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            known_ends: BTreeMap::new(),
+            broken: None,
+        })
+    }
+
+    fn changelog(&self) -> Changelog<'_> {
+        Changelog {
+            cluster: &self.cluster,
+            local: &self.local,
+            function: &self.function,
+        }
+    }
+
+    /// Polls the consumer for up to `timeout` and buffers what arrives.
+    fn poll(&mut self, timeout: Duration) {
+        let mut wait = timeout;
+        for _ in 0..10_000 {
+            let Some(result) = self.consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
+            match result {
+                // Records arrive only for assigned partitions, possibly before this
+                // source has taken the assignment in, so none is turned away here.
+                Ok(message) => self.buffers.push(
+                    message.topic(),
+                    message.partition() as u32,
+                    message.offset() as u64,
+                    record_of(&message),
+                ),
+                Err(err) => tracing::warn!(function = %self.function, "consumer: {err}"),
+            }
+        }
+        self.throttle();
+    }
+
+    /// Pauses fetching for partitions with a full buffer, resumes drained ones.
+    fn throttle(&mut self) {
+        let throttle = self.buffers.throttle();
+        let list = |keys: &[(String, u32)]| {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in keys {
+                list.add_partition(topic, *partition as i32);
+            }
+            list
+        };
+        if !throttle.pause.is_empty() {
+            let _ = self.consumer.pause(&list(&throttle.pause));
+        }
+        if !throttle.resume.is_empty() {
+            let _ = self.consumer.resume(&list(&throttle.resume));
+        }
+    }
+
+    /// Acts on assignment changes: restores partitions that became whole, drops revoked ones.
+    fn apply_changes(&mut self) -> Result<()> {
+        let changes = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        for change in changes {
+            match change {
+                Change::Assigned(list) => self.assignment.assign(list),
+                Change::Revoked(list) => {
+                    for (topic, partition) in &list {
+                        self.buffers.forget(topic, *partition);
+                    }
+                    for partition in self.assignment.revoke(list) {
+                        self.release(partition);
+                    }
+                }
+            }
+        }
+        for partition in self.assignment.whole() {
+            self.restore(partition)?;
+            self.positions
+                .insert(partition, self.committed_positions(partition)?);
+            self.assignment.run(partition);
+            tracing::info!(function = %self.function, partition, "partition assigned");
+        }
+        self.announced
+            .set(&self.function, self.assignment.running().clone());
+        Ok(())
+    }
+
+    /// Whether co-partitioned inputs can be merged in timestamp order: an input with
+    /// nothing buffered but records on the broker holds the partition back for a moment,
+    /// as Kafka Streams' `max.task.idle.ms` does, so a join does not run ahead of one side.
+    fn inputs_ready(&mut self, partition: u32, positions: &Positions) -> Result<bool> {
+        if self.inputs.len() < 2 {
+            return Ok(true);
+        }
+        for topic in self.inputs.clone() {
+            let position = positions.get(&topic).copied().unwrap_or(0);
+            if self.buffers.has_from(&topic, partition, position) {
+                continue;
+            }
+            let high = self.high_watermark(&topic, partition)?;
+            if high <= position {
+                continue;
+            }
+            let since = *self.waiting.entry(partition).or_insert_with(Instant::now);
+            if since.elapsed() < MAX_INPUT_IDLE {
+                return Ok(false);
+            }
+        }
+        self.waiting.remove(&partition);
+        Ok(true)
+    }
+
+    /// The end of an input partition, asked of the broker at most every so often: an
+    /// input that stays empty must not cost a round trip per batch.
+    fn high_watermark(&mut self, topic: &str, partition: u32) -> Result<u64> {
+        let key = (topic.to_owned(), partition);
+        if let Some((at, high)) = self.known_ends.get(&key)
+            && at.elapsed() < END_FRESH_FOR
+        {
+            return Ok(*high);
+        }
+        let (_, high) = self.cluster.watermarks(topic, partition)?;
+        self.known_ends.insert(key, (Instant::now(), high));
+        Ok(high)
+    }
+
+    /// Gives up `partition`: a checkpoint lets the next assignment here restore less.
+    fn release(&mut self, partition: u32) {
+        self.caches.remove(&partition);
+        self.positions.remove(&partition);
+        self.cursors.remove(&partition);
+        self.changelog().checkpoint(partition);
+        tracing::info!(function = %self.function, partition, "partition revoked");
+    }
+
+    /// The group's committed positions of `partition`, or where the consumer will start.
+    fn committed_positions(&self, partition: u32) -> Result<Positions> {
+        let mut list = TopicPartitionList::new();
+        for topic in &self.inputs {
+            list.add_partition(topic, partition as i32);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, REQUEST_TIMEOUT)
+            .context("reading the group's committed offsets")?;
+        let mut positions = Positions::new();
+        for topic in &self.inputs {
+            let offset = committed
+                .find_partition(topic, partition as i32)
+                .map(|e| e.offset());
+            let start = match offset {
+                Some(Offset::Offset(o)) if o >= 0 => o as u64,
+                // No commit yet: the consumer starts where the deployment says.
+                _ => {
+                    let (low, high) = self.cluster.watermarks(topic, partition)?;
+                    match self.start {
+                        StartFrom::Earliest => low,
+                        StartFrom::Latest => high,
+                    }
+                }
+            };
+            positions.insert(topic.clone(), start);
+        }
+        Ok(positions)
+    }
+
+    /// Brings the local copy of `partition`'s state up to the end of its changelog,
+    /// counted as restoring while it runs.
+    fn restore(&mut self, partition: u32) -> Result<()> {
+        let started = Instant::now();
+        self.restoring.fetch_add(1, Ordering::SeqCst);
+        let result = self.changelog().restore(partition);
+        self.restoring.fetch_sub(1, Ordering::SeqCst);
+        let Some(restored) = result? else {
+            return Ok(());
+        };
+        let labels = NameLabels {
+            function: self.function.clone(),
+        };
+        self.metrics.restores.get_or_create(&labels).inc();
+        self.metrics
+            .restored_records
+            .get_or_create(&labels)
+            .inc_by(restored);
+        tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
+        Ok(())
+    }
+
+    /// Where `partition` reads next.
+    fn cursor(&self, partition: u32) -> Result<Positions> {
+        self.cursors
+            .get(&partition)
+            .or_else(|| self.positions.get(&partition))
+            .cloned()
+            .with_context(|| format!("partition {partition} is not assigned here"))
+    }
+}
+
+impl Source for KafkaSource {
+    fn partitions(&mut self) -> Result<Vec<u32>> {
+        self.poll(Duration::ZERO);
+        self.apply_changes()?;
+        Ok(self.assignment.running().iter().copied().collect())
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        self.poll(timeout);
+    }
+
+    fn fetch(&mut self, partition: u32, max: usize) -> Result<Vec<InputEvent>> {
+        // Take in what has arrived since, so a run of batches is not cut short by an
+        // empty buffer while records wait in the consumer.
+        self.poll(Duration::ZERO);
+        let mut cursor = self.cursor(partition)?;
+        if !self.inputs_ready(partition, &cursor)? {
+            return Ok(Vec::new());
+        }
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|topic| {
+                let from = cursor.get(topic).copied().unwrap_or(0);
+                (
+                    topic.clone(),
+                    self.buffers.from(topic, partition, from, max),
+                )
+            })
+            .collect();
+        let events = merge_from(inputs, max, &mut cursor);
+        self.cursors.insert(partition, cursor);
+        Ok(events)
+    }
+
+    fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
+        let cache = self.caches.entry(partition).or_default();
+        let state = cache.over(self.local.partition_state(&self.function, partition)?);
+        Ok((state, self.local.stream_time(&self.function, partition)?))
+    }
+
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        if let Some(lost) = commits.iter().find(|c| !self.assignment.runs(c.partition)) {
+            bail!("partition {} was revoked before its commit", lost.partition);
+        }
+        self.commit_runs(commits)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.caches.clear();
+        self.cursors.clear();
+        match &self.broken {
+            Some(reason) => bail!("the function's transactional producer cannot go on: {reason}"),
+            None => Ok(()),
+        }
+    }
+
+    /// A Kafka commit costs several round trips to the broker (a transaction's even more),
+    /// so commits cover more than on the embedded log: every 100 ms, as Kafka Streams
+    /// commits with exactly-once.
+    fn commit_every(&self) -> CommitEvery {
+        CommitEvery {
+            events: 20_000,
+            after: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        for partition in self.assignment.release_all() {
+            self.release(partition);
+        }
+        self.announced.remove(&self.function);
+        self.consumer.unsubscribe();
+    }
+}

@@ -1,0 +1,72 @@
+//! What users ask a replica to change: components uploaded, functions deployed (checked
+//! before anything changes: the component fits the contract, the limits are usable, the
+//! inputs exist and are co-partitioned) and undeployed.
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+use super::Replica;
+use crate::model::clock::now_ms;
+use crate::model::deployment::{DeploySpec, Deployment, validate_name};
+use crate::sandbox::sha256_hex;
+
+impl Replica {
+    /// Checks `bytes` is a component of the Streamfn world and stores it. Returns its
+    /// sha256.
+    pub fn upload(&self, bytes: &[u8], expected_sha256: Option<&str>) -> Result<String> {
+        let sha256 = sha256_hex(bytes);
+        if let Some(expected) = expected_sha256 {
+            ensure!(
+                expected == sha256,
+                "the upload's sha256 is {sha256}, not {expected}: the file changed or was cut short"
+            );
+        }
+        self.engine.load(bytes)?;
+        self.registry.put_artifact(&sha256, bytes)?;
+        Ok(sha256)
+    }
+
+    /// Deploys a new version of `spec.name` after checking that it can run.
+    pub fn deploy(&self, spec: DeploySpec) -> Result<Deployment> {
+        validate_name(&spec.name)?;
+        spec.limits.validate()?;
+        ensure!(
+            !spec.inputs.is_empty(),
+            "a function needs at least one --input topic"
+        );
+        let bytes = self
+            .registry
+            .artifact(&spec.component)?
+            .with_context(|| format!("no component with sha256 {} was uploaded", spec.component))?;
+        self.engine.load(&bytes)?;
+        let mut partitions = None;
+        for input in &spec.inputs {
+            let count = self.log.partitions(input)?;
+            match partitions {
+                None => partitions = Some(count),
+                Some(p) if p != count => bail!(
+                    "input topics must be co-partitioned: {input} has {count} partitions, {} has {p}",
+                    spec.inputs[0]
+                ),
+                Some(_) => {}
+            }
+        }
+        self.log.prepare(&spec, partitions.unwrap_or(1))?;
+        let deployment = self.registry.deploy(spec, now_ms())?;
+        self.ensure_runner(&deployment.spec.name)?;
+        Ok(deployment)
+    }
+
+    /// Stops `name` after its current batch.
+    pub fn undeploy(&self, name: &str) -> Result<Deployment> {
+        let deployment = self.registry.undeploy(name)?;
+        let handle = self
+            .runners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(handle) = handle {
+            handle.stop();
+        }
+        Ok(deployment)
+    }
+}

@@ -1,0 +1,188 @@
+//! What a replica reports of its functions: `fnctl status` (version, lag, rate, records
+//! in and out, dead letters, fuel, state entries, failures, partition owners) and the
+//! gauges of `/metrics` that are read off the log rather than counted.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use super::Replica;
+use crate::log::PartitionStatus;
+use crate::metrics::{Metrics, NameLabels, PartitionLabels};
+use crate::model::deployment::Deployment;
+use crate::model::failure::FailureKind;
+
+/// A function as `status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionStatus {
+    /// The running version.
+    pub deployment: Deployment,
+    /// Per input partition.
+    pub partitions: Vec<PartitionStatus>,
+    /// Total lag.
+    pub lag: u64,
+    /// Records handed to the function since this replica started.
+    pub records_in: u64,
+    /// Records it wrote to outputs.
+    pub records_out: u64,
+    /// Records dead-lettered.
+    pub dead_letters: u64,
+    /// Records handled per second over the last minute, on this replica.
+    pub rate: f64,
+    /// Average fuel burnt per record.
+    pub fuel_per_event: f64,
+    /// Failures by kind.
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// State entries held.
+    pub state_entries: u64,
+}
+
+impl Replica {
+    /// Every version `name` has had.
+    fn versions(&self, name: &str) -> Vec<u32> {
+        self.registry
+            .history(name)
+            .map(|h| h.versions.iter().map(|d| d.version).collect())
+            .unwrap_or_default()
+    }
+
+    /// The status of `name`.
+    pub fn status(&self, name: &str) -> Result<FunctionStatus> {
+        let deployment = self
+            .registry
+            .current(name)
+            .with_context(|| format!("no function named {name:?} is deployed"))?;
+        let versions = self.versions(name);
+        let partitions = self.log.partition_status(&deployment)?;
+        let owned: BTreeSet<u32> = partitions
+            .iter()
+            .filter(|p| p.owner == self.id)
+            .map(|p| p.partition)
+            .collect();
+        let mut state_entries = 0;
+        for partition in owned {
+            state_entries += self.log.state_entries(name, partition)?;
+        }
+        let records_in = Metrics::total(&self.metrics.records_in, name, versions.clone());
+        let fuel = Metrics::total(&self.metrics.fuel, name, versions.clone());
+        Ok(FunctionStatus {
+            lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+            rate: self.rates.rate(name),
+            fuel_per_event: if records_in == 0 {
+                0.0
+            } else {
+                fuel as f64 / records_in as f64
+            },
+            records_in,
+            records_out: Metrics::total(&self.metrics.records_out, name, versions.clone()),
+            dead_letters: Metrics::total(&self.metrics.dead_letters, name, versions.clone()),
+            failures: self
+                .metrics
+                .failures_of(name, versions)
+                .into_iter()
+                .collect(),
+            state_entries,
+            deployment,
+        })
+    }
+
+    /// Sets the gauges that are read off the log rather than counted: lag, committed
+    /// offsets, assigned partitions and state entries of what this replica runs.
+    pub fn refresh_gauges(&self) {
+        let metrics = &self.metrics;
+        metrics.consumer_lag.clear();
+        metrics.committed_offset.clear();
+        metrics.assigned_partitions.clear();
+        metrics.state_entries.clear();
+        for deployment in self.registry.active() {
+            let name = &deployment.spec.name;
+            let status = match self.status(name) {
+                Ok(status) => status,
+                Err(err) => {
+                    tracing::debug!(function = %name, "no status for metrics: {err:#}");
+                    continue;
+                }
+            };
+            let mut owned = BTreeSet::new();
+            for p in status.partitions.iter().filter(|p| p.owner == self.id) {
+                let labels = PartitionLabels {
+                    function: name.clone(),
+                    topic: p.topic.clone(),
+                    partition: p.partition.to_string(),
+                };
+                metrics
+                    .consumer_lag
+                    .get_or_create(&labels)
+                    .set(p.lag as i64);
+                metrics
+                    .committed_offset
+                    .get_or_create(&labels)
+                    .set(p.committed as i64);
+                owned.insert(p.partition);
+            }
+            let labels = NameLabels {
+                function: name.clone(),
+            };
+            metrics
+                .assigned_partitions
+                .get_or_create(&labels)
+                .set(owned.len() as i64);
+            metrics
+                .state_entries
+                .get_or_create(&labels)
+                .set(status.state_entries as i64);
+        }
+    }
+
+    /// Samples what every function has handled, for its rate.
+    pub(super) fn sample_rates(&self) {
+        for deployment in self.registry.active() {
+            let name = &deployment.spec.name;
+            let versions = self.versions(name);
+            self.rates.sample(
+                name,
+                Metrics::total(&self.metrics.records_in, name, versions),
+            );
+        }
+    }
+}
+
+/// Samples of each function's records-in counter, for its rate over the last minute.
+#[derive(Default)]
+pub(super) struct Rates(Mutex<BTreeMap<String, VecDeque<(Instant, u64)>>>);
+
+/// How far back a rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Rates {
+    fn sample(&self, function: &str, total: u64) {
+        let now = Instant::now();
+        let mut samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = samples.entry(function.to_owned()).or_default();
+        kept.push_back((now, total));
+        while kept
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            kept.pop_front();
+        }
+    }
+
+    /// Records per second between the oldest and newest sample.
+    fn rate(&self, function: &str) -> f64 {
+        let samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(kept) = samples.get(function) else {
+            return 0.0;
+        };
+        match (kept.front(), kept.back()) {
+            (Some((t0, v0)), Some((t1, v1))) if t1 > t0 => {
+                v1.saturating_sub(*v0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}

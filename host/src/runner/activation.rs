@@ -1,0 +1,110 @@
+//! Loading a version of the function: its component from the registry, a dispatcher with
+//! the deployment's configuration and limits, and a source for its inputs, kept from the
+//! version it replaces when the inputs are the same (with Kafka, that keeps the consumer
+//! group's assignment).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use super::{Runner, Source};
+use crate::dispatch::{DeadLetterTopic, Dispatcher};
+use crate::logbook::LogBook;
+use crate::metrics::FunctionLabels;
+use crate::model::deployment::Deployment;
+use crate::sandbox::bindings::streamfn::function::log::Level;
+use crate::sandbox::{InstanceConfig, LogLine, LogSink};
+
+/// The loaded version of the function.
+pub(super) struct Active {
+    pub(super) deployment: Deployment,
+    pub(super) dispatcher: Dispatcher,
+    pub(super) source: Box<dyn Source>,
+    pub(super) dead_letters: DeadLetterTopic,
+}
+
+impl Runner {
+    /// Loads `deployment`, keeping the source of `previous` when the inputs are the same.
+    pub(super) fn activate(
+        &self,
+        deployment: Deployment,
+        previous: Option<Active>,
+    ) -> Result<Active> {
+        let spec = &deployment.spec;
+        let bytes = self
+            .context
+            .registry
+            .artifact(&spec.component)?
+            .with_context(|| format!("component {} is not in the registry yet", spec.component))?;
+        let component = self.context.engine.load(&bytes)?;
+        let source = match previous {
+            Some(previous) if previous.deployment.spec.inputs == spec.inputs => previous.source,
+            _ => self.context.sources.source(&deployment)?,
+        };
+        let dlq = spec.dlq_topic();
+        let outputs = spec
+            .outputs
+            .iter()
+            .filter(|t| **t != dlq)
+            .cloned()
+            .collect();
+        let config = InstanceConfig {
+            function: Arc::from(spec.name.as_str()),
+            version: deployment.version,
+            config: Arc::new(spec.config.clone()),
+            outputs: Arc::new(outputs),
+            limits: spec.limits.clone(),
+            max_record_bytes: self.context.sources.max_record_bytes(),
+            log: guest_log_sink(
+                spec.name.clone(),
+                deployment.version,
+                self.context.logs.clone(),
+            ),
+        };
+        let instances = self
+            .context
+            .metrics
+            .instances
+            .get_or_create(&FunctionLabels {
+                function: spec.name.clone(),
+                version: deployment.version.to_string(),
+            })
+            .clone();
+        let dispatcher =
+            Dispatcher::sandboxed(self.context.engine.clone(), component, config, instances);
+        let dead_letters = DeadLetterTopic {
+            topic: dlq,
+            function: spec.name.clone(),
+            version: deployment.version,
+        };
+        Ok(Active {
+            deployment,
+            dispatcher,
+            source,
+            dead_letters,
+        })
+    }
+}
+
+/// Sends a function's log lines to the host's log and to the replica's log book.
+fn guest_log_sink(function: String, version: u32, book: Arc<LogBook>) -> LogSink {
+    Arc::new(move |line: LogLine| {
+        let (partition, offsets) = (line.partition, line.offsets);
+        let message = &line.message;
+        match line.level {
+            Level::Debug => {
+                tracing::debug!(target: "guest", %function, version, partition, ?offsets, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "guest", %function, version, partition, ?offsets, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "guest", %function, version, partition, ?offsets, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "guest", %function, version, partition, ?offsets, "{message}")
+            }
+        }
+        book.push(&function, version, line);
+    })
+}

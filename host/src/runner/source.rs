@@ -1,0 +1,68 @@
+//! What the runner needs of a log: for one deployed function, the partitions this
+//! replica runs, their records in order, their committed state, and atomic commits of
+//! runs of batches. The logs implement it; the runner does not know which one it has.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::model::deployment::Deployment;
+use crate::model::effects::Commit;
+use crate::model::event::InputEvent;
+use crate::state::CommittedState;
+
+/// The inputs and outputs of one deployed function, as one replica sees them. Each
+/// partition has a read position: where its committed offsets say, moved on by every
+/// fetch, and put back on the committed offsets by a commit or a reset.
+pub trait Source: Send {
+    /// The partitions this replica runs now, ready to fetch from. With Kafka this
+    /// follows the consumer group's assignment, and restores the state of partitions
+    /// that just arrived.
+    fn partitions(&mut self) -> Result<Vec<u32>>;
+
+    /// Waits at most `timeout` for new records.
+    fn wait(&mut self, timeout: Duration);
+
+    /// Up to `max` records of `partition` from its read position, merged in timestamp
+    /// order across co-partitioned inputs; moves the read position past them.
+    fn fetch(&mut self, partition: u32, max: usize) -> Result<Vec<InputEvent>>;
+
+    /// The committed state of `partition` and its stream time.
+    fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)>;
+
+    /// Commits runs of batches of several partitions, atomically. Each partition then
+    /// reads on from the offsets its commit names.
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()>;
+
+    /// Forgets what was fetched or cached since the last commit, after a failure. An
+    /// error means this source cannot go on and must be opened again.
+    fn reset(&mut self) -> Result<()>;
+
+    /// How much a commit covers at most: events per partition, and time since the pass
+    /// began. Larger commits spread their fixed cost (an fsync, a Kafka transaction's
+    /// round trips) over more events, and add that much latency.
+    fn commit_every(&self) -> CommitEvery {
+        CommitEvery {
+            events: 5000,
+            after: Duration::from_millis(50),
+        }
+    }
+}
+
+/// See [`Source::commit_every`].
+#[derive(Debug, Clone, Copy)]
+pub struct CommitEvery {
+    /// Events of one partition.
+    pub events: usize,
+    /// Time since the pass began.
+    pub after: Duration,
+}
+
+/// Opens sources: the log behind a replica, as its runners see it.
+pub trait Sources: Send + Sync {
+    /// The source of `deployment`'s inputs.
+    fn source(&self, deployment: &Deployment) -> Result<Box<dyn Source>>;
+
+    /// Largest record the log accepts, in bytes.
+    fn max_record_bytes(&self) -> usize;
+}

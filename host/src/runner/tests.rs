@@ -1,0 +1,313 @@
+//! A runner's passes over an in-memory source and a scripted guest: commits that fail,
+//! sources that cannot go on, and an event that asks for retries until they are spent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::activation::Active;
+use super::*;
+use crate::dispatch::{DeadLetterTopic, Dispatcher, Guest, Guests};
+use crate::model::deployment::{DeploySpec, Deployment, History, StartFrom};
+use crate::model::effects::{Commit, Output};
+use crate::model::event::InputEvent;
+use crate::model::limits::Limits;
+use crate::model::record::Record;
+use crate::registry::RegistryStore;
+use crate::sandbox::CallResult;
+use crate::sandbox::bindings::{Event, FiredTimer, Outcome};
+use crate::state::{CommittedState, MemoryState, PartitionState};
+
+/// One partition of one input topic, and what was committed of it.
+#[derive(Default)]
+struct Topic {
+    records: Vec<InputEvent>,
+    committed: u64,
+    /// The outputs of every commit that went through, in order.
+    outputs: Vec<Output>,
+    /// Commits still to fail.
+    failing_commits: usize,
+    resets: usize,
+    broken: bool,
+}
+
+struct MemorySource {
+    topic: Arc<Mutex<Topic>>,
+    cursor: Option<u64>,
+}
+
+impl Source for MemorySource {
+    fn partitions(&mut self) -> Result<Vec<u32>> {
+        Ok(vec![0])
+    }
+
+    fn wait(&mut self, _timeout: Duration) {}
+
+    fn fetch(&mut self, _partition: u32, max: usize) -> Result<Vec<InputEvent>> {
+        let topic = self.topic.lock().expect("topic");
+        let from = self.cursor.unwrap_or(topic.committed) as usize;
+        let events: Vec<InputEvent> = topic.records.iter().skip(from).take(max).cloned().collect();
+        self.cursor = Some((from + events.len()) as u64);
+        Ok(events)
+    }
+
+    fn state(&mut self, _partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
+        Ok((Box::new(MemoryState::default()), i64::MIN))
+    }
+
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        let mut topic = self.topic.lock().expect("topic");
+        if topic.failing_commits > 0 {
+            topic.failing_commits -= 1;
+            bail!("the broker went away");
+        }
+        for commit in commits {
+            if let Some((_, next)) = commit.offsets.iter().find(|(t, _)| t == "in") {
+                topic.committed = *next;
+            }
+            topic.outputs.extend(commit.effects.outputs.iter().cloned());
+        }
+        self.cursor = None;
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        let mut topic = self.topic.lock().expect("topic");
+        topic.resets += 1;
+        self.cursor = None;
+        if topic.broken {
+            bail!("fenced");
+        }
+        Ok(())
+    }
+}
+
+/// Counts the sources it opens; the tests hand the runner its source themselves.
+#[derive(Default)]
+struct Opens(AtomicUsize);
+
+impl Sources for Opens {
+    fn source(&self, _deployment: &Deployment) -> Result<Box<dyn Source>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        bail!("not in this test")
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        1 << 20
+    }
+}
+
+#[derive(Default)]
+struct NoStore;
+
+impl RegistryStore for NoStore {
+    fn load(&self) -> Result<Vec<(String, History)>> {
+        Ok(Vec::new())
+    }
+    fn save(&self, _name: &str, _history: &History) -> Result<()> {
+        Ok(())
+    }
+    fn put_artifact(&self, _sha256: &str, _bytes: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn artifact(&self, _sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// Emits each event's value to `out`, and asks for a retry of the value `retry`.
+struct Echo;
+
+impl Guest for Echo {
+    fn handle(&mut self, mut state: PartitionState, events: &[Event]) -> CallResult<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            if event.value.as_deref() == Some(&b"retry"[..]) {
+                outcomes.push(Outcome::Retry("the inventory service is down".into()));
+                continue;
+            }
+            state.current.outputs.push(Output {
+                topic: "out".into(),
+                fallback_partition: 0,
+                record: Record {
+                    value: event.value.clone(),
+                    ..Record::default()
+                },
+            });
+            outcomes.push(Outcome::Ok);
+        }
+        (state, Ok((outcomes, 1)))
+    }
+
+    fn on_timers(
+        &mut self,
+        state: PartitionState,
+        _partition: u32,
+        _stream_time_ms: i64,
+        _fired: &[FiredTimer],
+    ) -> CallResult<Result<(), String>> {
+        (state, Ok((Ok(()), 1)))
+    }
+}
+
+struct Echoes;
+
+impl Guests for Echoes {
+    fn instantiate(&self) -> Result<Box<dyn Guest>> {
+        Ok(Box::new(Echo))
+    }
+}
+
+fn deployment(limits: Limits) -> Deployment {
+    Deployment {
+        version: 1,
+        deployed_at_ms: 0,
+        spec: DeploySpec {
+            name: "f".into(),
+            component: "0".repeat(64),
+            inputs: vec!["in".into()],
+            outputs: vec!["out".into()],
+            dlq: None,
+            config: BTreeMap::new(),
+            limits,
+            start: StartFrom::Earliest,
+        },
+    }
+}
+
+/// A runner of function `f` over `values` on one partition of `in`.
+fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Opens>) {
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(offset, value)| InputEvent {
+            topic: "in".into(),
+            offset: offset as u64,
+            record: Record {
+                timestamp_ms: offset as i64,
+                value: Some(value.as_bytes().to_vec()),
+                ..Record::default()
+            },
+        })
+        .collect();
+    let topic = Arc::new(Mutex::new(Topic {
+        records,
+        ..Topic::default()
+    }));
+    let opens = Arc::new(Opens::default());
+    let context = RunnerContext {
+        sources: opens.clone(),
+        engine: Engine::new(None).expect("an engine"),
+        registry: Registry::open(Arc::new(NoStore)).expect("a registry"),
+        metrics: Metrics::new(),
+        logs: Arc::new(LogBook::default()),
+    };
+    let mut runner = Runner::new(context, "f".into(), Arc::new(AtomicBool::new(false)));
+    runner.active = Some(Active {
+        deployment: deployment(limits.clone()),
+        dispatcher: Dispatcher::new(Box::new(Echoes), limits, Default::default()),
+        source: Box::new(MemorySource {
+            topic: topic.clone(),
+            cursor: None,
+        }),
+        dead_letters: DeadLetterTopic {
+            topic: "f-dlq".into(),
+            function: "f".into(),
+            version: 1,
+        },
+    });
+    (runner, topic, opens)
+}
+
+fn values(outputs: &[Output], topic: &str) -> Vec<String> {
+    outputs
+        .iter()
+        .filter(|o| o.topic == topic)
+        .map(|o| String::from_utf8_lossy(o.record.value.as_deref().unwrap_or_default()).into())
+        .collect()
+}
+
+#[test]
+fn a_failed_commit_resets_the_source_and_runs_the_batch_again_without_reopening_it() {
+    let (mut runner, topic, opens) = runner(&["a", "b", "c"], Limits::default());
+    topic.lock().expect("topic").failing_commits = 1;
+    let err = runner.pass().expect_err("the commit fails");
+    assert!(format!("{err:#}").contains("broker went away"), "{err:#}");
+    runner.recover();
+    assert!(runner.active.is_some(), "the function stays loaded");
+    assert!(runner.pass().expect("the pass runs again"), "it had work");
+    let topic = topic.lock().expect("topic");
+    assert_eq!(topic.resets, 1);
+    assert_eq!(topic.committed, 3);
+    assert_eq!(
+        values(&topic.outputs, "out"),
+        vec!["a", "b", "c"],
+        "once each"
+    );
+    assert_eq!(
+        opens.0.load(Ordering::SeqCst),
+        0,
+        "the source was not opened again"
+    );
+}
+
+#[test]
+fn a_source_that_cannot_go_on_is_dropped_to_be_opened_again() {
+    let (mut runner, topic, _) = runner(&["a"], Limits::default());
+    {
+        let mut topic = topic.lock().expect("topic");
+        topic.failing_commits = 1;
+        topic.broken = true;
+    }
+    assert!(runner.pass().is_err());
+    runner.recover();
+    assert!(
+        runner.active.is_none(),
+        "the next loop loads the function afresh"
+    );
+}
+
+#[test]
+fn a_retried_event_holds_its_partition_then_is_dead_lettered_once_its_retries_are_spent() {
+    let limits = Limits {
+        max_retries: 2,
+        retry_backoff_ms: 1,
+        ..Limits::default()
+    };
+    let (mut runner, topic, _) = runner(&["a", "retry", "c"], limits);
+    assert!(runner.pass().expect("first pass"));
+    assert_eq!(
+        topic.lock().expect("topic").committed,
+        1,
+        "up to the retried event"
+    );
+    assert!(
+        !runner.pass().expect("held"),
+        "the partition waits out the backoff"
+    );
+    // Two deliveries more: the first retries again, the second has spent the retries.
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(runner.pass().expect("a delivery"));
+    }
+    let topic = topic.lock().expect("topic");
+    assert_eq!(topic.committed, 3);
+    assert_eq!(values(&topic.outputs, "out"), vec!["a", "c"]);
+    let dead: Vec<&Output> = topic
+        .outputs
+        .iter()
+        .filter(|o| o.topic == "f-dlq")
+        .collect();
+    assert_eq!(dead.len(), 1);
+    let kind = dead[0].record.header("streamfn.failure.kind");
+    assert_eq!(kind, Some(&b"retry-exhausted"[..]));
+    assert!(
+        runner
+            .hold
+            .next_release(std::time::Instant::now())
+            .is_none()
+    );
+}

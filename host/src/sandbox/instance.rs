@@ -1,0 +1,313 @@
+//! One live instance of a function: its wasmtime store, the limits it runs under (fuel,
+//! memory, deadline, outputs) and the context of the call under way, which the host side
+//! of the imports (`imports.rs`) reads and writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::streamfn::function::log;
+use super::bindings::{Event, FiredTimer, Function, FunctionPre, Outcome};
+use super::wasi::{GuestRandom, StderrTail, seed};
+use crate::model::failure::HostError;
+use crate::model::limits::Limits;
+use crate::state::PartitionState;
+
+/// A guest log line, with where it was written.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    /// Severity.
+    pub level: log::Level,
+    /// The text.
+    pub message: String,
+    /// Partition being handled.
+    pub partition: u32,
+    /// First and last offsets of the call's events (equal for a single event); none for
+    /// a timer call.
+    pub offsets: Option<(u64, u64)>,
+}
+
+/// Where log lines of a function go.
+pub type LogSink = Arc<dyn Fn(LogLine) + Send + Sync>;
+
+/// What every instance of one deployment shares.
+#[derive(Clone)]
+pub struct InstanceConfig {
+    /// The function's name.
+    pub function: Arc<str>,
+    /// The deployment's version.
+    pub version: u32,
+    /// Deploy-time configuration the guest can read.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Topics the guest may emit to.
+    pub outputs: Arc<BTreeSet<String>>,
+    /// The deployment's limits.
+    pub limits: Limits,
+    /// Largest record the log accepts, in bytes.
+    pub max_record_bytes: usize,
+    /// Receives guest log lines.
+    pub log: LogSink,
+}
+
+impl InstanceConfig {
+    /// The seed of the guest's random numbers in a call that starts at `position` of
+    /// `partition`: the same for the same call of the same version, on any replica.
+    fn call_seed(&self, partition: u32, position: &[u8]) -> [u8; 32] {
+        seed(&[
+            self.function.as_bytes(),
+            &self.version.to_be_bytes(),
+            &partition.to_be_bytes(),
+            position,
+        ])
+    }
+}
+
+/// The per-call context of the host imports.
+pub(super) struct Call {
+    pub(super) state: PartitionState,
+    pub(super) partition: u32,
+    pub(super) offsets: Option<(u64, u64)>,
+    /// Stream time of the call, the timestamp of records emitted without one.
+    pub(super) stream_time_ms: i64,
+    pub(super) max_outputs: u64,
+    pub(super) max_output_bytes: u64,
+    pub(super) outputs: u64,
+    pub(super) output_bytes: u64,
+}
+
+/// The state view handed back after a call, with the call's value and the fuel it burnt,
+/// or what made it fail.
+pub type CallResult<T> = (PartitionState, Result<(T, u64), CallFailure>);
+
+/// Where a call happens: what its imports need to know.
+struct CallSite<'a> {
+    partition: u32,
+    offsets: Option<(u64, u64)>,
+    stream_time_ms: i64,
+    events: usize,
+    /// Where in the partition the call starts, for its random numbers.
+    position: &'a [u8],
+}
+
+/// Store data of an instance.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) shared: InstanceConfig,
+    memory_limit: usize,
+    memory_exceeded: bool,
+    stderr: StderrTail,
+    random: GuestRandom,
+    pub(super) call: Option<Call>,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for InstanceState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::new(HostError::OutOfMemory {
+                limit_mib: self.shared.limits.memory_mib,
+                requested_bytes: desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A live instance and its store.
+pub struct Instance {
+    store: Store<InstanceState>,
+    function: Function,
+    fuel_budget: u64,
+    /// Epoch ticks a call may take.
+    deadline_ticks: u64,
+}
+
+/// What a call left behind when it failed, for classifying the failure.
+pub struct CallFailure {
+    /// The error the call returned.
+    pub error: wasmtime::Error,
+    /// Whether the guest tried to grow memory past its limit.
+    pub memory_exceeded: bool,
+    /// The end of what the guest wrote to stderr (a panic message, usually).
+    pub stderr: String,
+}
+
+impl Instance {
+    /// Instantiates `pre` with the sandbox and limits of `shared`; a call may take
+    /// `deadline_ticks` epochs.
+    pub fn new(
+        engine: &wasmtime::Engine,
+        pre: &FunctionPre<InstanceState>,
+        shared: InstanceConfig,
+        deadline_ticks: u64,
+    ) -> Result<Instance> {
+        let stderr = StderrTail::default();
+        // Guest runtimes seed themselves while they start, from the deployment alone.
+        let random = GuestRandom::new(seed(&[
+            shared.function.as_bytes(),
+            &shared.version.to_be_bytes(),
+        ]));
+        let wasi = super::wasi::context(&stderr, &random);
+        let memory_limit = shared.limits.memory_mib as usize * 1024 * 1024;
+        let data = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            shared,
+            memory_limit,
+            memory_exceeded: false,
+            stderr,
+            random,
+            call: None,
+        };
+        let mut store = Store::new(engine, data);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        store
+            .set_fuel(u64::MAX)
+            .map_err(anyhow::Error::from)
+            .context("setting fuel")?;
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        let function = pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating the function")?;
+        Ok(Instance {
+            store,
+            function,
+            fuel_budget: 0,
+            deadline_ticks,
+        })
+    }
+
+    /// Calls the handler on `events` with `state`, under the budget of `events.len()`
+    /// events and the deployment's deadline. Returns the outcomes and hands `state` back either way.
+    pub fn handle(&mut self, state: PartitionState, events: &[Event]) -> CallResult<Vec<Outcome>> {
+        let offsets = events
+            .first()
+            .zip(events.last())
+            .map(|(a, b)| (a.offset, b.offset));
+        let position = events
+            .first()
+            .map(|e| [e.topic.as_bytes(), &e.offset.to_be_bytes()].concat())
+            .unwrap_or_default();
+        let site = CallSite {
+            partition: events.first().map_or(0, |e| e.partition),
+            offsets,
+            stream_time_ms: events.last().map_or(0, |e| e.stream_time_ms),
+            events: events.len().max(1),
+            position: &position,
+        };
+        self.begin(state, site);
+        let result = self
+            .function
+            .streamfn_function_handler()
+            .call_handle(&mut self.store, events);
+        self.finish(result)
+    }
+
+    /// Calls the timer handler on `fired` at `stream_time_ms`, under the budget of one
+    /// event per timer.
+    pub fn on_timers(
+        &mut self,
+        state: PartitionState,
+        partition: u32,
+        stream_time_ms: i64,
+        fired: &[FiredTimer],
+    ) -> CallResult<Result<(), String>> {
+        let position = [&b"timers"[..], &stream_time_ms.to_be_bytes()].concat();
+        let site = CallSite {
+            partition,
+            offsets: None,
+            stream_time_ms,
+            events: fired.len().max(1),
+            position: &position,
+        };
+        self.begin(state, site);
+        let result = self
+            .function
+            .streamfn_function_handler()
+            .call_on_timers(&mut self.store, fired);
+        self.finish(result)
+    }
+
+    fn begin(&mut self, state: PartitionState, site: CallSite<'_>) {
+        let data = self.store.data_mut();
+        let limits = &data.shared.limits;
+        let n = site.events as u64;
+        let fuel = limits.fuel_per_event.saturating_mul(n);
+        let call = Call {
+            state,
+            partition: site.partition,
+            offsets: site.offsets,
+            stream_time_ms: site.stream_time_ms,
+            max_outputs: u64::from(limits.max_outputs_per_event).saturating_mul(n),
+            max_output_bytes: limits.max_output_bytes_per_event.saturating_mul(n),
+            outputs: 0,
+            output_bytes: 0,
+        };
+        data.random
+            .reseed(data.shared.call_seed(site.partition, site.position));
+        data.call = Some(call);
+        data.memory_exceeded = false;
+        // Setting fuel only fails when fuel is not enabled, which the engine always is.
+        let _ = self.store.set_fuel(fuel);
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.fuel_budget = fuel;
+    }
+
+    fn finish<T>(&mut self, result: wasmtime::Result<T>) -> CallResult<T> {
+        let fuel_used = self
+            .fuel_budget
+            .saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let data = self.store.data_mut();
+        let Some(call) = data.call.take() else {
+            unreachable!("finish follows begin");
+        };
+        let outcome = match result {
+            Ok(value) => Ok((value, fuel_used)),
+            Err(error) => Err(CallFailure {
+                error,
+                memory_exceeded: data.memory_exceeded,
+                stderr: data.stderr.text(),
+            }),
+        };
+        (call.state, outcome)
+    }
+}
+
+impl InstanceState {
+    pub(super) fn call(&mut self) -> &mut Call {
+        // Imports only run inside a call, which `begin` sets up.
+        self.call
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("import called outside a call"))
+    }
+}

@@ -1,0 +1,15 @@
+//! The sandbox functions run in: the wasmtime engine (component model, pooling allocator,
+//! fuel, epochs) and its cache of compiled components, the bindings of the contract, and
+//! live instances with the host side of every import and the WASI they are allowed. Knows
+//! nothing of batches, logs or commits.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+mod imports;
+pub mod instance;
+mod wasi;
+
+pub use self::engine::{Engine, LoadedComponent, WORLD, sha256_hex};
+pub use self::instance::{CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink};
+pub use self::wasi::seed;
