@@ -100,6 +100,18 @@ impl Replica {
         Ok(replica)
     }
 
+    /// A replica someone else started, answering at `admin`: it is not stopped when
+    /// dropped, and has no log here.
+    pub fn attach(fnctl: &Path, admin: &str) -> Replica {
+        Replica {
+            fnctl: fnctl.to_path_buf(),
+            child: None,
+            admin: admin.to_owned(),
+            brokers: None,
+            log: PathBuf::new(),
+        }
+    }
+
     fn exited(&mut self) -> bool {
         self.child
             .as_mut()

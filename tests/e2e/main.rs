@@ -12,4 +12,5 @@ mod metrics;
 mod ports;
 mod redeploy;
 mod sandbox;
+mod storage;
 mod support;

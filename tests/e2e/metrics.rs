@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prometheus_parse::{Sample, Scrape, Value as Metric};
 
-use crate::support::{Replica, guest, temp_dir};
+use crate::support::{Replica, guest, temp_dir, wait_for};
 
 /// (function, guest, deploy flags, failing value, failure kind)
 const FUNCTIONS: &[(&str, &str, &[&str], &str, &str)] = &[
@@ -211,6 +211,76 @@ fn counters_equal_the_traffic_and_its_failures() {
         assert!(
             scraped.contains(metric.as_str()) || scraped.contains(histogram),
             "the dashboard queries {metric}, which /metrics lacks"
+        );
+    }
+}
+
+#[test]
+fn an_idle_replica_reports_itself_and_a_deployed_function_has_every_failure_at_zero() {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("data"));
+    let idle = scrape(&replica);
+    let names: BTreeSet<&str> = idle.samples.iter().map(|s| s.metric.as_str()).collect();
+    for family in [
+        "streamfn_build_info",
+        "streamfn_functions",
+        "streamfn_store_bytes",
+        "streamfn_disk_free_bytes",
+        "streamfn_store_io_errors_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            names.contains(family),
+            "an idle replica exports {family}: {names:?}"
+        );
+    }
+    assert_eq!(total(&idle, "streamfn_functions", &[]), 0.0);
+    assert!(total(&idle, "streamfn_store_bytes", &[]) > 0.0);
+    assert!(total(&idle, "streamfn_disk_free_bytes", &[]) > 0.0);
+    assert!(total(&idle, "process_resident_memory_bytes", &[]) > 1e6);
+    assert_eq!(
+        total(
+            &idle,
+            "streamfn_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    replica.ok(&["topics", "create", "in", "--partitions", "1"]);
+    replica.deploy(
+        &guest("test-counter"),
+        "quiet",
+        &["--input", "in", "--output", "out"],
+    );
+    let kinds = wait_for(Duration::from_secs(30), "the function's series", || {
+        let scrape = scrape(&replica);
+        let kinds: BTreeSet<String> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "streamfn_failures_total")
+            .filter(|s| s.labels.get("function") == Some("quiet") && value(s) == 0.0)
+            .filter_map(|s| s.labels.get("kind").map(str::to_owned))
+            .collect();
+        (kinds.len() >= 7).then_some((kinds, total(&scrape, "streamfn_functions", &[])))
+    });
+    assert_eq!(kinds.1, 1.0);
+    for kind in [
+        "trap",
+        "out-of-fuel",
+        "out-of-memory",
+        "timeout",
+        "output-denied",
+        "rejected",
+        "retry-exhausted",
+    ] {
+        assert!(
+            kinds.0.contains(kind),
+            "a zero series of {kind}: {:?}",
+            kinds.0
         );
     }
 }

@@ -59,6 +59,12 @@ impl std::ops::Deref for Replica {
     }
 }
 
+impl From<replica::Replica> for Replica {
+    fn from(replica: replica::Replica) -> Self {
+        Replica(replica)
+    }
+}
+
 impl Replica {
     /// Starts a replica on `data_dir` and waits until `/readyz` answers.
     pub fn start(data_dir: &Path) -> Replica {
@@ -142,6 +148,11 @@ impl Replica {
     /// Kills the replica with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         self.0.kill();
+    }
+
+    /// Stops the replica as an operator would, with SIGTERM.
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

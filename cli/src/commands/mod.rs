@@ -2,6 +2,7 @@
 //! by default, `--format json` for scripts.
 
 mod build;
+mod check;
 mod consume;
 mod deploy;
 mod list;
@@ -73,6 +74,8 @@ pub enum Command {
     New(new::New),
     /// Build the function project in the current directory into a component.
     Build(build::Build),
+    /// Verify a data directory offline, and salvage what is intact.
+    Check(check::Check),
     /// Write records to a topic, one per input line.
     Produce(produce::Produce),
     /// Print records of a topic, one JSON object per line.
@@ -125,6 +128,7 @@ impl Cli {
             Command::Logs(cmd) => cmd.run(&globals),
             Command::New(cmd) => cmd.run(&globals),
             Command::Build(cmd) => cmd.run(&globals),
+            Command::Check(cmd) => cmd.run(&globals),
             Command::Produce(cmd) => cmd.run(&globals),
             Command::Consume(cmd) => cmd.run(&globals),
         }

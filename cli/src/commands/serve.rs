@@ -83,6 +83,7 @@ impl Serve {
             Some(options) => Mode::Kafka(options),
             None => Mode::Embedded(LogConfig {
                 max_record_bytes: self.max_record_bytes,
+                ..LogConfig::default()
             }),
         };
         let admin = format!("http://{address}");

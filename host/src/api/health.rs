@@ -25,10 +25,9 @@ pub(super) async fn replica(State(api): State<Api>) -> Json<ReplicaInfo> {
 }
 
 pub(super) async fn ready(State(api): State<Api>) -> impl IntoResponse {
-    if api.replica.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    match api.replica.readiness() {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
     }
 }
 

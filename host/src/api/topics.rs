@@ -20,6 +20,14 @@ fn answer(err: LogError, invalid: StatusCode) -> ApiError {
         LogError::NoTopic(_) => ApiError::not_found(err),
         LogError::Invalid(_) => ApiError(invalid, err.to_string()),
         LogError::Elsewhere(_) => ApiError::bad(err),
+        LogError::Unavailable(ref trouble) => {
+            let status = if trouble.no_space {
+                StatusCode::INSUFFICIENT_STORAGE
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            ApiError(status, err.to_string())
+        }
         LogError::Failed(err) => ApiError(invalid, format!("{err:#}")),
     }
 }

@@ -15,6 +15,7 @@ use anyhow::Result;
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
+pub use self::embedded::Trouble;
 pub use self::merge::{merge_by_timestamp, merge_from};
 use crate::metrics::Metrics;
 use crate::model::deployment::{DeploySpec, Deployment};
@@ -66,6 +67,9 @@ pub enum LogError {
     /// This log's records are not served by the replica; the message says where they are.
     #[error("{0}")]
     Elsewhere(String),
+    /// The log cannot take writes now (a full disk, a failed device); it says why.
+    #[error("the log cannot take writes now: {}", .0.reason)]
+    Unavailable(Trouble),
     /// The log itself failed.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -151,6 +155,17 @@ impl PartitionStatus {
     }
 }
 
+/// What the replica's store uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageUse {
+    /// Bytes of the store file.
+    pub store_bytes: u64,
+    /// Bytes free on its disk.
+    pub free_bytes: u64,
+    /// Failed reads and writes of the store since the replica started.
+    pub io_errors: u64,
+}
+
 /// The log behind a replica, as the replica, the admin API and the runners use it.
 pub trait Backend: Sources {
     /// `embedded` or `kafka`.
@@ -202,6 +217,16 @@ pub trait Backend: Sources {
 
     /// Housekeeping due at `now_ms`: retention of old records, where the log does it.
     fn maintain(&self, now_ms: i64) -> Result<()>;
+
+    /// Why the replica's store cannot be written now, if it cannot.
+    fn trouble(&self) -> Option<Trouble>;
+
+    /// Tries to make a store in trouble take writes again; returns whether it does.
+    fn recover(&self) -> bool;
+
+    /// The replica's store: its size, the free space of its disk, and its failed reads
+    /// and writes so far.
+    fn storage(&self) -> Result<StorageUse>;
 
     /// Leaves the cluster and stops the log's own threads.
     fn shutdown(&self);

@@ -115,10 +115,19 @@ impl Replica {
         Ok(())
     }
 
-    /// Whether every deployed function has its runner and no partition's state is
-    /// being restored.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.log.restoring() == 0
+    /// Whether the replica is ready: every deployed function has its runner, no
+    /// partition's state is being restored, and the store takes writes. If not, why.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err("starting".to_owned());
+        }
+        if let Some(trouble) = self.log.trouble() {
+            return Err(format!("the store cannot be written: {}", trouble.reason));
+        }
+        match self.log.restoring() {
+            0 => Ok(()),
+            n => Err(format!("restoring the state of {n} partitions")),
+        }
     }
 
     fn context(&self) -> RunnerContext {
@@ -173,6 +182,9 @@ fn reconcile_loop(replica: Weak<Replica>) {
             tracing::warn!("cannot start a runner: {err:#}");
         }
         replica.sample_rates();
+        if replica.log.trouble().is_some() {
+            replica.log.recover();
+        }
         if maintained.elapsed() >= MAINTAIN_EVERY {
             maintained = Instant::now();
             if let Err(err) = replica.log.maintain(now_ms()) {

@@ -98,7 +98,20 @@ impl Replica {
         metrics.committed_offset.clear();
         metrics.assigned_partitions.clear();
         metrics.state_entries.clear();
-        for deployment in self.registry.active() {
+        let active = self.registry.active();
+        metrics.functions.set(active.len() as i64);
+        match self.log.storage() {
+            Ok(usage) => {
+                metrics.store_bytes.set(usage.store_bytes as i64);
+                metrics.disk_free_bytes.set(usage.free_bytes as i64);
+                let counted = metrics.store_io_errors.get();
+                metrics
+                    .store_io_errors
+                    .inc_by(usage.io_errors.saturating_sub(counted));
+            }
+            Err(err) => tracing::debug!("no storage figures for metrics: {err:#}"),
+        }
+        for deployment in active {
             let name = &deployment.spec.name;
             let status = match self.status(name) {
                 Ok(status) => status,

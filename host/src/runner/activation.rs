@@ -61,6 +61,7 @@ impl Runner {
                 self.context.logs.clone(),
             ),
         };
+        self.context.metrics.declare(&spec.name, deployment.version);
         let instances = self
             .context
             .metrics

@@ -115,17 +115,26 @@ impl Engine {
     }
 
     fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Component> {
-        if let Some(cache) = &self.cache
-            && let Some(compiled) = cache.get(sha256)
-        {
-            // SAFETY: the file was written by `precompile_component` of an engine with the
-            // same compatibility hash (it is in the file name), in a directory only the
-            // host writes to.
-            #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize(&self.engine, &compiled) };
-            match loaded {
-                Ok(component) => return Ok(component),
-                Err(err) => tracing::warn!(%sha256, "ignoring unusable cached component: {err}"),
+        if let Some(cache) = &self.cache {
+            match cache.get(sha256) {
+                Ok(Some(compiled)) => {
+                    // SAFETY: the entry was written by `precompile_component` of an engine
+                    // with the same compatibility hash (it is in the file name), in a
+                    // directory only the host writes to, and its digest matched.
+                    #[allow(unsafe_code)]
+                    let loaded = unsafe { Component::deserialize(&self.engine, &compiled) };
+                    match loaded {
+                        Ok(component) => return Ok(component),
+                        Err(err) => {
+                            tracing::warn!(%sha256, "ignoring unusable cached component: {err}")
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(%sha256, "{err:#}; compiling the component again");
+                    cache.remove(sha256);
+                }
             }
         }
         let Some(cache) = &self.cache else {

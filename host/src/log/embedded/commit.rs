@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::frame;
 use super::store::EmbeddedLog;
-use super::tables::TopicMeta;
-use super::tables::{LOG, OFFSETS, PARTITIONS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
+use super::tables::{
+    LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
+};
 use crate::model::effects::Commit;
 use crate::model::partitioner::partition_for;
 
@@ -47,78 +49,94 @@ impl EmbeddedLog {
                 }
             }
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(durability)?;
-        {
-            let mut parts = txn.open_table(PARTITIONS)?;
-            let mut log = txn.open_table(LOG)?;
-            let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
-            let mut state = txn.open_table(STATE)?;
-            let mut timers = txn.open_table(TIMERS)?;
-            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
-            let mut committed = txn.open_table(OFFSETS)?;
-            let mut stream_times = txn.open_table(STREAM_TIME)?;
-            for commit in commits {
-                let Commit {
-                    group,
-                    partition,
-                    offsets,
-                    stream_time_ms,
-                    effects,
-                } = commit;
-                let (group, partition) = (*group, *partition);
-                for output in &effects.outputs {
-                    let topic = &topics[output.topic.as_str()];
-                    let p = partition_for(
-                        output.record.key.as_deref(),
-                        topic.partitions,
-                        output.fallback_partition,
-                    );
-                    let extent = match extents.get_mut(&(topic.id, p)) {
-                        Some(extent) => extent,
-                        None => {
-                            let current = parts
-                                .get((topic.id, p))?
-                                .map(|v| v.value())
-                                .unwrap_or_default();
-                            extents.entry((topic.id, p)).or_insert(current)
-                        }
-                    };
-                    let encoded = output.record.encode();
-                    log.insert((topic.id, p, extent.1), encoded.as_slice())?;
-                    extent.1 += 1;
-                    extent.2 += encoded.len() as u64;
-                }
-                for (key, value) in &effects.state {
-                    match value {
-                        Some(value) => {
-                            state.insert((group, partition, key.as_slice()), value.as_slice())?
-                        }
-                        None => state.remove((group, partition, key.as_slice()))?,
-                    };
-                }
-                for (key, at) in &effects.timers {
-                    let previous = timer_keys
-                        .remove((group, partition, key.as_slice()))?
-                        .map(|v| v.value());
-                    if let Some(previous) = previous {
-                        timers.remove((group, partition, previous, key.as_slice()))?;
+        self.guard("committing a batch", |db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(durability)?;
+            {
+                let mut parts = txn.open_table(PARTITIONS)?;
+                let mut log = txn.open_table(LOG)?;
+                let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
+                let mut state = txn.open_table(STATE)?;
+                let mut timers = txn.open_table(TIMERS)?;
+                let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+                let mut committed = txn.open_table(OFFSETS)?;
+                let mut stream_times = txn.open_table(STREAM_TIME)?;
+                let mut state_bytes = txn.open_table(STATE_BYTES)?;
+                for commit in commits {
+                    let Commit {
+                        group,
+                        partition,
+                        offsets,
+                        stream_time_ms,
+                        effects,
+                    } = commit;
+                    let (group, partition) = (*group, *partition);
+                    for output in &effects.outputs {
+                        let topic = &topics[output.topic.as_str()];
+                        let p = partition_for(
+                            output.record.key.as_deref(),
+                            topic.partitions,
+                            output.fallback_partition,
+                        );
+                        let extent = match extents.get_mut(&(topic.id, p)) {
+                            Some(extent) => extent,
+                            None => {
+                                let current = parts
+                                    .get((topic.id, p))?
+                                    .map(|v| v.value())
+                                    .unwrap_or_default();
+                                extents.entry((topic.id, p)).or_insert(current)
+                            }
+                        };
+                        let sealed =
+                            frame::seal_record(topic.id, p, extent.1, &output.record.encode());
+                        log.insert((topic.id, p, extent.1), sealed.as_slice())?;
+                        extent.1 += 1;
+                        extent.2 += sealed.len() as u64;
                     }
-                    if let Some(at) = at {
-                        timers.insert((group, partition, *at, key.as_slice()), ())?;
-                        timer_keys.insert((group, partition, key.as_slice()), *at)?;
+                    let mut held = state_bytes
+                        .get((group, partition))?
+                        .map_or(0, |v| v.value());
+                    for (key, value) in &effects.state {
+                        let old = match value {
+                            Some(value) => {
+                                let sealed = frame::seal_state(group, partition, key, value);
+                                held += (key.len() + value.len()) as u64;
+                                state
+                                    .insert((group, partition, key.as_slice()), sealed.as_slice())?
+                            }
+                            None => state.remove((group, partition, key.as_slice()))?,
+                        };
+                        if let Some(old) = old {
+                            let old = old.value().len().saturating_sub(frame::SEAL_BYTES);
+                            held = held.saturating_sub((key.len() + old) as u64);
+                        }
                     }
+                    state_bytes.insert((group, partition), held)?;
+                    for (key, at) in &effects.timers {
+                        let previous = timer_keys
+                            .remove((group, partition, key.as_slice()))?
+                            .map(|v| v.value());
+                        if let Some(previous) = previous {
+                            timers.remove((group, partition, previous, key.as_slice()))?;
+                        }
+                        if let Some(at) = at {
+                            timers.insert((group, partition, *at, key.as_slice()), ())?;
+                            timer_keys.insert((group, partition, key.as_slice()), *at)?;
+                        }
+                    }
+                    for (topic, next) in offsets {
+                        committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
+                    }
+                    stream_times.insert((group, partition), *stream_time_ms)?;
                 }
-                for (topic, next) in offsets {
-                    committed.insert((group, topics[topic.as_str()].id, partition), *next)?;
+                for (key, extent) in extents {
+                    parts.insert(key, extent)?;
                 }
-                stream_times.insert((group, partition), *stream_time_ms)?;
             }
-            for (key, extent) in extents {
-                parts.insert(key, extent)?;
-            }
-        }
-        txn.commit().context("committing a batch")?;
+            txn.commit()?;
+            Ok(())
+        })?;
         if has_outputs {
             self.signal_append();
         }
@@ -129,17 +147,21 @@ impl EmbeddedLog {
 impl EmbeddedLog {
     /// The committed next offset of `group` on `topic`'s `partition`.
     pub fn committed(&self, group: &str, topic: &TopicMeta, partition: u32) -> Result<Option<u64>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(OFFSETS)?;
-        Ok(table.get((group, topic.id, partition))?.map(|v| v.value()))
+        self.guard("reading committed offsets", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(OFFSETS)?;
+            Ok(table.get((group, topic.id, partition))?.map(|v| v.value()))
+        })
     }
 
     /// Stream time of `function`'s `partition` (the minimum `i64` before any event).
     pub fn stream_time(&self, function: &str, partition: u32) -> Result<i64> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(STREAM_TIME)?;
-        Ok(table
-            .get((function, partition))?
-            .map_or(i64::MIN, |v| v.value()))
+        self.guard("reading stream time", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(STREAM_TIME)?;
+            Ok(table
+                .get((function, partition))?
+                .map_or(i64::MIN, |v| v.value()))
+        })
     }
 }

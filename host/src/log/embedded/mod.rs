@@ -3,8 +3,11 @@
 //! transactional store file under the data directory. It is a single-node log; it never
 //! grows cluster features.
 
+mod check;
 mod commit;
 mod documents;
+mod frame;
+mod migrate;
 mod records;
 mod retention;
 mod source;
@@ -17,12 +20,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
+pub use self::check::{CheckReport, check};
 pub use self::retention::RetentionReport;
 use self::source::EmbeddedSource;
-pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE};
+pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE, Trouble};
 pub use self::tables::{PartitionExtent, TopicMeta};
 pub use self::topics::validate_topic_name;
-use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, TopicInfo};
+use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, StorageUse, TopicInfo};
 use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::record::Record;
@@ -55,6 +59,14 @@ impl EmbeddedBackend {
             bytes: extents.iter().map(|e| e.bytes).sum(),
             offsets: extents.iter().map(|e| (e.start, e.end)).collect(),
         })
+    }
+
+    /// A failure to write, told as what it is when the store is in trouble.
+    fn unavailable(&self, err: LogError) -> LogError {
+        match (err, self.log.trouble()) {
+            (LogError::Failed(_), Some(trouble)) => LogError::Unavailable(trouble),
+            (err, _) => err,
+        }
     }
 
     /// Commits the inputs' end offsets for a function that has none, so it starts there.
@@ -121,12 +133,15 @@ impl Backend for EmbeddedBackend {
     }
 
     fn create_topic(&self, topic: &NewTopic) -> Result<TopicInfo, LogError> {
-        let meta = self.log.create_topic(
-            &topic.name,
-            topic.partitions,
-            topic.retention_ms,
-            topic.retention_bytes,
-        )?;
+        let meta = self
+            .log
+            .create_topic(
+                &topic.name,
+                topic.partitions,
+                topic.retention_ms,
+                topic.retention_bytes,
+            )
+            .map_err(|err| self.unavailable(err))?;
         Ok(self.info(meta)?)
     }
 
@@ -135,7 +150,9 @@ impl Backend for EmbeddedBackend {
         topic: &str,
         records: Vec<(Option<u32>, Record)>,
     ) -> Result<Vec<(u32, u64)>, LogError> {
-        self.log.append(topic, records)
+        self.log
+            .append(topic, records)
+            .map_err(|err| self.unavailable(err))
     }
 
     fn read(
@@ -221,6 +238,23 @@ impl Backend for EmbeddedBackend {
             );
         }
         Ok(())
+    }
+
+    fn trouble(&self) -> Option<Trouble> {
+        self.log.trouble()
+    }
+
+    fn recover(&self) -> bool {
+        self.log.recover()
+    }
+
+    fn storage(&self) -> Result<StorageUse> {
+        let (store_bytes, free_bytes) = self.log.usage()?;
+        Ok(StorageUse {
+            store_bytes,
+            free_bytes,
+            io_errors: self.log.io_errors(),
+        })
     }
 
     fn shutdown(&self) {}

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::store::EmbeddedLog;
+use super::frame;
+use super::store::{EmbeddedLog, damaged};
 use super::tables::TopicMeta;
 use super::tables::{LOG, PARTITIONS};
 use crate::log::{Fetched, LogError};
@@ -49,44 +50,47 @@ impl EmbeddedLog {
         meta: &TopicMeta,
         records: Vec<(Option<u32>, Record)>,
     ) -> Result<Vec<(u32, u64)>> {
-        let txn = self.db.begin_write()?;
-        let mut placed = Vec::with_capacity(records.len());
-        {
-            let mut parts = txn.open_table(PARTITIONS)?;
-            let mut log = txn.open_table(LOG)?;
-            let mut extents: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
-            let round_robin_start =
-                (parts.get((meta.id, 0))?.map(|v| v.value().1).unwrap_or(0)) as u32;
-            for (i, (partition, record)) in records.into_iter().enumerate() {
-                let p = partition.unwrap_or_else(|| {
-                    partition_for(
-                        record.key.as_deref(),
-                        meta.partitions,
-                        round_robin_start.wrapping_add(i as u32),
-                    )
-                });
-                let extent = match extents.get_mut(&p) {
-                    Some(extent) => extent,
-                    None => {
-                        let current = parts
-                            .get((meta.id, p))?
-                            .map(|v| v.value())
-                            .unwrap_or_default();
-                        extents.entry(p).or_insert(current)
-                    }
-                };
-                let offset = extent.1;
-                let encoded = record.encode();
-                log.insert((meta.id, p, offset), encoded.as_slice())?;
-                extent.1 += 1;
-                extent.2 += encoded.len() as u64;
-                placed.push((p, offset));
+        let placed = self.guard(&format!("appending to {}", meta.name), |db| {
+            let txn = db.begin_write()?;
+            let mut placed = Vec::with_capacity(records.len());
+            {
+                let mut parts = txn.open_table(PARTITIONS)?;
+                let mut log = txn.open_table(LOG)?;
+                let mut extents: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+                let round_robin_start =
+                    (parts.get((meta.id, 0))?.map(|v| v.value().1).unwrap_or(0)) as u32;
+                for (i, (partition, record)) in records.into_iter().enumerate() {
+                    let p = partition.unwrap_or_else(|| {
+                        partition_for(
+                            record.key.as_deref(),
+                            meta.partitions,
+                            round_robin_start.wrapping_add(i as u32),
+                        )
+                    });
+                    let extent = match extents.get_mut(&p) {
+                        Some(extent) => extent,
+                        None => {
+                            let current = parts
+                                .get((meta.id, p))?
+                                .map(|v| v.value())
+                                .unwrap_or_default();
+                            extents.entry(p).or_insert(current)
+                        }
+                    };
+                    let offset = extent.1;
+                    let sealed = frame::seal_record(meta.id, p, offset, &record.encode());
+                    log.insert((meta.id, p, offset), sealed.as_slice())?;
+                    extent.1 += 1;
+                    extent.2 += sealed.len() as u64;
+                    placed.push((p, offset));
+                }
+                for (p, extent) in extents {
+                    parts.insert((meta.id, p), extent)?;
+                }
             }
-            for (p, extent) in extents {
-                parts.insert((meta.id, p), extent)?;
-            }
-        }
-        txn.commit()?;
+            txn.commit()?;
+            Ok(placed)
+        })?;
         self.signal_append();
         Ok(placed)
     }
@@ -100,23 +104,32 @@ impl EmbeddedLog {
         from: u64,
         max: usize,
     ) -> Result<Fetched> {
-        let txn = self.db.begin_read()?;
-        let log = txn.open_table(LOG)?;
-        let mut fetched = Fetched {
-            records: Vec::new(),
-            next: from,
-        };
-        for item in log.range((topic.id, partition, from)..(topic.id, partition, u64::MAX))? {
-            let (key, value) = item?;
-            let offset = key.value().2;
-            let record = Record::decode(value.value())
-                .with_context(|| format!("decoding {}/{partition}@{offset}", topic.name))?;
-            fetched.records.push((offset, record));
-            fetched.next = offset + 1;
-            if fetched.records.len() >= max {
-                break;
+        let what = format!("reading {} partition {partition}", topic.name);
+        self.guard(&what, |db| {
+            let txn = db.begin_read()?;
+            let log = txn.open_table(LOG)?;
+            let mut fetched = Fetched {
+                records: Vec::new(),
+                next: from,
+            };
+            for item in log.range((topic.id, partition, from)..(topic.id, partition, u64::MAX))? {
+                let (key, value) = item?;
+                let offset = key.value().2;
+                let record = frame::open_record(topic.id, partition, offset, value.value())
+                    .and_then(|bytes| Record::decode(bytes).ok())
+                    .with_context(|| damaged(&record_name(&topic.name, partition, offset)))?;
+                fetched.records.push((offset, record));
+                fetched.next = offset + 1;
+                if fetched.records.len() >= max {
+                    break;
+                }
             }
-        }
-        Ok(fetched)
+            Ok(fetched)
+        })
     }
+}
+
+/// How a stored record is named in errors.
+pub(super) fn record_name(topic: &str, partition: u32, offset: u64) -> String {
+    format!("record {offset} of topic {topic} partition {partition}")
 }

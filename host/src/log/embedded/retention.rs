@@ -4,6 +4,7 @@
 use anyhow::Result;
 use redb::ReadableTable;
 
+use super::frame;
 use super::store::EmbeddedLog;
 use super::tables::{LOG, PARTITIONS};
 use crate::model::record::Record;
@@ -31,40 +32,52 @@ impl EmbeddedLog {
             let cutoff = topic
                 .retention_ms
                 .map(|ms| now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)));
-            let txn = self.db.begin_write()?;
-            {
-                let mut parts = txn.open_table(PARTITIONS)?;
-                let mut log = txn.open_table(LOG)?;
-                for p in 0..topic.partitions {
-                    let Some((mut start, end, mut bytes)) =
-                        parts.get((topic.id, p))?.map(|v| v.value())
-                    else {
-                        continue;
-                    };
-                    let mut doomed = Vec::new();
-                    for item in log.range((topic.id, p, start)..(topic.id, p, end))? {
-                        let (key, value) = item?;
-                        let size = value.value().len() as u64;
-                        let too_big = topic.retention_bytes.is_some_and(|max| bytes > max);
-                        let too_old = cutoff.is_some_and(|cutoff| {
-                            Record::decode(value.value()).is_ok_and(|r| r.timestamp_ms < cutoff)
-                        });
-                        if !(too_big || too_old) || doomed.len() >= MAX_DELETES_PER_PASS {
-                            break;
+            let deleted =
+                self.guard(&format!("applying the retention of {}", topic.name), |db| {
+                    let mut deleted = RetentionReport::default();
+                    let txn = db.begin_write()?;
+                    {
+                        let mut parts = txn.open_table(PARTITIONS)?;
+                        let mut log = txn.open_table(LOG)?;
+                        for p in 0..topic.partitions {
+                            let Some((mut start, end, mut bytes)) =
+                                parts.get((topic.id, p))?.map(|v| v.value())
+                            else {
+                                continue;
+                            };
+                            let mut doomed = Vec::new();
+                            for item in log.range((topic.id, p, start)..(topic.id, p, end))? {
+                                let (key, value) = item?;
+                                let size = value.value().len() as u64;
+                                let too_big = topic.retention_bytes.is_some_and(|max| bytes > max);
+                                let offset = key.value().2;
+                                // A damaged record is kept, with everything after it, for
+                                // `fnctl check` to find.
+                                let too_old = cutoff.is_some_and(|cutoff| {
+                                    frame::open_record(topic.id, p, offset, value.value())
+                                        .and_then(|bytes| Record::decode(bytes).ok())
+                                        .is_some_and(|r| r.timestamp_ms < cutoff)
+                                });
+                                if !(too_big || too_old) || doomed.len() >= MAX_DELETES_PER_PASS {
+                                    break;
+                                }
+                                doomed.push(offset);
+                                bytes = bytes.saturating_sub(size);
+                                deleted.bytes += size;
+                            }
+                            for offset in &doomed {
+                                log.remove((topic.id, p, *offset))?;
+                                start = offset + 1;
+                            }
+                            deleted.records += doomed.len() as u64;
+                            parts.insert((topic.id, p), (start, end, bytes))?;
                         }
-                        doomed.push(key.value().2);
-                        bytes = bytes.saturating_sub(size);
-                        report.bytes += size;
                     }
-                    for offset in &doomed {
-                        log.remove((topic.id, p, *offset))?;
-                        start = offset + 1;
-                    }
-                    report.records += doomed.len() as u64;
-                    parts.insert((topic.id, p), (start, end, bytes))?;
-                }
-            }
-            txn.commit()?;
+                    txn.commit()?;
+                    Ok(deleted)
+                })?;
+            report.records += deleted.records;
+            report.bytes += deleted.bytes;
         }
         Ok(report)
     }

@@ -4,8 +4,11 @@
 use anyhow::Result;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
-use super::store::EmbeddedLog;
-use super::tables::{CHECKPOINTS, STATE, STREAM_TIME, TIMER_KEYS, TIMERS};
+use anyhow::Context as _;
+
+use super::frame;
+use super::store::{EmbeddedLog, catch_damage, damaged};
+use super::tables::{CHECKPOINTS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS};
 use crate::state::{CommittedState, scan_page, scan_start};
 
 /// A snapshot of one function partition's state.
@@ -30,12 +33,30 @@ impl SnapshotState {
     }
 }
 
+impl SnapshotState {
+    /// The value stored under `key`, or an error naming it when it is damaged.
+    fn open(&self, key: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
+        frame::open_state(&self.function, self.partition, key, stored)
+            .map(<[u8]>::to_vec)
+            .with_context(|| {
+                damaged(&format!(
+                    "the state of function {} partition {} under key {:?}",
+                    self.function,
+                    self.partition,
+                    String::from_utf8_lossy(key)
+                ))
+            })
+    }
+}
+
 impl CommittedState for SnapshotState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let value = self
-            .state
-            .get((self.function.as_str(), self.partition, key))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        catch_damage("reading state", || {
+            let stored = self
+                .state
+                .get((self.function.as_str(), self.partition, key))?;
+            stored.map(|v| self.open(key, v.value())).transpose()
+        })
     }
 
     fn scan(
@@ -56,7 +77,15 @@ impl CommittedState for SnapshotState {
                         .then(|| Ok((key.to_vec(), value.value().to_vec())))
                 }
             });
-        Ok(scan_page(entries, prefix, start_after, limit)?)
+        let page = catch_damage("scanning state", || {
+            Ok(scan_page(entries, prefix, start_after, limit)?)
+        })?;
+        page.into_iter()
+            .map(|(key, stored)| {
+                let value = self.open(&key, &stored)?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     fn timer(&self, key: &[u8]) -> Result<Option<i64>> {
@@ -101,60 +130,78 @@ impl EmbeddedLog {
         function: &str,
         partition: u32,
     ) -> Result<Box<dyn CommittedState>> {
-        let txn = self.db.begin_read()?;
-        Ok(Box::new(SnapshotState::new(&txn, function, partition)?))
+        self.guard("reading state", |db| {
+            let txn = db.begin_read()?;
+            let state: Box<dyn CommittedState> =
+                Box::new(SnapshotState::new(&txn, function, partition)?);
+            Ok(state)
+        })
     }
 
     /// Number of state entries `function` holds on `partition`.
     pub fn state_len(&self, function: &str, partition: u32) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(STATE)?;
-        let mut n = 0;
-        for item in table.range((function, partition, &[][..])..)? {
-            let (key, _) = item?;
-            let (f, p, _) = key.value();
-            if f != function || p != partition {
-                break;
+        self.guard("counting state entries", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(STATE)?;
+            let mut n = 0;
+            for item in table.range((function, partition, &[][..])..)? {
+                let (key, _) = item?;
+                let (f, p, _) = key.value();
+                if f != function || p != partition {
+                    break;
+                }
+                n += 1;
             }
-            n += 1;
-        }
-        Ok(n)
+            Ok(n)
+        })
+    }
+
+    /// Bytes of keys and values of the state `function` holds on `partition`.
+    pub fn state_bytes(&self, function: &str, partition: u32) -> Result<u64> {
+        self.guard("reading the size of state", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(STATE_BYTES)?;
+            Ok(table.get((function, partition))?.map_or(0, |v| v.value()))
+        })
     }
 
     /// Drops `function`'s local state, timers, stream time and checkpoint of `partition`.
     pub fn clear_state(&self, function: &str, partition: u32) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut state = txn.open_table(STATE)?;
-            let doomed: Vec<Vec<u8>> = state
-                .range((function, partition, &[][..])..)?
-                .map_while(|item| {
-                    let (key, _) = item.ok()?;
-                    let (f, p, k) = key.value();
-                    (f == function && p == partition).then(|| k.to_vec())
-                })
-                .collect();
-            for key in doomed {
-                state.remove((function, partition, key.as_slice()))?;
+        self.guard("dropping state", |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut state = txn.open_table(STATE)?;
+                let doomed: Vec<Vec<u8>> = state
+                    .range((function, partition, &[][..])..)?
+                    .map_while(|item| {
+                        let (key, _) = item.ok()?;
+                        let (f, p, k) = key.value();
+                        (f == function && p == partition).then(|| k.to_vec())
+                    })
+                    .collect();
+                for key in doomed {
+                    state.remove((function, partition, key.as_slice()))?;
+                }
+                let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+                let mut timers = txn.open_table(TIMERS)?;
+                let doomed: Vec<(Vec<u8>, i64)> = timer_keys
+                    .range((function, partition, &[][..])..)?
+                    .map_while(|item| {
+                        let (key, at) = item.ok()?;
+                        let (f, p, k) = key.value();
+                        (f == function && p == partition).then(|| (k.to_vec(), at.value()))
+                    })
+                    .collect();
+                for (key, at) in doomed {
+                    timer_keys.remove((function, partition, key.as_slice()))?;
+                    timers.remove((function, partition, at, key.as_slice()))?;
+                }
+                txn.open_table(STREAM_TIME)?.remove((function, partition))?;
+                txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
+                txn.open_table(STATE_BYTES)?.remove((function, partition))?;
             }
-            let mut timer_keys = txn.open_table(TIMER_KEYS)?;
-            let mut timers = txn.open_table(TIMERS)?;
-            let doomed: Vec<(Vec<u8>, i64)> = timer_keys
-                .range((function, partition, &[][..])..)?
-                .map_while(|item| {
-                    let (key, at) = item.ok()?;
-                    let (f, p, k) = key.value();
-                    (f == function && p == partition).then(|| (k.to_vec(), at.value()))
-                })
-                .collect();
-            for (key, at) in doomed {
-                timer_keys.remove((function, partition, key.as_slice()))?;
-                timers.remove((function, partition, at, key.as_slice()))?;
-            }
-            txn.open_table(STREAM_TIME)?.remove((function, partition))?;
-            txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
-        }
-        txn.commit()?;
-        Ok(())
+            txn.commit()?;
+            Ok(())
+        })
     }
 }

@@ -5,24 +5,30 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-/// Topic name → topic metadata (JSON).
+/// Topic name → topic metadata (JSON, sealed).
 pub const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
 /// (topic id, partition) → (log start offset, next offset, bytes held).
 pub const PARTITIONS: TableDefinition<(u32, u32), (u64, u64, u64)> =
     TableDefinition::new("partitions");
-/// (topic id, partition, offset) → encoded record.
+/// (topic id, partition, offset) → encoded record, sealed.
 pub const LOG: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("log");
 /// (group, topic id, partition) → next offset to read.
 pub const OFFSETS: TableDefinition<(&str, u32, u32), u64> = TableDefinition::new("offsets");
 /// (function, partition) → stream time in milliseconds.
 pub const STREAM_TIME: TableDefinition<(&str, u32), i64> = TableDefinition::new("stream_time");
-/// (function, partition, key) → value.
+/// (function, partition, key) → value, sealed.
 pub const STATE: TableDefinition<(&str, u32, &[u8]), &[u8]> = TableDefinition::new("state");
+/// A state entry read out of [`STATE`]: (function, partition, key) and the stored value.
+pub type StateRow = ((String, u32, Vec<u8>), Vec<u8>);
+/// (function, partition) → bytes of the keys and values of its state.
+pub const STATE_BYTES: TableDefinition<(&str, u32), u64> = TableDefinition::new("state_bytes");
 /// (function, partition, time, key) → nothing: timers in firing order.
 pub const TIMERS: TableDefinition<(&str, u32, i64, &[u8]), ()> = TableDefinition::new("timers");
 /// (function, partition, key) → time: finds a timer to replace or cancel.
 pub const TIMER_KEYS: TableDefinition<(&str, u32, &[u8]), i64> = TableDefinition::new("timer_keys");
-/// Deployment name → deployment history (JSON).
+/// (topic id, partition, offset) → nothing: records a salvage of a damaged store left out.
+pub const GAPS: TableDefinition<(u32, u32, u64), ()> = TableDefinition::new("gaps");
+/// Deployment name → deployment history (JSON, sealed).
 pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 /// Component sha256 → component bytes.
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");

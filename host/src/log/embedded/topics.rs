@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use redb::ReadableDatabase;
 
+use super::frame;
 use super::store::EmbeddedLog;
 use super::tables::{PARTITIONS, PartitionExtent, TOPICS, TopicMeta};
 use crate::log::LogError;
@@ -53,11 +54,12 @@ impl EmbeddedLog {
             retention_ms,
             retention_bytes,
         };
-        let write = || -> Result<()> {
-            let txn = self.db.begin_write()?;
+        self.guard(&format!("storing topic {name}"), |db| {
+            let txn = db.begin_write()?;
             {
                 let mut table = txn.open_table(TOPICS)?;
-                table.insert(name, serde_json::to_vec(&meta)?.as_slice())?;
+                let sealed = frame::seal_doc("topic", name, &serde_json::to_vec(&meta)?);
+                table.insert(name, sealed.as_slice())?;
                 let mut parts = txn.open_table(PARTITIONS)?;
                 for p in 0..partitions {
                     parts.insert((id, p), (0, 0, 0))?;
@@ -65,9 +67,7 @@ impl EmbeddedLog {
             }
             txn.commit()?;
             Ok(())
-        };
-        write()
-            .map_err(|e| LogError::Failed(e.context(format!("could not store topic {name}"))))?;
+        })?;
         topics.insert(name.to_owned(), meta.clone());
         Ok(meta)
     }
@@ -99,17 +99,19 @@ impl EmbeddedLog {
 
     /// The extent of each partition of `topic`.
     pub fn extents(&self, topic: &TopicMeta) -> Result<Vec<PartitionExtent>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(PARTITIONS)?;
-        (0..topic.partitions)
-            .map(|p| {
-                let (start, end, bytes) = table
-                    .get((topic.id, p))?
-                    .map(|v| v.value())
-                    .unwrap_or_default();
-                Ok(PartitionExtent { start, end, bytes })
-            })
-            .collect()
+        self.guard("reading partition extents", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(PARTITIONS)?;
+            (0..topic.partitions)
+                .map(|p| {
+                    let (start, end, bytes) = table
+                        .get((topic.id, p))?
+                        .map(|v| v.value())
+                        .unwrap_or_default();
+                    Ok(PartitionExtent { start, end, bytes })
+                })
+                .collect()
+        })
     }
 
     /// Checks that `topic` exists, creating it with `partitions` when it does not.

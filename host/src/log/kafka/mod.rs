@@ -27,7 +27,9 @@ use self::membership::Membership;
 pub use self::records::{record_of, send_record};
 use self::registry::KafkaRegistryStore;
 use self::source::KafkaSource;
-use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, TopicInfo};
+use super::{
+    Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, StorageUse, TopicInfo, Trouble,
+};
 use crate::log::embedded::{EmbeddedLog, LogConfig};
 use crate::metrics::Metrics;
 use crate::model::deployment::{DeploySpec, Deployment};
@@ -54,7 +56,11 @@ pub struct KafkaBackend {
 impl KafkaBackend {
     /// Connects, opens the local store in the data directory, and joins the replicas.
     pub fn open(opener: &Opener<'_>, options: KafkaOptions) -> Result<Self> {
-        let local = Arc::new(EmbeddedLog::open(opener.dir, LogConfig::default())?);
+        let cache = LogConfig {
+            only_copy: false,
+            ..LogConfig::default()
+        };
+        let local = Arc::new(EmbeddedLog::open(opener.dir, cache)?);
         let cluster = KafkaCluster::connect(options)?;
         let membership = Membership::start(&cluster, opener.replica, opener.admin)?;
         let registry = KafkaRegistryStore::open(cluster.clone(), local.clone())?;
@@ -197,6 +203,23 @@ impl Backend for KafkaBackend {
     fn maintain(&self, _now_ms: i64) -> Result<()> {
         // The brokers keep their own retention, and the local store has no topics.
         Ok(())
+    }
+
+    fn trouble(&self) -> Option<Trouble> {
+        self.local.trouble()
+    }
+
+    fn recover(&self) -> bool {
+        self.local.recover()
+    }
+
+    fn storage(&self) -> Result<StorageUse> {
+        let (store_bytes, free_bytes) = self.local.usage()?;
+        Ok(StorageUse {
+            store_bytes,
+            free_bytes,
+            io_errors: self.local.io_errors(),
+        })
     }
 
     fn shutdown(&self) {

@@ -1,6 +1,9 @@
 //! The replica's metrics, in Prometheus text format on `/metrics`: per function and
 //! version, what went in, what came out, what failed and what it cost; per function and
-//! partition, lag and committed offsets; per replica, what it runs and restores.
+//! partition, lag and committed offsets; per replica, what it runs and restores, its
+//! build, its store and disk, and the process (`process.rs`).
+
+mod process;
 
 use std::sync::Arc;
 
@@ -39,6 +42,13 @@ pub struct FailureLabels {
 pub struct NameLabels {
     /// Function name.
     pub function: String,
+}
+
+/// Labels of the build's metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The version of Streamfn.
+    pub version: String,
 }
 
 /// Labels of per-partition metrics.
@@ -87,6 +97,14 @@ pub struct Metrics {
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     /// Next offset to handle, per input partition this replica runs.
     pub committed_offset: Family<PartitionLabels, Gauge>,
+    /// Functions deployed.
+    pub functions: Gauge,
+    /// Bytes of the replica's store file.
+    pub store_bytes: Gauge,
+    /// Bytes free on the store's disk.
+    pub disk_free_bytes: Gauge,
+    /// Failed reads and writes of the store.
+    pub store_io_errors: Counter,
 }
 
 fn fuel_histogram() -> Histogram {
@@ -100,7 +118,38 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("streamfn");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("streamfn");
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "The build of Streamfn running", build);
+        let functions = Gauge::default();
+        let store_bytes = Gauge::default();
+        let disk_free_bytes = Gauge::default();
+        let store_io_errors = Counter::default();
+        registry.register("functions", "Functions deployed", functions.clone());
+        registry.register_with_unit(
+            "store",
+            "Size of the replica's store file",
+            prometheus_client::registry::Unit::Bytes,
+            store_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "disk_free",
+            "Free space of the disk the store is on",
+            prometheus_client::registry::Unit::Bytes,
+            disk_free_bytes.clone(),
+        );
+        registry.register(
+            "store_io_errors",
+            "Failed reads and writes of the replica's store",
+            store_io_errors.clone(),
+        );
         let invocations = Family::default();
         let records_in = Family::default();
         let records_out = Family::default();
@@ -189,7 +238,7 @@ impl Metrics {
             committed_offset.clone(),
         );
         Arc::new(Metrics {
-            registry,
+            registry: root,
             invocations,
             records_in,
             records_out,
@@ -205,7 +254,36 @@ impl Metrics {
             restored_records,
             consumer_lag,
             committed_offset,
+            functions,
+            store_bytes,
+            disk_free_bytes,
+            store_io_errors,
         })
+    }
+
+    /// Makes every counter of `function` version `version` exist at zero, so that alerts
+    /// on their rates have a series to watch from the deploy on.
+    pub fn declare(&self, function: &str, version: u32) {
+        let labels = FunctionLabels {
+            function: function.to_owned(),
+            version: version.to_string(),
+        };
+        for family in [
+            &self.invocations,
+            &self.records_in,
+            &self.records_out,
+            &self.dead_letters,
+            &self.fuel,
+        ] {
+            let _ = family.get_or_create(&labels);
+        }
+        for kind in FailureKind::ALL {
+            let _ = self.failures.get_or_create(&FailureLabels {
+                function: function.to_owned(),
+                version: version.to_string(),
+                kind: kind.as_str().to_owned(),
+            });
+        }
     }
 
     /// Counts a committed batch of `function` version `version`.
