@@ -143,3 +143,132 @@ fn bad_topics_and_records_are_refused() {
         0
     );
 }
+
+#[test]
+fn a_store_of_the_first_format_is_sealed_when_it_opens() {
+    use redb::Database;
+
+    use super::tables::{DEPLOYMENTS, LOG, PARTITIONS, STATE, TOPICS};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        // What the first format wrote: values as they are, and no format mark.
+        let db = Database::create(dir.path().join(STORE_FILE)).expect("a store");
+        let txn = db.begin_write().expect("write");
+        {
+            let meta = TopicMeta {
+                name: "in".into(),
+                id: 1,
+                partitions: 1,
+                retention_ms: None,
+                retention_bytes: None,
+            };
+            let json = serde_json::to_vec(&meta).expect("json");
+            txn.open_table(TOPICS)
+                .expect("topics")
+                .insert("in", json.as_slice())
+                .expect("insert");
+            txn.open_table(PARTITIONS)
+                .expect("partitions")
+                .insert((1, 0), (0, 1, 10))
+                .expect("insert");
+            let encoded = record(5, "old").1.encode();
+            txn.open_table(LOG)
+                .expect("log")
+                .insert((1, 0, 0), encoded.as_slice())
+                .expect("insert");
+            txn.open_table(STATE)
+                .expect("state")
+                .insert(("f", 0, &b"k"[..]), &b"v"[..])
+                .expect("insert");
+            txn.open_table(DEPLOYMENTS)
+                .expect("deployments")
+                .insert("f", &b"{\"versions\":[],\"active\":false}"[..])
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let log = open(&dir);
+    let topic = log.require_topic("in").expect("the topic is read");
+    let fetched = log.fetch(&topic, 0, 0, 10).expect("the record is read");
+    assert_eq!(fetched.records[0].1.value.as_deref(), Some(&b"old"[..]));
+    let state = log.partition_state("f", 0).expect("state");
+    assert_eq!(state.get(b"k").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(log.deployments().expect("deployments").len(), 1);
+    drop(log);
+    let reopened = open(&dir);
+    let topic = reopened.require_topic("in").expect("topic");
+    assert_eq!(
+        reopened
+            .fetch(&topic, 0, 0, 10)
+            .expect("read")
+            .records
+            .len(),
+        1,
+        "sealed once"
+    );
+}
+
+#[test]
+fn a_changed_record_or_state_value_is_an_error_naming_it() {
+    use redb::ReadableTable as _;
+
+    use super::tables::{LOG, STATE};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    log.create_topic("in", 1, None, None).expect("topic");
+    log.append("in", vec![record(1, "a"), record(2, "b")])
+        .expect("append");
+    let mut effects = Effects::default();
+    effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
+    log.commit(&[Commit {
+        group: "f",
+        partition: 0,
+        offsets: Vec::new(),
+        stream_time_ms: 0,
+        effects: &effects,
+    }])
+    .expect("commit");
+    // Record 1 moves under offset 0, and the state value changes by one bit.
+    log.guard("damaging the store", |db| {
+        let txn = db.begin_write()?;
+        {
+            let mut records = txn.open_table(LOG)?;
+            let moved = records.get((1, 0, 1))?.map(|v| v.value().to_vec());
+            records.insert((1, 0, 0), moved.expect("record 1").as_slice())?;
+            let mut state = txn.open_table(STATE)?;
+            let mut value = state
+                .get(("f", 0, &b"k"[..]))?
+                .map(|v| v.value().to_vec())
+                .expect("the value");
+            let last = value.len() - 1;
+            value[last] ^= 1;
+            state.insert(("f", 0, &b"k"[..]), value.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    })
+    .expect("damage");
+    let topic = log.require_topic("in").expect("topic");
+    let err = log.fetch(&topic, 0, 0, 10).expect_err("a damaged record");
+    assert!(
+        format!("{err:#}").contains("record 0 of topic in partition 0 is damaged"),
+        "{err:#}"
+    );
+    assert_eq!(
+        log.fetch(&topic, 0, 1, 10).expect("the rest").records[0]
+            .1
+            .value
+            .as_deref(),
+        Some(&b"b"[..])
+    );
+    let state = log.partition_state("f", 0).expect("state");
+    let err = state.get(b"k").expect_err("a damaged value");
+    assert!(
+        format!("{err:#}").contains("under key \"k\" is damaged"),
+        "{err:#}"
+    );
+    let err = state.scan(b"", None, 10).expect_err("a damaged value");
+    assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+}
