@@ -1,13 +1,15 @@
 //! The admin API client `fnctl` uses to talk to a replica. Turns every failure into a
 //! message that says what was wrong and what to do.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ureq::Agent;
 use ureq::http::Response;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use streamfn_host::api::wire::{
     ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse, TopicInfo,
@@ -24,22 +26,43 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// How long a produce request is sent again while the replica does not take it.
+pub const RETRY_FOR: Duration = Duration::from_secs(60);
+
 /// Largest answer read: a page of records.
 const MAX_ANSWER: u64 = 512 * 1024 * 1024;
 
 impl Client {
-    /// A client of the replica at `base` (for example `http://127.0.0.1:7070`).
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    /// A client of the replica at `base` (for example `http://127.0.0.1:7070`, or
+    /// `https://...`, whose certificate is checked against `ca` when given, else
+    /// against the usual roots).
+    pub fn new(base: &str, token: Option<String>, ca: Option<&Path>) -> Result<Self> {
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("cannot read the CA certificate {}", ca.display()))?;
+            let certs: Vec<Certificate<'static>> = parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(cert)) => Some(Ok(cert)),
+                    Ok(_) => None,
+                    Err(err) => Some(Err(err)),
+                })
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
+            anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", ca.display());
+            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+        }
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
+            .tls_config(tls.build())
             .build()
             .into();
-        Client {
+        Ok(Client {
             agent,
             base: base.trim_end_matches('/').to_owned(),
             token,
-        }
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -98,9 +121,38 @@ impl Client {
         self.get("/v1/topics")
     }
 
-    /// Appends records to `topic`.
+    /// Appends records to `topic`. A request that carries its producer's sequence number
+    /// is sent again while the replica cannot be reached or answers 503, for up to
+    /// [`RETRY_FOR`]: the replica writes it once however often it arrives.
     pub fn produce(&self, topic: &str, request: &ProduceRequest) -> Result<ProduceResponse> {
-        self.post(&format!("/v1/topics/{topic}/records"), request)
+        let path = format!("/v1/topics/{topic}/records");
+        if request.producer.is_none() {
+            return self.post(&path, request);
+        }
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            let response = self
+                .auth(self.agent.post(self.url(&path)))
+                .send_json(request);
+            let again = match &response {
+                Err(_) => true,
+                Ok(answer) => answer.status() == ureq::http::StatusCode::SERVICE_UNAVAILABLE,
+            };
+            if !again || Instant::now() + pause >= deadline {
+                return self.answer(response);
+            }
+            if !told {
+                eprintln!(
+                    "the replica at {} did not take the request; sending it again (it is written once)",
+                    self.base
+                );
+                told = true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// Reads up to `max` records of `topic`'s `partition` from `offset`.

@@ -52,6 +52,12 @@ impl Replica {
             .and_then(|l| l.local_addr())
             .context("finding a free port")?
             .port();
+        Replica::start_at(fnctl, data_dir, port, args)
+    }
+
+    /// Starts `fnctl serve` as [`Replica::start`] does, on loopback port `port` (that of
+    /// a replica that was killed, say, for its clients to find it again).
+    pub fn start_at(fnctl: &Path, data_dir: &Path, port: u16, args: &[&str]) -> Result<Replica> {
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = Command::new(fnctl)
             .args([
@@ -253,6 +259,11 @@ impl Replica {
             .as_str()
             .map(str::to_owned)
             .with_context(|| format!("/v1/replica has no id: {body}"))
+    }
+
+    /// The loopback port of the admin API.
+    pub fn port(&self) -> Option<u16> {
+        self.admin.rsplit(':').next()?.parse().ok()
     }
 
     /// The replica's log so far.

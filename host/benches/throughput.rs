@@ -210,7 +210,7 @@ fn end_to_end(workload: &Workload) -> Duration {
         for chunk in records.chunks(5000) {
             let placed: Vec<(Option<u32>, Record)> =
                 chunk.iter().map(|r| (Some(0), r.clone())).collect();
-            replica.log().append(topic, placed).expect("append");
+            replica.log().append(topic, placed, None).expect("append");
         }
     }
     let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");

@@ -2,6 +2,8 @@
 //! files that are not components, components of another world, unknown topics, limits out
 //! of range, records over the size limit.
 
+use std::time::Duration;
+
 use crate::support::{Replica, guest, temp_dir};
 
 fn stderr_of(output: &std::process::Output) -> String {
@@ -236,4 +238,195 @@ fn every_flag_of_deploy_has_one_meaning() {
         .and_then(|rest| rest.split("\n      --").next())
         .unwrap_or_default();
     assert!(topic.contains("Topic the function may emit to"), "{topic}");
+}
+
+#[test]
+fn an_empty_admin_token_is_refused_and_plain_http_off_loopback_is_warned_of() {
+    let dir = temp_dir();
+    let empty = std::process::Command::new(crate::support::fnctl_path())
+        .args([
+            "serve",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("a"))
+        .output()
+        .expect("runs");
+    assert!(!empty.status.success());
+    assert!(
+        stderr_of(&empty).contains("the admin token is empty"),
+        "{}",
+        stderr_of(&empty)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let log = dir.path().join("b.log");
+    let mut open = std::process::Command::new(crate::support::fnctl_path())
+        .args([
+            "serve",
+            "--admin-listen",
+            &format!("0.0.0.0:{port}"),
+            "--admin-token",
+            "s3cret",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("b"))
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("fnctl serve");
+    let attached = streamfn_demo::replica::Replica::attach(
+        &crate::support::fnctl_path(),
+        &format!("http://127.0.0.1:{port}"),
+    );
+    crate::support::wait_for(Duration::from_secs(30), "the replica", || {
+        attached.http_get("/healthz")
+    });
+    let _ = open.kill();
+    let _ = open.wait();
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        text.contains("WARN") && text.contains("plain HTTP") && text.contains("--admin-tls-cert"),
+        "{text}"
+    );
+}
+
+/// Runs openssl with `args` in `dir`; false when openssl cannot run here.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn the_admin_api_serves_tls_and_fnctl_checks_the_certificate() {
+    let dir = temp_dir();
+    let certs = dir.path();
+    std::fs::write(
+        certs.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write");
+    let made = openssl(
+        certs,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=streamfn test CA",
+        ],
+    ) && openssl(
+        certs,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ) && openssl(
+        certs,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    if !made {
+        eprintln!("skipped: openssl cannot make test certificates here");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut serve = std::process::Command::new(crate::support::fnctl_path())
+        .args([
+            "serve",
+            "--admin-listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            "t0k3n",
+        ])
+        .arg("--admin-tls-cert")
+        .arg(certs.join("server.pem"))
+        .arg("--admin-tls-key")
+        .arg(certs.join("server.key"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("fnctl serve");
+    let https = format!("https://127.0.0.1:{port}");
+    let ca = certs.join("ca.pem");
+    let fnctl = |admin: &str, extra: &[&str]| {
+        std::process::Command::new(crate::support::fnctl_path())
+            .args(["list", "--admin", admin])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let ca_arg = ca.to_str().expect("utf-8");
+    let listed = crate::support::wait_for(Duration::from_secs(30), "the TLS replica", || {
+        let out = fnctl(&https, &["--admin-ca", ca_arg, "--token", "t0k3n"]);
+        out.status.success().then_some(out)
+    });
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("no functions deployed"));
+    let unknown = fnctl(&https, &["--token", "t0k3n"]);
+    assert!(
+        !unknown.status.success(),
+        "a certificate of an unknown CA is refused"
+    );
+    assert!(
+        stderr_of(&unknown).to_lowercase().contains("certificate"),
+        "{}",
+        stderr_of(&unknown)
+    );
+    let wrong = fnctl(&https, &["--admin-ca", ca_arg, "--token", "guess"]);
+    assert!(
+        stderr_of(&wrong).contains("missing or wrong admin token"),
+        "{}",
+        stderr_of(&wrong)
+    );
+    let plain = fnctl(&format!("http://127.0.0.1:{port}"), &["--token", "t0k3n"]);
+    assert!(
+        !plain.status.success(),
+        "plain HTTP gets no answer from a TLS port"
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
 }

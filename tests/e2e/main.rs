@@ -10,6 +10,7 @@ mod languages;
 mod logs;
 mod metrics;
 mod ports;
+mod produce;
 mod redeploy;
 mod sandbox;
 mod storage;

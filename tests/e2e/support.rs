@@ -78,6 +78,16 @@ impl Replica {
         Replica::start_with(data_dir, &args)
     }
 
+    /// Starts a replica on `data_dir` at loopback port `port`.
+    pub fn start_at(data_dir: &Path, port: u16) -> Replica {
+        Replica(must(replica::Replica::start_at(
+            &fnctl_path(),
+            data_dir,
+            port,
+            &[],
+        )))
+    }
+
     /// Starts a replica with extra `fnctl serve` arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Replica {
         Replica(must(replica::Replica::start(

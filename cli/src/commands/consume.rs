@@ -53,7 +53,7 @@ impl Consume {
                 out.flush().context("writing to stdout")
             });
         }
-        let client = globals.client();
+        let client = globals.client()?;
         let topics = client.topics()?;
         let Some(topic) = topics.into_iter().find(|t| t.name == self.topic) else {
             bail!(

@@ -92,7 +92,7 @@ impl Deploy {
             .with_context(|| format!("cannot read {}", self.file.display()))?;
         let limits = self.limits();
         limits.validate()?;
-        let client = globals.client();
+        let client = globals.client()?;
         let sha256 = sha256_hex(&bytes);
         let progress = crate::progress::spinner(format!(
             "uploading {} ({:.1} MB) for checking and compiling",

@@ -13,7 +13,7 @@ pub struct List {}
 impl List {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let deployments = globals.client().deployments()?;
+        let deployments = globals.client()?.deployments()?;
         if globals.format == Format::Json {
             return output::json(&deployments);
         }

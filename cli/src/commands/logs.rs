@@ -30,7 +30,7 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 impl Logs {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let client = globals.client();
+        let client = globals.client()?;
         let mut lines = client.logs(&self.name, 0, 10_000)?;
         let mut after = lines.last().map_or(0, |e| e.seq);
         if let Some(tail) = self.tail {

@@ -36,6 +36,10 @@ pub struct Cli {
     /// Token for the admin API (needed when the replica has one).
     #[arg(long, global = true, env = "FNCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) to check an https admin API's certificate against, for a
+    /// replica whose certificate is self-signed or from a private CA.
+    #[arg(long, global = true, env = "FNCTL_ADMIN_CA", value_name = "PEM")]
+    pub admin_ca: Option<std::path::PathBuf>,
     /// How to print results: text for people, or JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -88,14 +92,15 @@ pub struct Globals {
     pub format: Format,
     admin: String,
     token: Option<String>,
+    admin_ca: Option<std::path::PathBuf>,
     brokers: Option<String>,
     kafka_options: Vec<(String, String)>,
 }
 
 impl Globals {
     /// A client of the replica named by `--admin`.
-    pub fn client(&self) -> Client {
-        Client::new(&self.admin, self.token.clone())
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.admin, self.token.clone(), self.admin_ca.as_deref())
     }
 
     /// How to reach Kafka, when `--brokers` was given.
@@ -115,6 +120,7 @@ impl Cli {
             format: self.format,
             admin: self.admin,
             token: self.token,
+            admin_ca: self.admin_ca,
             brokers: self.brokers,
             kafka_options: self.kafka_options,
         };

@@ -7,7 +7,9 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
-use streamfn_host::api::wire::{ProduceRecord, ProduceRequest};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use streamfn_host::api::wire::{ProduceRecord, ProduceRequest, ProducerSequence};
 use streamfn_host::log::kafka::client as kafka;
 use streamfn_host::model::clock::now_ms;
 
@@ -16,7 +18,10 @@ use crate::client::Client;
 use crate::output::{self, Format};
 
 /// Write records to a topic: one record per line of input (stdin by default), the line
-/// being the value. Empty lines are skipped.
+/// being the value (UTF-8 text, or base64 or hex with --value-format). Blank lines (empty,
+/// or only whitespace) are skipped and counted. Each request to a replica carries a
+/// producer id and sequence number, so one sent again after a lost answer is written
+/// once; fnctl sends again by itself while the replica cannot be reached, for a minute.
 #[derive(Debug, Args)]
 pub struct Produce {
     /// Topic to write to.
@@ -43,11 +48,30 @@ pub struct Produce {
     /// Records per request.
     #[arg(long, default_value_t = 2000)]
     batch_size: usize,
+    /// How each line gives the record's value.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Text, conflicts_with_all = ["key_field", "timestamp_field"])]
+    value_format: ValueFormat,
 }
 
-/// Where records go: a replica's embedded log, or Kafka.
+/// How a line of input is a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ValueFormat {
+    /// The line is the value, UTF-8 text.
+    Text,
+    /// The line is the value in base64.
+    Base64,
+    /// The line is the value in hexadecimal.
+    Hex,
+}
+
+/// Where records go: a replica's embedded log (with this run's producer id and the next
+/// request's sequence number), or Kafka.
 enum Sink {
-    Replica(Client),
+    Replica {
+        client: Client,
+        producer: String,
+        sequence: u64,
+    },
     Kafka(kafka::Producer),
 }
 
@@ -55,6 +79,20 @@ enum Sink {
 struct Summary<'a> {
     topic: &'a str,
     produced: usize,
+    skipped: usize,
+}
+
+/// A producer id unique to this run of fnctl.
+fn producer_id() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("fnctl-{:016x}", hasher.finish())
 }
 
 impl Produce {
@@ -76,46 +114,100 @@ impl Produce {
             )),
             None => Box::new(std::io::stdin().lock()),
         };
-        let sink = match globals.kafka() {
+        let mut sink = match globals.kafka() {
             Some(kafka) => Sink::Kafka(kafka::producer(&kafka)?),
-            None => Sink::Replica(globals.client()),
+            None => Sink::Replica {
+                client: globals.client()?,
+                producer: producer_id(),
+                sequence: 0,
+            },
         };
-        let mut pending = Vec::new();
         let mut produced = 0;
-        for (i, line) in input.lines().enumerate() {
-            let line = line.context("reading input")?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            pending.push(self.record(i + 1, line)?);
-            if pending.len() >= self.batch_size.max(1) {
-                produced += self.send(&sink, &mut pending)?;
-            }
-        }
-        produced += self.send(&sink, &mut pending)?;
+        let mut skipped = 0;
+        let read = self.read_all(input, &mut sink, &mut produced, &mut skipped);
         progress.finish_and_clear();
+        read.with_context(|| match produced {
+            0 => format!("nothing was written to {}", self.topic),
+            n => format!(
+                "{n} records were written to {} before this; produce the rest from there",
+                self.topic
+            ),
+        })?;
         let summary = Summary {
             topic: &self.topic,
             produced,
+            skipped,
         };
         match globals.format {
             Format::Json => output::json(&summary),
             Format::Text => {
-                eprintln!("produced {produced} records to {}", self.topic);
+                let blank = match skipped {
+                    0 => String::new(),
+                    n => format!(" ({n} blank lines skipped)"),
+                };
+                eprintln!("produced {produced} records to {}{blank}", self.topic);
                 Ok(())
             }
         }
     }
 
-    fn send(&self, sink: &Sink, pending: &mut Vec<ProduceRecord>) -> Result<usize> {
+    /// Sends every line of `input` through `sink`, counting what was written and skipped.
+    fn read_all(
+        &self,
+        mut input: Box<dyn BufRead>,
+        sink: &mut Sink,
+        produced: &mut usize,
+        skipped: &mut usize,
+    ) -> Result<()> {
+        let mut pending = Vec::new();
+        let mut line = Vec::new();
+        for line_no in 1.. {
+            line.clear();
+            if input
+                .read_until(b'\n', &mut line)
+                .context("reading input")?
+                == 0
+            {
+                break;
+            }
+            let bytes = line
+                .strip_suffix(b"\n")
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .unwrap_or(&line);
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                *skipped += 1;
+                continue;
+            }
+            pending.push(self.record(line_no, bytes)?);
+            if pending.len() >= self.batch_size.max(1) {
+                *produced += self.send(sink, &mut pending)?;
+            }
+        }
+        *produced += self.send(sink, &mut pending)?;
+        Ok(())
+    }
+
+    fn send(&self, sink: &mut Sink, pending: &mut Vec<ProduceRecord>) -> Result<usize> {
         if pending.is_empty() {
             return Ok(0);
         }
         let records = std::mem::take(pending);
         let n = records.len();
         match sink {
-            Sink::Replica(client) => {
-                client.produce(&self.topic, &ProduceRequest { records })?;
+            Sink::Replica {
+                client,
+                producer,
+                sequence,
+            } => {
+                let request = ProduceRequest {
+                    records,
+                    producer: Some(ProducerSequence {
+                        id: producer.clone(),
+                        sequence: *sequence,
+                    }),
+                };
+                client.produce(&self.topic, &request)?;
+                *sequence += 1;
             }
             Sink::Kafka(producer) => {
                 let now = now_ms();
@@ -130,13 +222,39 @@ impl Produce {
         Ok(n)
     }
 
-    fn record(&self, line_no: usize, line: String) -> Result<ProduceRecord> {
+    fn record(&self, line_no: usize, bytes: &[u8]) -> Result<ProduceRecord> {
         let mut record = ProduceRecord {
             key: self.key.clone(),
             partition: self.partition,
             headers: self.headers.clone(),
             ..ProduceRecord::default()
         };
+        let text = |bytes: &[u8]| {
+            String::from_utf8(bytes.to_vec()).with_context(|| {
+                format!(
+                    "line {line_no} is not UTF-8 text (for binary values, give them in base64 or hex with --value-format)"
+                )
+            })
+        };
+        match self.value_format {
+            ValueFormat::Text => {}
+            ValueFormat::Base64 => {
+                let line = text(bytes)?;
+                let line = line.trim();
+                BASE64
+                    .decode(line)
+                    .with_context(|| format!("line {line_no} is not base64"))?;
+                record.value_base64 = Some(line.to_owned());
+                return Ok(record);
+            }
+            ValueFormat::Hex => {
+                let value = hex::decode(text(bytes)?.trim())
+                    .with_context(|| format!("line {line_no} is not hexadecimal"))?;
+                record.value_base64 = Some(BASE64.encode(value));
+                return Ok(record);
+            }
+        }
+        let line = text(bytes)?;
         if self.key_field.is_some() || self.timestamp_field.is_some() {
             let json: serde_json::Value = serde_json::from_str(&line).with_context(|| {
                 format!("line {line_no} is not JSON (needed for --key-field / --timestamp-field)")

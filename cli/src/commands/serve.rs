@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
+use streamfn_host::api::{Admin, tls};
 use streamfn_host::log::Mode;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::kafka::KafkaOptions;
@@ -29,6 +30,12 @@ pub struct Serve {
     /// Token clients must present; required when the admin API is not on loopback.
     #[arg(long, env = "STREAMFN_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Certificate chain (PEM) the admin API serves TLS with.
+    #[arg(long, value_name = "PEM", requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --admin-tls-cert.
+    #[arg(long, value_name = "PEM", requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
     /// Largest record accepted, in bytes (key, value and headers).
     #[arg(long, default_value_t = 1 << 20)]
     max_record_bytes: usize,
@@ -50,9 +57,25 @@ impl Serve {
     /// Runs the replica until Ctrl-C or SIGTERM.
     pub fn run(self, globals: &Globals) -> Result<()> {
         init_logging(self.log_format);
-        if !self.admin_listen.ip().is_loopback() && self.admin_token.is_none() {
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            bail!(
+                "the admin token is empty: set --admin-token (or STREAMFN_ADMIN_TOKEN) to a secret, or leave it out on loopback"
+            );
+        }
+        let off_loopback = !self.admin_listen.ip().is_loopback();
+        if off_loopback && self.admin_token.is_none() {
             bail!(
                 "--admin-listen {} is reachable from other machines: set --admin-token (or STREAMFN_ADMIN_TOKEN) to protect it",
+                self.admin_listen
+            );
+        }
+        if off_loopback && self.admin_tls_cert.is_none() {
+            tracing::warn!(
+                "the admin API on {} is plain HTTP: its token crosses the network in clear; serve TLS with --admin-tls-cert and --admin-tls-key",
                 self.admin_listen
             );
         }
@@ -86,11 +109,20 @@ impl Serve {
                 ..LogConfig::default()
             }),
         };
-        let admin = format!("http://{address}");
+        let tls = match (&self.admin_tls_cert, &self.admin_tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let admin = format!("{scheme}://{address}");
         let replica =
             tokio::task::spawn_blocking(move || Replica::open(&data_dir, mode, &admin)).await??;
         tracing::info!(data_dir = %self.data_dir.display(), "replica {} open", replica.id);
-        streamfn_host::api::serve(listener, replica, self.admin_token, shutdown_signal()).await
+        let admin = Admin {
+            token: self.admin_token,
+            tls,
+        };
+        streamfn_host::api::serve(listener, replica, admin, shutdown_signal()).await
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Status {
 impl Status {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let client = globals.client();
+        let client = globals.client()?;
         let names = match self.name {
             Some(name) => vec![name],
             None => client

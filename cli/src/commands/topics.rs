@@ -41,7 +41,7 @@ pub struct Create {
 impl Topics {
     /// Runs the subcommand.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let client = globals.client();
+        let client = globals.client()?;
         let brokers = globals.kafka();
         match self {
             Topics::Create(create) => {

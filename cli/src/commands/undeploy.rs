@@ -17,7 +17,7 @@ pub struct Undeploy {
 impl Undeploy {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let deployment = globals.client().undeploy(&self.name)?;
+        let deployment = globals.client()?.undeploy(&self.name)?;
         match globals.format {
             Format::Json => output::json(&deployment),
             Format::Text => {

@@ -5,6 +5,7 @@
 
 mod functions;
 mod health;
+pub mod tls;
 mod topics;
 pub mod wire;
 
@@ -18,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use sha2::{Digest as _, Sha256};
 
 use self::wire::ErrorBody;
 use crate::replica::Replica;
@@ -28,7 +30,37 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 #[derive(Clone)]
 struct Api {
     replica: Arc<Replica>,
-    token: Option<Arc<str>>,
+    token: Option<Token>,
+}
+
+/// The admin token, kept as its digest: a request's token is compared digest to digest,
+/// in time that does not depend on where they differ.
+#[derive(Clone)]
+struct Token([u8; 32]);
+
+impl Token {
+    fn new(token: &str) -> Token {
+        Token(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn admits(&self, given: Option<&str>) -> bool {
+        let given = Token::new(given.unwrap_or_default());
+        let differ = self
+            .0
+            .iter()
+            .zip(given.0)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(differ) == 0
+    }
+}
+
+/// How the admin API is reached and who may use it.
+#[derive(Default)]
+pub struct Admin {
+    /// Token clients must present, when set.
+    pub token: Option<String>,
+    /// TLS, when set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// An error answer with a status.
@@ -69,11 +101,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-/// The API's routes over `replica`.
-pub fn router(replica: Arc<Replica>, token: Option<String>) -> Router {
+/// The API's routes over `replica`, admitting those who present `token` when there is
+/// one.
+pub fn router(replica: Arc<Replica>, token: Option<&str>) -> Router {
     let api = Api {
         replica,
-        token: token.map(Arc::from),
+        token: token.map(Token::new),
     };
     let v1 = Router::new()
         .route("/topics", get(topics::list).post(topics::create))
@@ -104,15 +137,26 @@ pub fn router(replica: Arc<Replica>, token: Option<String>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     replica: Arc<Replica>,
-    token: Option<String>,
+    admin: Admin,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let address: SocketAddr = listener.local_addr()?;
-    tracing::info!("admin API listening on http://{address}");
-    axum::serve(listener, router(replica.clone(), token))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the admin API")?;
+    let app = router(replica.clone(), admin.token.as_deref());
+    match admin.tls {
+        Some(acceptor) => {
+            tracing::info!("admin API listening on https://{address}");
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            tracing::info!("admin API listening on http://{address}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .context("serving the admin API")?;
     tracing::info!("stopping");
     tokio::task::spawn_blocking(move || replica.shutdown()).await?;
     Ok(())
@@ -129,7 +173,7 @@ async fn require_token(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_ref()) {
+        if !token.admits(given) {
             return ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong admin token: pass --token or set FNCTL_TOKEN".to_owned(),
@@ -138,4 +182,24 @@ async fn require_token(
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn only_the_token_itself_is_admitted() {
+        let token = Token::new("s3cret");
+        assert!(token.admits(Some("s3cret")));
+        for wrong in [
+            None,
+            Some(""),
+            Some("s3cre"),
+            Some("s3cret "),
+            Some("S3CRET"),
+        ] {
+            assert!(!token.admits(wrong), "{wrong:?}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use super::wire::{
     ConsumeResponse, ConsumedRecord, CreateTopic, ProduceRequest, ProduceResponse, TopicInfo,
 };
 use super::{Api, ApiError, ApiResult, blocking};
-use crate::log::{LogError, NewTopic};
+use crate::log::{Idempotence, LogError, NewTopic};
 use crate::model::clock::now_ms;
 
 /// The answer to a failed log operation; `invalid` is the status of an unusable request.
@@ -72,12 +72,11 @@ pub(super) async fn create(
 pub(super) async fn produce(
     State(api): State<Api>,
     Path(topic): Path<String>,
-    Json(request): Json<ProduceRequest>,
+    Json(mut request): Json<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
     blocking(move || {
         let now = now_ms();
-        let records = request
-            .records
+        let records = std::mem::take(&mut request.records)
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
@@ -85,10 +84,20 @@ pub(super) async fn produce(
                     .map_err(|e| ApiError::bad(format!("record {i}: {e}")))
             })
             .collect::<ApiResult<Vec<_>>>()?;
+        let producer = request.producer.as_ref();
+        if let Some(producer) = producer
+            && (producer.id.is_empty() || producer.id.len() > 200)
+        {
+            return Err(ApiError::bad("a producer id has 1 to 200 characters"));
+        }
+        let idempotence = producer.map(|p| Idempotence {
+            producer: &p.id,
+            sequence: p.sequence,
+        });
         let placed = api
             .replica
             .log()
-            .append(&topic, records)
+            .append(&topic, records, idempotence)
             .map_err(|e| answer(e, StatusCode::UNPROCESSABLE_ENTITY))?;
         Ok(Json(ProduceResponse { placed }))
     })

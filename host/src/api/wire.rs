@@ -94,6 +94,21 @@ impl ProduceRecord {
 pub struct ProduceRequest {
     /// The records, appended in one transaction.
     pub records: Vec<ProduceRecord>,
+    /// Who sends them, and which of its requests this is: a request sent again after a
+    /// lost answer is then written once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerSequence>,
+}
+
+/// A producer's id and the number of one of its requests: 0 for its first, then one more
+/// for each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSequence {
+    /// The producer's id, unique to it.
+    pub id: String,
+    /// The request's number.
+    pub sequence: u64,
 }
 
 /// Where produced records went.

@@ -75,6 +75,18 @@ pub enum LogError {
     Failed(#[from] anyhow::Error),
 }
 
+/// What makes a produce request safe to send again: the producer's id and the request's
+/// sequence number, one more than the last it sent, as Kafka's idempotent producer
+/// numbers its batches. The log writes each sequence of a producer once and answers a
+/// repeat of the last with the same placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotence<'a> {
+    /// The producer, as it names itself.
+    pub producer: &'a str,
+    /// The request's number.
+    pub sequence: u64,
+}
+
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
@@ -181,11 +193,13 @@ pub trait Backend: Sources {
     fn create_topic(&self, topic: &NewTopic) -> Result<TopicInfo, LogError>;
 
     /// Appends records to `topic` at once: each to its given partition, else its key's,
-    /// else round the partitions. Returns each record's (partition, offset).
+    /// else round the partitions. Returns each record's (partition, offset). With
+    /// `idempotence`, a request sent again is written once.
     fn append(
         &self,
         topic: &str,
         records: Vec<(Option<u32>, Record)>,
+        idempotence: Option<Idempotence<'_>>,
     ) -> Result<Vec<(u32, u64)>, LogError>;
 
     /// Up to `max` records of `topic`'s `partition` from offset `from`.

@@ -26,7 +26,10 @@ use self::source::EmbeddedSource;
 pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE, Trouble};
 pub use self::tables::{PartitionExtent, TopicMeta};
 pub use self::topics::validate_topic_name;
-use super::{Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, StorageUse, TopicInfo};
+use super::{
+    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StorageUse,
+    TopicInfo,
+};
 use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::record::Record;
@@ -149,9 +152,10 @@ impl Backend for EmbeddedBackend {
         &self,
         topic: &str,
         records: Vec<(Option<u32>, Record)>,
+        idempotence: Option<Idempotence<'_>>,
     ) -> Result<Vec<(u32, u64)>, LogError> {
         self.log
-            .append(topic, records)
+            .append(topic, records, idempotence)
             .map_err(|err| self.unavailable(err))
     }
 

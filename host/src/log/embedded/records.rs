@@ -9,8 +9,9 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::frame;
 use super::store::{EmbeddedLog, damaged};
 use super::tables::TopicMeta;
-use super::tables::{LOG, PARTITIONS};
-use crate::log::{Fetched, LogError};
+use super::tables::{LOG, PARTITIONS, PRODUCERS};
+use crate::log::{Fetched, Idempotence, LogError};
+use crate::model::clock::now_ms;
 use crate::model::partitioner::partition_for;
 use crate::model::record::Record;
 
@@ -22,6 +23,7 @@ impl EmbeddedLog {
         &self,
         topic: &str,
         records: Vec<(Option<u32>, Record)>,
+        idempotence: Option<Idempotence<'_>>,
     ) -> Result<Vec<(u32, u64)>, LogError> {
         let meta = self
             .topic(topic)
@@ -41,17 +43,40 @@ impl EmbeddedLog {
                 )));
             }
         }
-        Ok(self.write_records(&meta, records)?)
+        match self.write_records(&meta, records, idempotence)? {
+            Appended::Written(placed) | Appended::Repeated(placed) => Ok(placed),
+            Appended::OutOfOrder { expected } => Err(LogError::Invalid(format!(
+                "producer {} sent request {} where {expected} was due: a request was lost between them",
+                idempotence.map_or("", |i| i.producer),
+                idempotence.map_or(0, |i| i.sequence)
+            ))),
+        }
     }
 
-    /// Writes records that passed the checks, in one transaction.
+    /// Writes records that passed the checks, in one transaction, once per sequence of a
+    /// producer.
     fn write_records(
         &self,
         meta: &TopicMeta,
         records: Vec<(Option<u32>, Record)>,
-    ) -> Result<Vec<(u32, u64)>> {
-        let placed = self.guard(&format!("appending to {}", meta.name), |db| {
+        idempotence: Option<Idempotence<'_>>,
+    ) -> Result<Appended> {
+        let appended = self.guard(&format!("appending to {}", meta.name), |db| {
             let txn = db.begin_write()?;
+            let mut producers = txn.open_table(PRODUCERS)?;
+            if let Some(idempotence) = idempotence
+                && let Some(last) = producers.get(idempotence.producer)?
+            {
+                let last = LastBatch::open(idempotence.producer, last.value())?;
+                if idempotence.sequence + 1 == last.next {
+                    return Ok(Appended::Repeated(last.placed));
+                }
+                if idempotence.sequence != last.next {
+                    return Ok(Appended::OutOfOrder {
+                        expected: last.next,
+                    });
+                }
+            }
             let mut placed = Vec::with_capacity(records.len());
             {
                 let mut parts = txn.open_table(PARTITIONS)?;
@@ -88,11 +113,25 @@ impl EmbeddedLog {
                     parts.insert((meta.id, p), extent)?;
                 }
             }
+            if let Some(idempotence) = idempotence {
+                let last = LastBatch {
+                    next: idempotence.sequence + 1,
+                    at_ms: now_ms(),
+                    placed: placed.clone(),
+                };
+                producers.insert(
+                    idempotence.producer,
+                    last.seal(idempotence.producer).as_slice(),
+                )?;
+            }
+            drop(producers);
             txn.commit()?;
-            Ok(placed)
+            Ok(Appended::Written(placed))
         })?;
-        self.signal_append();
-        Ok(placed)
+        if matches!(appended, Appended::Written(_)) {
+            self.signal_append();
+        }
+        Ok(appended)
     }
 
     /// Up to `max` records of `topic`'s `partition` from offset `from` (or the log start,
@@ -125,6 +164,61 @@ impl EmbeddedLog {
                 }
             }
             Ok(fetched)
+        })
+    }
+}
+
+/// What came of an append.
+enum Appended {
+    /// The records were written where it says.
+    Written(Vec<(u32, u64)>),
+    /// The request repeats the producer's last one, written where it says.
+    Repeated(Vec<(u32, u64)>),
+    /// The request skips a sequence number.
+    OutOfOrder { expected: u64 },
+}
+
+/// A producer's last batch, as [`PRODUCERS`] keeps it.
+pub(super) struct LastBatch {
+    /// The sequence number expected next.
+    pub(super) next: u64,
+    /// When the batch was written.
+    pub(super) at_ms: i64,
+    /// Where its records went.
+    placed: Vec<(u32, u64)>,
+}
+
+impl LastBatch {
+    fn seal(&self, producer: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(16 + 12 * self.placed.len());
+        bytes.extend_from_slice(&self.next.to_le_bytes());
+        bytes.extend_from_slice(&self.at_ms.to_le_bytes());
+        for (partition, offset) in &self.placed {
+            bytes.extend_from_slice(&partition.to_le_bytes());
+            bytes.extend_from_slice(&offset.to_le_bytes());
+        }
+        frame::seal_doc("producer", producer, &bytes)
+    }
+
+    pub(super) fn open(producer: &str, stored: &[u8]) -> Result<LastBatch> {
+        let bytes = frame::open_doc("producer", producer, stored)
+            .filter(|b| b.len() >= 16 && (b.len() - 16) % 12 == 0)
+            .with_context(|| damaged(&format!("the last batch of producer {producer}")))?;
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let placed = bytes[16..]
+            .chunks_exact(12)
+            .map(|c| {
+                let partition = u32::from_le_bytes(c[..4].try_into().unwrap_or_default());
+                (
+                    partition,
+                    u64::from_le_bytes(c[4..].try_into().unwrap_or_default()),
+                )
+            })
+            .collect();
+        Ok(LastBatch {
+            next: word(0),
+            at_ms: word(8) as i64,
+            placed,
         })
     }
 }

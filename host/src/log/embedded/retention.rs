@@ -5,8 +5,9 @@ use anyhow::Result;
 use redb::ReadableTable;
 
 use super::frame;
+use super::records::LastBatch;
 use super::store::EmbeddedLog;
-use super::tables::{LOG, PARTITIONS};
+use super::tables::{LOG, PARTITIONS, PRODUCERS};
 use crate::model::record::Record;
 
 /// Records deleted by one pass.
@@ -17,6 +18,9 @@ pub struct RetentionReport {
     /// Bytes freed.
     pub bytes: u64,
 }
+
+/// How long a producer's last batch is kept to answer its repeats.
+const PRODUCER_EXPIRY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Most records one pass deletes per partition, so a pass never holds the writer long.
 const MAX_DELETES_PER_PASS: usize = 50_000;
@@ -79,6 +83,32 @@ impl EmbeddedLog {
             report.records += deleted.records;
             report.bytes += deleted.bytes;
         }
+        self.forget_producers(now_ms.saturating_sub(PRODUCER_EXPIRY_MS))?;
         Ok(report)
+    }
+
+    /// Forgets the producers whose last batch is older than `before_ms`: a request of
+    /// theirs sent again after that long is written again, as Kafka's producer ids expire.
+    fn forget_producers(&self, before_ms: i64) -> Result<()> {
+        self.guard("forgetting idle producers", |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut producers = txn.open_table(PRODUCERS)?;
+                let idle: Vec<String> = producers
+                    .iter()?
+                    .filter_map(|item| {
+                        let (id, stored) = item.ok()?;
+                        let id = id.value().to_owned();
+                        let last = LastBatch::open(&id, stored.value()).ok()?;
+                        (last.at_ms < before_ms).then_some(id)
+                    })
+                    .collect();
+                for id in idle {
+                    producers.remove(id.as_str())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
     }
 }

@@ -18,8 +18,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 
 use super::frame;
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES,
-    STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, PRODUCERS, STATE,
+    STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
 };
 
 /// File name of the store inside the data directory.
@@ -138,6 +138,7 @@ impl EmbeddedLog {
                 txn.open_table(CHECKPOINTS)?;
                 txn.open_table(STATE_BYTES)?;
                 txn.open_table(GAPS)?;
+                txn.open_table(PRODUCERS)?;
                 if format < FORMAT {
                     tracing::info!("sealing every stored value with a checksum (store format {format} to {FORMAT})");
                     super::migrate::seal_all(&txn)?;

@@ -28,6 +28,9 @@ pub const TIMERS: TableDefinition<(&str, u32, i64, &[u8]), ()> = TableDefinition
 pub const TIMER_KEYS: TableDefinition<(&str, u32, &[u8]), i64> = TableDefinition::new("timer_keys");
 /// (topic id, partition, offset) → nothing: records a salvage of a damaged store left out.
 pub const GAPS: TableDefinition<(u32, u32, u64), ()> = TableDefinition::new("gaps");
+/// Producer id → its last batch: the sequence expected next, when it was written, and
+/// where its records went (sealed); see [`crate::log::Idempotence`].
+pub const PRODUCERS: TableDefinition<&str, &[u8]> = TableDefinition::new("producers");
 /// Deployment name → deployment history (JSON, sealed).
 pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 /// Component sha256 → component bytes.

@@ -29,7 +29,7 @@ fn appends_offsets_and_state_survive_a_reopen() {
         let log = open(&dir);
         log.create_topic("in", 1, None, None).expect("topic");
         log.create_topic("out", 1, None, None).expect("topic");
-        log.append("in", vec![record(1, "a"), record(2, "b")])
+        log.append("in", vec![record(1, "a"), record(2, "b")], None)
             .expect("append");
         let mut effects = Effects::default();
         effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
@@ -81,11 +81,16 @@ fn retention_deletes_from_the_front_by_age_and_by_size() {
         .expect("topic");
     log.create_topic("sized", 1, None, Some(200))
         .expect("topic");
-    log.append("aged", (0..10).map(|i| record(i * 1_000, "x")).collect())
-        .expect("append");
+    log.append(
+        "aged",
+        (0..10).map(|i| record(i * 1_000, "x")).collect(),
+        None,
+    )
+    .expect("append");
     log.append(
         "sized",
         (0..10).map(|i| record(i, &"y".repeat(50))).collect(),
+        None,
     )
     .expect("append");
     let report = log.apply_retention(9_500).expect("retention");
@@ -131,7 +136,9 @@ fn bad_topics_and_records_are_refused() {
         value: Some(vec![0; (1 << 20) + 1]),
         ..Record::default()
     };
-    let err = log.append("t", vec![(None, big)]).expect_err("too big");
+    let err = log
+        .append("t", vec![(None, big)], None)
+        .expect_err("too big");
     assert!(err.to_string().contains("largest record"), "{err}");
     let t = log.require_topic("t").expect("topic");
     assert_eq!(
@@ -218,7 +225,7 @@ fn a_changed_record_or_state_value_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = open(&dir);
     log.create_topic("in", 1, None, None).expect("topic");
-    log.append("in", vec![record(1, "a"), record(2, "b")])
+    log.append("in", vec![record(1, "a"), record(2, "b")], None)
         .expect("append");
     let mut effects = Effects::default();
     effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
@@ -271,4 +278,51 @@ fn a_changed_record_or_state_value_is_an_error_naming_it() {
     );
     let err = state.scan(b"", None, 10).expect_err("a damaged value");
     assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+}
+
+#[test]
+fn a_producers_request_sent_again_is_written_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    log.create_topic("in", 2, None, None).expect("topic");
+    let batch = |tag: &str| {
+        vec![
+            (None, record(1, &format!("{tag}-a")).1),
+            (None, record(2, &format!("{tag}-b")).1),
+        ]
+    };
+    let first = |sequence| {
+        Some(crate::log::Idempotence {
+            producer: "p-1",
+            sequence,
+        })
+    };
+    let placed = log.append("in", batch("0"), first(0)).expect("first");
+    assert_eq!(
+        log.append("in", batch("0"), first(0)).expect("again"),
+        placed,
+        "the same answer"
+    );
+    let next = log.append("in", batch("1"), first(1)).expect("next");
+    assert_ne!(next, placed);
+    let err = log.append("in", batch("3"), first(3)).expect_err("a gap");
+    assert!(err.to_string().contains("where 2 was due"), "{err}");
+    let other = Some(crate::log::Idempotence {
+        producer: "p-2",
+        sequence: 7,
+    });
+    log.append("in", batch("x"), other)
+        .expect("another producer starts anywhere");
+    let topic = log.require_topic("in").expect("topic");
+    let held: usize = (0..2)
+        .map(|p| log.fetch(&topic, p, 0, 100).expect("fetch").records.len())
+        .sum();
+    assert_eq!(held, 6, "three batches of two, none twice");
+    drop(log);
+    let log = open(&dir);
+    assert_eq!(
+        log.append("in", batch("1"), first(1))
+            .expect("after a restart"),
+        next
+    );
 }

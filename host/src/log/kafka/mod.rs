@@ -28,7 +28,8 @@ pub use self::records::{record_of, send_record};
 use self::registry::KafkaRegistryStore;
 use self::source::KafkaSource;
 use super::{
-    Backend, Fetched, LogError, NewTopic, Opener, PartitionStatus, StorageUse, TopicInfo, Trouble,
+    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StorageUse,
+    TopicInfo, Trouble,
 };
 use crate::log::embedded::{EmbeddedLog, LogConfig};
 use crate::metrics::Metrics;
@@ -121,6 +122,7 @@ impl Backend for KafkaBackend {
         &self,
         _topic: &str,
         _records: Vec<(Option<u32>, Record)>,
+        _idempotence: Option<Idempotence<'_>>,
     ) -> Result<Vec<(u32, u64)>, LogError> {
         Err(self.elsewhere())
     }
