@@ -66,6 +66,24 @@ const CASES: &[Case] = &[
         reason: "more than 100 records",
     },
     Case {
+        name: "big-state",
+        guest: "test-bad-output",
+        // Filling 100 MB in the guest burns more than the default fuel of an event.
+        args: &["--fuel", "5000000000"],
+        bad: "state 100000000",
+        kind: "state-denied",
+        reason: "a state value of 100000000 bytes; values may be at most 1048576 bytes",
+    },
+    Case {
+        name: "much-state",
+        guest: "test-bad-output",
+        // A call of several events shares their budgets, so the one event overdraws all 21.
+        args: &["--max-state-bytes", "200"],
+        bad: "state 6000",
+        kind: "state-denied",
+        reason: "more than 200 bytes of state",
+    },
+    Case {
         name: "reject",
         guest: "test-reject",
         args: &[],
@@ -192,4 +210,41 @@ fn a_rejected_event_leaves_no_state_behind() {
         .collect();
     assert_eq!(outputs, vec!["a#1", "b#2", "c#3"]);
     assert_eq!(replica.consume("f-dlq").len(), 2);
+}
+
+#[test]
+fn a_partition_holds_no_more_state_than_its_bound() {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("data"));
+    replica.ok(&["topics", "create", "in", "--partitions", "1"]);
+    replica.deploy(
+        &guest("test-bad-output"),
+        "f",
+        &[
+            "--input",
+            "in",
+            "--output",
+            "out",
+            "--max-partition-state-bytes",
+            "10000",
+        ],
+    );
+    let records: Vec<Value> = (0..30)
+        .map(|i| serde_json::json!({ "key": format!("k{i:02}"), "value": "state 1000" }))
+        .collect();
+    let answer = ureq::post(format!("{}/v1/topics/in/records", replica.admin))
+        .send_json(serde_json::json!({ "records": records }))
+        .expect("produced");
+    assert_eq!(answer.status(), 200);
+    let status = replica.wait_drained("f", Duration::from_secs(60));
+    let held = status["state_bytes"].as_u64().expect("state bytes");
+    assert!(held <= 10_000 && held > 8000, "{status}");
+    let dead = replica.consume("f-dlq");
+    assert_eq!(dead.len() + replica.consume("out").len(), 30);
+    assert_eq!(dead.len(), 21, "nine values of 1003 bytes fit in 10000");
+    for letter in &dead {
+        assert_eq!(header(letter, "streamfn.failure.kind"), "state-denied");
+        assert!(header(letter, "streamfn.failure.reason").contains("at most 10000"));
+    }
+    assert_eq!(status["failures"]["state-denied"], Value::from(21));
 }

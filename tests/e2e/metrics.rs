@@ -265,7 +265,7 @@ fn an_idle_replica_reports_itself_and_a_deployed_function_has_every_failure_at_z
             .filter(|s| s.labels.get("function") == Some("quiet") && value(s) == 0.0)
             .filter_map(|s| s.labels.get("kind").map(str::to_owned))
             .collect();
-        (kinds.len() >= 7).then_some((kinds, total(&scrape, "streamfn_functions", &[])))
+        (kinds.len() >= 8).then_some((kinds, total(&scrape, "streamfn_functions", &[])))
     });
     assert_eq!(kinds.1, 1.0);
     for kind in [

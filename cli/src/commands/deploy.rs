@@ -50,6 +50,15 @@ pub struct Deploy {
     /// Most bytes one event may emit [default: 1048576].
     #[arg(long)]
     max_output_bytes: Option<u64>,
+    /// Most bytes of one state value [default: 1048576].
+    #[arg(long)]
+    max_state_value_bytes: Option<u64>,
+    /// Most bytes of state (keys and values) one event may write [default: 4194304].
+    #[arg(long)]
+    max_state_bytes: Option<u64>,
+    /// Most bytes of state (keys and values) one partition may hold [default: 1073741824].
+    #[arg(long)]
+    max_partition_state_bytes: Option<u64>,
     /// Redeliveries of an event that asks for a retry before it is dead-lettered [default: 3].
     #[arg(long)]
     max_retries: Option<u32>,
@@ -80,6 +89,15 @@ impl Deploy {
             max_output_bytes_per_event: self
                 .max_output_bytes
                 .unwrap_or(defaults.max_output_bytes_per_event),
+            max_state_value_bytes: self
+                .max_state_value_bytes
+                .unwrap_or(defaults.max_state_value_bytes),
+            max_state_bytes_per_event: self
+                .max_state_bytes
+                .unwrap_or(defaults.max_state_bytes_per_event),
+            max_partition_state_bytes: self
+                .max_partition_state_bytes
+                .unwrap_or(defaults.max_partition_state_bytes),
             max_batch: self.batch.unwrap_or(defaults.max_batch),
             max_retries: self.max_retries.unwrap_or(defaults.max_retries),
             retry_backoff_ms: defaults.retry_backoff_ms,

@@ -65,14 +65,15 @@ fn print_status(status: &FunctionStatus) {
             .join(", ")
     };
     println!(
-        "  lag {}  rate {:.0}/s  records in {}  out {}  dead letters {}  fuel/event {:.0}  state entries {}",
+        "  lag {}  rate {:.0}/s  records in {}  out {}  dead letters {}  fuel/event {:.0}  state entries {} ({})",
         status.lag,
         status.rate,
         status.records_in,
         status.records_out,
         status.dead_letters,
         status.fuel_per_event,
-        status.state_entries
+        status.state_entries,
+        bytes(status.state_bytes)
     );
     println!("  failures: {failures}");
     let rows: Vec<Vec<String>> = status
@@ -93,4 +94,20 @@ fn print_status(status: &FunctionStatus) {
         &["  TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"],
         &rows,
     );
+}
+
+/// `bytes` for people: B, KiB, MiB or GiB.
+fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

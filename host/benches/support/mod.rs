@@ -66,6 +66,12 @@ impl CommittedState for Shared {
     fn timer(&self, key: &[u8]) -> anyhow::Result<Option<i64>> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).timer(key)
     }
+    fn held_bytes(&self) -> anyhow::Result<u64> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .held_bytes()
+    }
     fn timers_after(
         &self,
         after: Option<(i64, &[u8])>,

@@ -24,6 +24,9 @@ pub(super) fn classify(failure: CallFailure, limits: &Limits) -> Result<Failure>
             HostError::OutputDenied(reason) => {
                 Ok(Failure::new(FailureKind::OutputDenied, reason.clone()))
             }
+            HostError::StateDenied(reason) => {
+                Ok(Failure::new(FailureKind::StateDenied, reason.clone()))
+            }
             HostError::OutOfMemory { .. } => {
                 Ok(Failure::new(FailureKind::OutOfMemory, host.to_string()))
             }

@@ -220,6 +220,9 @@ pub trait Backend: Sources {
     /// State entries `function` holds on `partition` in this replica.
     fn state_entries(&self, function: &str, partition: u32) -> Result<u64>;
 
+    /// Bytes of state (keys and values) `function` holds on `partition` in this replica.
+    fn state_bytes(&self, function: &str, partition: u32) -> Result<u64>;
+
     /// Partitions whose state is being restored now.
     fn restoring(&self) -> usize;
 

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub assigned_partitions: Family<NameLabels, Gauge>,
     /// State entries of the partitions this replica runs.
     pub state_entries: Family<NameLabels, Gauge>,
+    /// Bytes of state of the partitions this replica runs.
+    pub state_bytes: Family<NameLabels, Gauge>,
     /// Partition state restores from a changelog.
     pub restores: Family<NameLabels, Counter>,
     /// Changelog records read by restores.
@@ -161,6 +163,7 @@ impl Metrics {
         let instances = Family::default();
         let assigned_partitions = Family::default();
         let state_entries = Family::default();
+        let state_bytes: Family<NameLabels, Gauge> = Family::default();
         let restores = Family::default();
         let restored_records = Family::default();
         let consumer_lag = Family::default();
@@ -217,6 +220,12 @@ impl Metrics {
             "State entries of the partitions this replica runs",
             state_entries.clone(),
         );
+        registry.register_with_unit(
+            "state",
+            "Bytes of state (keys and values) of the partitions this replica runs",
+            prometheus_client::registry::Unit::Bytes,
+            state_bytes.clone(),
+        );
         registry.register(
             "state_restores",
             "Partition state restores from a changelog",
@@ -250,6 +259,7 @@ impl Metrics {
             instances,
             assigned_partitions,
             state_entries,
+            state_bytes,
             restores,
             restored_records,
             consumer_lag,

@@ -20,6 +20,8 @@ pub enum FailureKind {
     Trap,
     /// The guest emitted to an undeclared topic, or more than its output limits.
     OutputDenied,
+    /// The guest wrote more state than its limits allow.
+    StateDenied,
     /// The guest rejected the event.
     Rejected,
     /// The guest asked for a retry more times than allowed.
@@ -28,12 +30,13 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in a stable order.
-    pub const ALL: [FailureKind; 7] = [
+    pub const ALL: [FailureKind; 8] = [
         FailureKind::OutOfFuel,
         FailureKind::OutOfMemory,
         FailureKind::Timeout,
         FailureKind::Trap,
         FailureKind::OutputDenied,
+        FailureKind::StateDenied,
         FailureKind::Rejected,
         FailureKind::RetryExhausted,
     ];
@@ -46,6 +49,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Trap => "trap",
             FailureKind::OutputDenied => "output-denied",
+            FailureKind::StateDenied => "state-denied",
             FailureKind::Rejected => "rejected",
             FailureKind::RetryExhausted => "retry-exhausted",
         }
@@ -96,6 +100,9 @@ pub enum HostError {
     /// An emit broke the deployment's output rules.
     #[error("{0}")]
     OutputDenied(String),
+    /// A state write broke the deployment's state limits.
+    #[error("{0}")]
+    StateDenied(String),
     /// The instance asked for more memory than its limit.
     #[error("memory limit of {limit_mib} MiB exceeded (asked for {requested_bytes} bytes)")]
     OutOfMemory {

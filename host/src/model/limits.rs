@@ -23,6 +23,12 @@ pub struct Limits {
     pub max_outputs_per_event: u32,
     /// Bytes (key, value and headers) one event may emit.
     pub max_output_bytes_per_event: u64,
+    /// Bytes of one state value (as Kafka's changelog records, 1 MiB by default).
+    pub max_state_value_bytes: u64,
+    /// Bytes of state (keys and values) one event may write.
+    pub max_state_bytes_per_event: u64,
+    /// Bytes of state (keys and values) one partition may hold.
+    pub max_partition_state_bytes: u64,
     /// Most events handed to the function in one call.
     pub max_batch: u32,
     /// Deliveries of an event whose handler keeps asking for a retry before it is
@@ -40,6 +46,9 @@ impl Default for Limits {
             timeout_ms: 5_000,
             max_outputs_per_event: 100,
             max_output_bytes_per_event: 1 << 20,
+            max_state_value_bytes: 1 << 20,
+            max_state_bytes_per_event: 4 << 20,
+            max_partition_state_bytes: 1 << 30,
             max_batch: 500,
             max_retries: 3,
             retry_backoff_ms: 200,

@@ -38,6 +38,8 @@ pub struct FunctionStatus {
     pub failures: BTreeMap<FailureKind, u64>,
     /// State entries held.
     pub state_entries: u64,
+    /// Bytes of state (keys and values) held.
+    pub state_bytes: u64,
 }
 
 impl Replica {
@@ -62,9 +64,10 @@ impl Replica {
             .filter(|p| p.owner == self.id)
             .map(|p| p.partition)
             .collect();
-        let mut state_entries = 0;
+        let (mut state_entries, mut state_bytes) = (0, 0);
         for partition in owned {
             state_entries += self.log.state_entries(name, partition)?;
+            state_bytes += self.log.state_bytes(name, partition)?;
         }
         let records_in = Metrics::total(&self.metrics.records_in, name, versions.clone());
         let fuel = Metrics::total(&self.metrics.fuel, name, versions.clone());
@@ -86,6 +89,7 @@ impl Replica {
                 .into_iter()
                 .collect(),
             state_entries,
+            state_bytes,
             deployment,
         })
     }
@@ -98,6 +102,7 @@ impl Replica {
         metrics.committed_offset.clear();
         metrics.assigned_partitions.clear();
         metrics.state_entries.clear();
+        metrics.state_bytes.clear();
         let active = self.registry.active();
         metrics.functions.set(active.len() as i64);
         match self.log.storage() {
@@ -148,6 +153,10 @@ impl Replica {
                 .state_entries
                 .get_or_create(&labels)
                 .set(status.state_entries as i64);
+            metrics
+                .state_bytes
+                .get_or_create(&labels)
+                .set(status.state_bytes as i64);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The host side of the contract's imports: state, emit, log, config and timers, each
-//! working on the call under way. Writes are buffered in the call's state view; an emit
-//! is checked against the deployment's declared outputs and output limits.
+//! working on the call under way. Writes are buffered in the call's state view and checked
+//! against the state limits; an emit is checked against the deployment's declared outputs
+//! and output limits.
 
 use super::bindings::streamfn::function::{config, emit, log, state, timers, types};
 use super::instance::{InstanceState, LogLine};
@@ -20,12 +21,40 @@ impl state::Host for InstanceState {
     }
 
     fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
-        self.call().state.set(key, Some(value));
+        let limits = &self.shared.limits;
+        let (max_value, max_held) = (
+            limits.max_state_value_bytes,
+            limits.max_partition_state_bytes,
+        );
+        let size = value.len() as u64;
+        let call = self.call();
+        call.state_bytes += (key.len() + value.len()) as u64;
+        let denied = if size > max_value {
+            Some(format!(
+                "wrote a state value of {size} bytes; values may be at most {max_value} bytes"
+            ))
+        } else if call.state_bytes > call.max_state_bytes {
+            Some(format!(
+                "wrote more than {} bytes of state for its events",
+                call.max_state_bytes
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = denied {
+            return Err(wasmtime::Error::new(HostError::StateDenied(reason)));
+        }
+        let held = call.state.write(key, Some(value)).map_err(storage)?;
+        if held > max_held {
+            return Err(wasmtime::Error::new(HostError::StateDenied(format!(
+                "the partition's state would hold {held} bytes; a partition may hold at most {max_held}"
+            ))));
+        }
         Ok(())
     }
 
     fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
-        self.call().state.set(key, None);
+        self.call().state.write(key, None).map_err(storage)?;
         Ok(())
     }
 

@@ -75,6 +75,8 @@ pub(super) struct Call {
     pub(super) stream_time_ms: i64,
     pub(super) max_outputs: u64,
     pub(super) max_output_bytes: u64,
+    pub(super) max_state_bytes: u64,
+    pub(super) state_bytes: u64,
     pub(super) outputs: u64,
     pub(super) output_bytes: u64,
 }
@@ -270,6 +272,8 @@ impl Instance {
             stream_time_ms: site.stream_time_ms,
             max_outputs: u64::from(limits.max_outputs_per_event).saturating_mul(n),
             max_output_bytes: limits.max_output_bytes_per_event.saturating_mul(n),
+            max_state_bytes: limits.max_state_bytes_per_event.saturating_mul(n),
+            state_bytes: 0,
             outputs: 0,
             output_bytes: 0,
         };

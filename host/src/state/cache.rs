@@ -83,6 +83,10 @@ impl CommittedState for CachedState {
         self.base.timer(key)
     }
 
+    fn held_bytes(&self) -> Result<u64> {
+        self.base.held_bytes()
+    }
+
     fn timers_after(
         &self,
         after: Option<(i64, &[u8])>,

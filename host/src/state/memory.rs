@@ -38,6 +38,14 @@ impl CommittedState for MemoryState {
         Ok(self.timers.get(key).copied())
     }
 
+    fn held_bytes(&self) -> Result<u64> {
+        Ok(self
+            .state
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum())
+    }
+
     fn timers_after(
         &self,
         after: Option<(i64, &[u8])>,

@@ -30,6 +30,8 @@ pub trait CommittedState: Send {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// The time of the timer under `key`.
     fn timer(&self, key: &[u8]) -> Result<Option<i64>>;
+    /// Bytes of the keys and values held.
+    fn held_bytes(&self) -> Result<u64>;
     /// Up to `limit` timers in (time, key) order, strictly after `after`.
     fn timers_after(
         &self,

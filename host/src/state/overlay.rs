@@ -12,10 +12,15 @@ use crate::model::effects::Effects;
 /// A partition's state seen through the effects of the batch being run.
 pub struct PartitionState {
     base: Box<dyn CommittedState>,
+    /// Bytes the committed state holds, read when first needed.
+    base_bytes: std::cell::OnceCell<u64>,
     /// Effects of calls that succeeded earlier in this batch.
     pub accepted: Effects,
     /// Effects of the call under way.
     pub current: Effects,
+    /// What the accepted and the current writes add to the bytes held.
+    accepted_growth: i64,
+    current_growth: i64,
 }
 
 impl PartitionState {
@@ -23,8 +28,11 @@ impl PartitionState {
     pub fn new(base: Box<dyn CommittedState>) -> Self {
         PartitionState {
             base,
+            base_bytes: std::cell::OnceCell::new(),
             accepted: Effects::default(),
             current: Effects::default(),
+            accepted_growth: 0,
+            current_growth: 0,
         }
     }
 
@@ -32,11 +40,13 @@ impl PartitionState {
     pub fn accept_current(&mut self) {
         let current = std::mem::take(&mut self.current);
         self.accepted.absorb(current);
+        self.accepted_growth += std::mem::take(&mut self.current_growth);
     }
 
     /// Drops the current call's effects.
     pub fn discard_current(&mut self) {
         self.current = Effects::default();
+        self.current_growth = 0;
     }
 
     fn pending_state(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
@@ -115,6 +125,31 @@ impl PartitionState {
     /// Records a write in the current call.
     pub fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.current.state.insert(key, value);
+    }
+
+    /// Records a write in the current call, counting what it adds to the bytes held;
+    /// returns the bytes the partition's state holds with it.
+    pub fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<u64> {
+        let size = |v: &[u8]| (key.len() + v.len()) as i64;
+        let old = self.get(&key)?.map_or(0, |v| size(&v));
+        let new = value.as_deref().map_or(0, size);
+        self.current_growth += new - old;
+        self.set(key, value);
+        self.held_bytes()
+    }
+
+    /// Bytes of keys and values the partition's state holds, pending writes included.
+    pub fn held_bytes(&self) -> Result<u64> {
+        let base = match self.base_bytes.get() {
+            Some(bytes) => *bytes,
+            None => {
+                let bytes = self.base.held_bytes()?;
+                let _ = self.base_bytes.set(bytes);
+                bytes
+            }
+        };
+        let held = base as i64 + self.accepted_growth + self.current_growth;
+        Ok(held.max(0) as u64)
     }
 
     /// Records a timer change in the current call.
@@ -301,5 +336,30 @@ mod tests {
             view.due_timers(i64::MAX, 10).expect("due"),
             vec![(10, b"b".to_vec())]
         );
+    }
+
+    #[test]
+    fn writes_count_what_they_add_to_the_bytes_held() {
+        let mut view = PartitionState::new(Box::new(base()));
+        assert_eq!(view.held_bytes().expect("held"), 10 * 3 + 6);
+        assert_eq!(
+            view.write(vec![b'k', 0], Some(vec![1, 2, 3]))
+                .expect("write"),
+            38
+        );
+        view.accept_current();
+        assert_eq!(
+            view.write(b"new".to_vec(), Some(vec![0; 4]))
+                .expect("write"),
+            45
+        );
+        view.discard_current();
+        assert_eq!(
+            view.held_bytes().expect("held"),
+            38,
+            "a discarded write adds nothing"
+        );
+        assert_eq!(view.write(b"z".to_vec(), None).expect("delete"), 32);
+        assert_eq!(view.write(b"gone".to_vec(), None).expect("delete"), 32);
     }
 }

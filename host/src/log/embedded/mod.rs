@@ -220,6 +220,10 @@ impl Backend for EmbeddedBackend {
         self.log.state_len(function, partition)
     }
 
+    fn state_bytes(&self, function: &str, partition: u32) -> Result<u64> {
+        self.log.state_bytes(function, partition)
+    }
+
     fn restoring(&self) -> usize {
         0
     }

@@ -18,6 +18,7 @@ pub struct SnapshotState {
     state: ReadOnlyTable<(&'static str, u32, &'static [u8]), &'static [u8]>,
     timers: ReadOnlyTable<(&'static str, u32, i64, &'static [u8]), ()>,
     timer_keys: ReadOnlyTable<(&'static str, u32, &'static [u8]), i64>,
+    sizes: ReadOnlyTable<(&'static str, u32), u64>,
 }
 
 impl SnapshotState {
@@ -29,6 +30,7 @@ impl SnapshotState {
             state: txn.open_table(STATE)?,
             timers: txn.open_table(TIMERS)?,
             timer_keys: txn.open_table(TIMER_KEYS)?,
+            sizes: txn.open_table(STATE_BYTES)?,
         })
     }
 }
@@ -93,6 +95,15 @@ impl CommittedState for SnapshotState {
             .timer_keys
             .get((self.function.as_str(), self.partition, key))?;
         Ok(at.map(|a| a.value()))
+    }
+
+    fn held_bytes(&self) -> Result<u64> {
+        catch_damage("reading the size of state", || {
+            Ok(self
+                .sizes
+                .get((self.function.as_str(), self.partition))?
+                .map_or(0, |v| v.value()))
+        })
     }
 
     fn timers_after(

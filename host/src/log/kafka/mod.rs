@@ -186,6 +186,10 @@ impl Backend for KafkaBackend {
         self.local.state_len(function, partition)
     }
 
+    fn state_bytes(&self, function: &str, partition: u32) -> Result<u64> {
+        self.local.state_bytes(function, partition)
+    }
+
     fn restoring(&self) -> usize {
         self.restoring.load(Ordering::Acquire)
     }
