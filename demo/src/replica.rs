@@ -261,6 +261,11 @@ impl Replica {
             .with_context(|| format!("/v1/replica has no id: {body}"))
     }
 
+    /// The process id of `fnctl serve`, when this harness started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The loopback port of the admin API.
     pub fn port(&self) -> Option<u16> {
         self.admin.rsplit(':').next()?.parse().ok()

@@ -13,5 +13,6 @@ mod ports;
 mod produce;
 mod redeploy;
 mod sandbox;
+mod scale;
 mod storage;
 mod support;

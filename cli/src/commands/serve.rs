@@ -10,7 +10,7 @@ use streamfn_host::api::{Admin, tls};
 use streamfn_host::log::Mode;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::kafka::KafkaOptions;
-use streamfn_host::replica::Replica;
+use streamfn_host::replica::{Replica, Settings};
 
 use super::Globals;
 
@@ -36,6 +36,10 @@ pub struct Serve {
     /// Private key (PEM) of --admin-tls-cert.
     #[arg(long, value_name = "PEM", requires = "admin_tls_cert")]
     admin_tls_key: Option<PathBuf>,
+    /// Function instances alive at once, across all functions. A function makes its
+    /// instance when it has records and gives it back after a second idle.
+    #[arg(long, default_value_t = streamfn_host::sandbox::MAX_INSTANCES)]
+    max_instances: u32,
     /// Largest record accepted, in bytes (key, value and headers).
     #[arg(long, default_value_t = 1 << 20)]
     max_record_bytes: usize,
@@ -115,8 +119,13 @@ impl Serve {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let admin = format!("{scheme}://{address}");
-        let replica =
-            tokio::task::spawn_blocking(move || Replica::open(&data_dir, mode, &admin)).await??;
+        let settings = Settings {
+            max_instances: self.max_instances,
+        };
+        let replica = tokio::task::spawn_blocking(move || {
+            Replica::open_with(&data_dir, mode, &admin, &settings)
+        })
+        .await??;
         tracing::info!(data_dir = %self.data_dir.display(), "replica {} open", replica.id);
         let admin = Admin {
             token: self.admin_token,

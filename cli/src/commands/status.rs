@@ -76,6 +76,9 @@ fn print_status(status: &FunctionStatus) {
         bytes(status.state_bytes)
     );
     println!("  failures: {failures}");
+    if let Some(failing) = &status.failing {
+        println!("  FAILING on this replica: {failing}");
+    }
     let rows: Vec<Vec<String>> = status
         .partitions
         .iter()

@@ -11,6 +11,7 @@ mod timers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,7 +21,9 @@ use crate::model::event::InputEvent;
 use crate::model::failure::FailureKind;
 use crate::model::limits::Limits;
 use crate::sandbox::bindings::{Event, FiredTimer, Header, Outcome};
-use crate::sandbox::{CallFailure, CallResult, Engine, Instance, InstanceConfig, LoadedComponent};
+use crate::sandbox::{
+    CallFailure, CallResult, Engine, Instance, InstanceConfig, LoadedComponent, PoolFull,
+};
 use crate::state::PartitionState;
 
 /// A live function instance the dispatcher calls: the sandbox's, or a fake in tests.
@@ -70,12 +73,24 @@ pub struct Sandboxed {
     pub config: InstanceConfig,
 }
 
+/// Longest a call waits for an instance slot of the replica to come free.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+
 impl Guests for Sandboxed {
     fn instantiate(&self) -> Result<Box<dyn Guest>> {
-        let instance = self
-            .engine
-            .instantiate(&self.component, self.config.clone())?;
-        Ok(Box::new(instance))
+        let deadline = Instant::now() + SLOT_WAIT;
+        loop {
+            match self
+                .engine
+                .instantiate(&self.component, self.config.clone())
+            {
+                Ok(instance) => return Ok(Box::new(instance)),
+                Err(err) if err.is::<PoolFull>() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 }
 

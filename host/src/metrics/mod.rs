@@ -91,6 +91,10 @@ pub struct Metrics {
     pub state_entries: Family<NameLabels, Gauge>,
     /// Bytes of state of the partitions this replica runs.
     pub state_bytes: Family<NameLabels, Gauge>,
+    /// 1 while a host failure stops the function on this replica.
+    pub failing: Family<NameLabels, Gauge>,
+    /// Batches abandoned to host failures, to be run again.
+    pub abandoned: Family<NameLabels, Counter>,
     /// Partition state restores from a changelog.
     pub restores: Family<NameLabels, Counter>,
     /// Changelog records read by restores.
@@ -164,6 +168,18 @@ impl Metrics {
         let assigned_partitions = Family::default();
         let state_entries = Family::default();
         let state_bytes: Family<NameLabels, Gauge> = Family::default();
+        let failing: Family<NameLabels, Gauge> = Family::default();
+        let abandoned: Family<NameLabels, Counter> = Family::default();
+        registry.register(
+            "function_failing",
+            "1 while a host failure stops the function on this replica",
+            failing.clone(),
+        );
+        registry.register(
+            "abandoned_batches",
+            "Batches abandoned to host failures, to be run again",
+            abandoned.clone(),
+        );
         let restores = Family::default();
         let restored_records = Family::default();
         let consumer_lag = Family::default();
@@ -260,6 +276,8 @@ impl Metrics {
             assigned_partitions,
             state_entries,
             state_bytes,
+            failing,
+            abandoned,
             restores,
             restored_records,
             consumer_lag,

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::clock::now_ms;
 use crate::registry::Registry;
 use crate::runner::{RunnerContext, RunnerHandle};
-use crate::sandbox::Engine;
+use crate::sandbox::{Engine, MAX_INSTANCES};
 
 /// A running replica.
 pub struct Replica {
@@ -45,6 +45,21 @@ pub struct Replica {
     ready: AtomicBool,
 }
 
+/// How a replica runs, beside its log.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Instances alive at once across all functions.
+    pub max_instances: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_instances: MAX_INSTANCES,
+        }
+    }
+}
+
 /// How often the replica starts runners for deployments it learnt of.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 
@@ -56,6 +71,16 @@ impl Replica {
     /// a runner per deployed function. `admin` is the admin API's address, announced to
     /// the other replicas of a cluster.
     pub fn open(data_dir: &Path, mode: Mode, admin: &str) -> Result<Arc<Replica>> {
+        Replica::open_with(data_dir, mode, admin, &Settings::default())
+    }
+
+    /// Opens a replica as [`Replica::open`] does, with `settings`.
+    pub fn open_with(
+        data_dir: &Path,
+        mode: Mode,
+        admin: &str,
+        settings: &Settings,
+    ) -> Result<Arc<Replica>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let dir = Dir::open_ambient_dir(data_dir, ambient_authority())
@@ -66,7 +91,7 @@ impl Replica {
             .open_dir("compiled")
             .context("opening the compiled-component cache")?;
         let id = replica_id(&dir)?;
-        let engine = Engine::new(Some(cache))?;
+        let engine = Engine::with_pool(Some(cache), settings.max_instances)?;
         let metrics = Metrics::new();
         let opener = Opener {
             dir: &dir,
@@ -148,6 +173,18 @@ impl Replica {
         let handle = RunnerHandle::start(self.context(), name.to_owned())?;
         runners.insert(name.to_owned(), handle);
         Ok(())
+    }
+
+    /// The host failure that stops `name` now, if one does, and the batches such
+    /// failures abandoned so far.
+    fn health(&self, name: &str) -> (Option<String>, u64) {
+        self.runners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map_or((None, 0), |r| {
+                (r.health().failing(), r.health().abandoned())
+            })
     }
 
     /// Replicas of the cluster heard from recently (this one only, on the embedded log).

@@ -40,6 +40,9 @@ pub struct FunctionStatus {
     pub state_entries: u64,
     /// Bytes of state (keys and values) held.
     pub state_bytes: u64,
+    /// The host failure that stops the function on this replica now, if one does.
+    #[serde(default)]
+    pub failing: Option<String>,
 }
 
 impl Replica {
@@ -90,6 +93,7 @@ impl Replica {
                 .collect(),
             state_entries,
             state_bytes,
+            failing: self.health(name).0,
             deployment,
         })
     }
@@ -103,6 +107,7 @@ impl Replica {
         metrics.assigned_partitions.clear();
         metrics.state_entries.clear();
         metrics.state_bytes.clear();
+        metrics.failing.clear();
         let active = self.registry.active();
         metrics.functions.set(active.len() as i64);
         match self.log.storage() {
@@ -157,6 +162,13 @@ impl Replica {
                 .state_bytes
                 .get_or_create(&labels)
                 .set(status.state_bytes as i64);
+            let (failing, abandoned) = self.health(name);
+            metrics
+                .failing
+                .get_or_create(&labels)
+                .set(i64::from(failing.is_some()));
+            let counter = metrics.abandoned.get_or_create(&labels);
+            counter.inc_by(abandoned.saturating_sub(counter.get()));
         }
     }
 

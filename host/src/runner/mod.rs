@@ -42,22 +42,67 @@ pub struct RunnerContext {
 /// A running function's thread.
 pub struct RunnerHandle {
     stop: Arc<AtomicBool>,
+    health: Arc<Health>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Whether a function runs: the host failure that stops it now, if one does, and how
+/// many batches host failures abandoned.
+#[derive(Debug, Default)]
+pub struct Health {
+    failing: std::sync::Mutex<Option<String>>,
+    abandoned: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    /// The failure that stops the function now, if one does.
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Batches abandoned to host failures so far.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    fn fail(&self, reason: String) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    fn recover(&self) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.is_some() {
+            *failing = None;
+        }
+    }
 }
 
 impl RunnerHandle {
     /// Starts running `name`.
     pub fn start(context: RunnerContext, name: String) -> Result<RunnerHandle> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let health = Arc::new(Health::default());
+        let mut runner = Runner::new(context, name.clone(), stop.clone());
+        runner.health = health.clone();
         let thread = std::thread::Builder::new()
             .name(format!("fn-{name}"))
-            .spawn(move || Runner::new(context, name, flag).run())
+            .stack_size(RUNNER_STACK)
+            .spawn(move || runner.run())
             .context("starting a runner thread")?;
         Ok(RunnerHandle {
             stop,
+            health,
             thread: Some(thread),
         })
+    }
+
+    /// Whether the function runs.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Whether the thread has ended (the function was undeployed).
@@ -80,7 +125,17 @@ struct Runner {
     stop: Arc<AtomicBool>,
     active: Option<Active>,
     hold: RetryHold,
+    health: Arc<Health>,
+    /// Since when the function has had nothing to do.
+    idle_since: Option<Instant>,
 }
+
+/// Stack of a runner thread: the guest runs on wasmtime's own stacks, so the runner's
+/// needs little, and a replica may run a thousand.
+const RUNNER_STACK: usize = 512 * 1024;
+
+/// How long an idle function keeps its instance before giving the slot back.
+const INSTANCE_IDLE: Duration = Duration::from_secs(1);
 
 /// Longest wait for new records before checking for a new version or a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
@@ -96,6 +151,8 @@ impl Runner {
             stop,
             active: None,
             hold: RetryHold::default(),
+            health: Arc::new(Health::default()),
+            idle_since: None,
         }
     }
 
@@ -115,16 +172,25 @@ impl Runner {
                     }
                     Err(err) => {
                         tracing::error!(function = %self.name, "cannot load the function: {err:#}");
+                        self.health
+                            .fail(format!("cannot load the function: {err:#}"));
                         std::thread::sleep(Duration::from_secs(1));
                         continue;
                     }
                 }
             }
             match self.pass() {
-                Ok(true) => {}
-                Ok(false) => self.idle(),
+                Ok(worked) => {
+                    self.health.recover();
+                    if worked {
+                        self.idle_since = None;
+                    } else {
+                        self.idle();
+                    }
+                }
                 Err(err) => {
                     tracing::error!(function = %self.name, "batch abandoned, will run again: {err:#}");
+                    self.health.fail(format!("{err:#}"));
                     self.recover();
                     std::thread::sleep(FAILURE_PAUSE);
                 }
@@ -132,13 +198,19 @@ impl Runner {
         }
     }
 
-    /// Waits for new records, or for the first held event's backoff to pass.
+    /// Waits for new records, or for the first held event's backoff to pass; gives the
+    /// instance back once idle for long.
     fn idle(&mut self) {
+        let now = Instant::now();
+        let since = *self.idle_since.get_or_insert(now);
         let wait = self
             .hold
-            .next_release(Instant::now())
+            .next_release(now)
             .map_or(IDLE_WAIT, |d| d.min(IDLE_WAIT));
         if let Some(active) = self.active.as_mut() {
+            if now.duration_since(since) >= INSTANCE_IDLE {
+                active.dispatcher.discard();
+            }
             active.source.wait(wait);
         }
     }

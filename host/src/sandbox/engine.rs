@@ -21,8 +21,8 @@ use crate::model::limits::MAX_MEMORY_MIB;
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances alive at once across all functions of a replica.
-const MAX_INSTANCES: u32 = 256;
+/// Instances alive at once across all functions of a replica, unless it says otherwise.
+pub const MAX_INSTANCES: u32 = 1024;
 
 /// The name of the world a component must target.
 pub const WORLD: &str = "streamfn:function/function@0.1.0";
@@ -60,12 +60,23 @@ impl Engine {
     /// An engine with its epoch ticker running, keeping precompiled components in
     /// `cache_dir` when one is given.
     pub fn new(cache_dir: Option<cap_std::fs::Dir>) -> Result<Arc<Engine>> {
+        Engine::with_pool(cache_dir, MAX_INSTANCES)
+    }
+
+    /// An engine with room for `instances` live instances at once. A slot reserves
+    /// address space (the largest memory a function may have, and its guard), not memory:
+    /// what an instance touches is what it costs.
+    pub fn with_pool(cache_dir: Option<cap_std::fs::Dir>, instances: u32) -> Result<Arc<Engine>> {
+        anyhow::ensure!(
+            instances > 0,
+            "a replica needs room for at least one instance"
+        );
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES * 8)
-            .total_memories(MAX_INSTANCES * 2)
-            .total_tables(MAX_INSTANCES * 8)
-            .total_stacks(MAX_INSTANCES)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
             .max_core_instances_per_component(64)
             .max_memories_per_component(16)
             .max_tables_per_component(64)

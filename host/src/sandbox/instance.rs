@@ -152,6 +152,14 @@ pub struct Instance {
     deadline_ticks: u64,
 }
 
+/// Every instance slot of the replica is taken: the function must wait for one to be
+/// released, or the replica be started with more (`fnctl serve --max-instances`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "every instance slot of the replica is in use ({0}); functions release theirs when idle, or give the replica more with --max-instances"
+)]
+pub struct PoolFull(String);
+
 /// What a call left behind when it failed, for classifying the failure.
 pub struct CallFailure {
     /// The error the call returned.
@@ -197,10 +205,16 @@ impl Instance {
             .context("setting fuel")?;
         store.epoch_deadline_trap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let function = pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .context("instantiating the function")?;
+        let function = pre.instantiate(&mut store).map_err(|err| {
+            if err
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                anyhow::Error::new(PoolFull(err.to_string()))
+            } else {
+                anyhow::Error::from(err).context("instantiating the function")
+            }
+        })?;
         Ok(Instance {
             store,
             function,

@@ -10,6 +10,8 @@ mod imports;
 pub mod instance;
 mod wasi;
 
-pub use self::engine::{Engine, LoadedComponent, WORLD, sha256_hex};
-pub use self::instance::{CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink};
+pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, WORLD, sha256_hex};
+pub use self::instance::{
+    CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink, PoolFull,
+};
 pub use self::wasi::seed;
