@@ -59,7 +59,17 @@ impl Broker {
 
     /// Stops the broker and starts it again on the same data and port.
     pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the broker, keeping its data.
+    pub fn stop(&self) {
         run(&["stop"], &self.dir);
+    }
+
+    /// Starts a stopped broker again on its data and port.
+    pub fn start_again(&self) {
         let address = run(&["start"], &self.dir);
         assert_eq!(address, self.address, "the broker came back on its port");
     }

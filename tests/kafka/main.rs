@@ -4,6 +4,7 @@
 mod broker;
 mod examples;
 mod failover;
+mod faults;
 mod restart;
 #[path = "../e2e/support.rs"]
 mod support;
