@@ -28,13 +28,28 @@ fn set_up(replica: &Replica) {
 
 /// Checks the outputs and the state once `total` events are handled.
 fn exactly_once(replica: &Replica, total: usize) {
-    let status = replica.wait_drained("counter", Duration::from_secs(180));
+    replica.wait_drained("counter", Duration::from_secs(180));
     let counts = replica.sorted_values("out");
     must(counts_exactly_once(
         counts.iter().map(String::as_str),
         KEYS,
         total,
     ));
+    // The state is counted on the replica that runs the partitions, once it has them.
+    let id = replica.id();
+    let status = wait_for(
+        Duration::from_secs(60),
+        "the replica to run every partition",
+        || {
+            let (_, body) = replica.http_get("/v1/deployments/counter")?;
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let parts = status["partitions"].as_array()?;
+            parts
+                .iter()
+                .all(|p| p["owner"] == id.as_str())
+                .then_some(status)
+        },
+    );
     assert_eq!(
         status["state_entries"].as_u64(),
         Some(KEYS as u64),
