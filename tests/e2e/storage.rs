@@ -490,6 +490,19 @@ fn a_full_disk_is_reported_and_writes_resume_once_there_is_space() {
     assert!(refused.1.contains("cannot take writes"), "{refused:?}");
     let (status, reason) = replica.http_get("/readyz").expect("readyz");
     assert_eq!(status, 503, "not ready while the disk is full: {reason}");
+    let deploy = replica.fnctl(&[
+        "deploy",
+        guest("test-counter").to_str().expect("utf-8"),
+        "--name",
+        "late",
+        "--input",
+        "in",
+    ]);
+    let said = String::from_utf8_lossy(&deploy.stderr);
+    assert!(
+        !deploy.status.success() && said.contains("the store cannot take writes now"),
+        "a deploy on a full disk says why: {said}"
+    );
     assert!(
         replica
             .log_text()

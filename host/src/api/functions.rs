@@ -22,7 +22,7 @@ pub(super) async fn upload(
         let sha256 = api
             .replica
             .upload(&body, Some(&sha256))
-            .map_err(ApiError::unprocessable)?;
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
         Ok((
             StatusCode::CREATED,
             Json(UploadResponse {
@@ -39,7 +39,10 @@ pub(super) async fn deploy(
     Json(spec): Json<DeploySpec>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
     blocking(move || {
-        let deployment = api.replica.deploy(spec).map_err(ApiError::unprocessable)?;
+        let deployment = api
+            .replica
+            .deploy(spec)
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
         Ok((StatusCode::CREATED, Json(deployment)))
     })
     .await
@@ -70,7 +73,7 @@ pub(super) async fn undeploy(
         api.replica
             .undeploy(&name)
             .map(Json)
-            .map_err(ApiError::not_found)
+            .map_err(|err| api.refused(err, StatusCode::NOT_FOUND))
     })
     .await
 }

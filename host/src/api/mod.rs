@@ -77,10 +77,6 @@ impl ApiError {
         ApiError(StatusCode::BAD_REQUEST, err.to_string())
     }
 
-    fn unprocessable(err: impl std::fmt::Display) -> Self {
-        ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{err:#}"))
-    }
-
     fn not_found(err: impl std::fmt::Display) -> Self {
         ApiError(StatusCode::NOT_FOUND, format!("{err:#}"))
     }
@@ -91,6 +87,30 @@ impl ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+impl Api {
+    /// The answer to a failed change: the server's fault when the store cannot be
+    /// written (507 for a full disk, else 503), otherwise `status`.
+    fn refused(&self, err: anyhow::Error, status: StatusCode) -> ApiError {
+        match self.replica.log().trouble() {
+            Some(trouble) => {
+                let status = if trouble.no_space {
+                    StatusCode::INSUFFICIENT_STORAGE
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                ApiError(
+                    status,
+                    format!(
+                        "the store cannot take writes now ({}): {err:#}",
+                        trouble.reason
+                    ),
+                )
+            }
+            None => ApiError(status, format!("{err:#}")),
+        }
+    }
+}
 
 /// Runs `work` on a blocking thread.
 async fn blocking<T: Send + 'static>(
