@@ -16,3 +16,4 @@ mod sandbox;
 mod scale;
 mod storage;
 mod support;
+mod workers;

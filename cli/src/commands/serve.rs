@@ -40,6 +40,10 @@ pub struct Serve {
     /// instance when it has records and gives it back after a second idle.
     #[arg(long, default_value_t = streamfn_host::sandbox::MAX_INSTANCES)]
     max_instances: u32,
+    /// Threads that run functions' partitions, shared by all functions, which take
+    /// turns on them; a partition runs on one worker at a time. Default: one per core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// Largest record accepted, in bytes (key, value and headers).
     #[arg(long, default_value_t = 1 << 20)]
     max_record_bytes: usize,
@@ -121,6 +125,9 @@ impl Serve {
         let admin = format!("{scheme}://{address}");
         let settings = Settings {
             max_instances: self.max_instances,
+            workers: self
+                .workers
+                .map_or_else(streamfn_host::replica::default_workers, usize::from),
         };
         let replica = tokio::task::spawn_blocking(move || {
             Replica::open_with(&data_dir, mode, &admin, &settings)

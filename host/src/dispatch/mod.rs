@@ -57,8 +57,8 @@ impl Guest for Instance {
     }
 }
 
-/// Makes instances of one deployment.
-pub trait Guests: Send {
+/// Makes instances of one deployment, for every worker that runs one of its partitions.
+pub trait Guests: Send + Sync {
     /// A fresh instance.
     fn instantiate(&self) -> Result<Box<dyn Guest>>;
 }
@@ -172,7 +172,7 @@ pub struct BatchReport {
 
 /// Runs batches of one deployment, keeping a live instance between them.
 pub struct Dispatcher {
-    guests: Box<dyn Guests>,
+    guests: Arc<dyn Guests>,
     limits: Limits,
     instance: Option<Box<dyn Guest>>,
     instances: Gauge,
@@ -188,7 +188,7 @@ enum Flow {
 impl Dispatcher {
     /// A dispatcher over instances made by `guests`, under `limits`; `instances` counts
     /// its live instance.
-    pub fn new(guests: Box<dyn Guests>, limits: Limits, instances: Gauge) -> Self {
+    pub fn new(guests: Arc<dyn Guests>, limits: Limits, instances: Gauge) -> Self {
         Dispatcher {
             guests,
             limits,
@@ -210,7 +210,17 @@ impl Dispatcher {
             component,
             config,
         };
-        Dispatcher::new(Box::new(guests), limits, instances)
+        Dispatcher::new(Arc::new(guests), limits, instances)
+    }
+
+    /// Another dispatcher of the same deployment, with an instance of its own: for
+    /// running a second partition at the same time.
+    pub fn sibling(&self) -> Dispatcher {
+        Dispatcher::new(
+            self.guests.clone(),
+            self.limits.clone(),
+            self.instances.clone(),
+        )
     }
 
     /// Runs `batch` over `state`. An error means the batch must be abandoned (storage

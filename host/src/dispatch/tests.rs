@@ -132,7 +132,7 @@ fn dispatcher(journal: &Journal) -> Dispatcher {
     let guests = Scripts {
         journal: journal.clone(),
     };
-    Dispatcher::new(Box::new(guests), Limits::default(), Gauge::default())
+    Dispatcher::new(Arc::new(guests), Limits::default(), Gauge::default())
 }
 
 /// Events at offsets from 0, each at timestamp `10 * offset` unless its script says.

@@ -24,7 +24,7 @@ use crate::logbook::LogBook;
 use crate::metrics::Metrics;
 use crate::model::clock::now_ms;
 use crate::registry::Registry;
-use crate::runner::{RunnerContext, RunnerHandle};
+use crate::runner::{RunnerContext, RunnerHandle, Workers};
 use crate::sandbox::{Engine, MAX_INSTANCES};
 
 /// A running replica.
@@ -42,6 +42,7 @@ pub struct Replica {
     pub logs: Arc<LogBook>,
     rates: Rates,
     runners: Mutex<BTreeMap<String, RunnerHandle>>,
+    workers: Arc<Workers>,
     ready: AtomicBool,
 }
 
@@ -50,14 +51,22 @@ pub struct Replica {
 pub struct Settings {
     /// Instances alive at once across all functions.
     pub max_instances: u32,
+    /// Threads that run partitions, shared by all functions.
+    pub workers: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_instances: MAX_INSTANCES,
+            workers: default_workers(),
         }
     }
+}
+
+/// One worker per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// How often the replica starts runners for deployments it learnt of.
@@ -110,6 +119,7 @@ impl Replica {
             logs: Arc::new(LogBook::default()),
             rates: Rates::default(),
             runners: Mutex::new(BTreeMap::new()),
+            workers: Workers::start(settings.workers)?,
             ready: AtomicBool::new(false),
         });
         replica.reconcile()?;
@@ -162,6 +172,7 @@ impl Replica {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             logs: self.logs.clone(),
+            workers: self.workers.clone(),
         }
     }
 
@@ -199,6 +210,7 @@ impl Replica {
         for (_, runner) in runners {
             runner.stop();
         }
+        self.workers.shutdown();
         self.log.shutdown();
     }
 }

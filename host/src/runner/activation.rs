@@ -18,9 +18,32 @@ use crate::sandbox::{InstanceConfig, LogLine, LogSink};
 /// The loaded version of the function.
 pub(super) struct Active {
     pub(super) deployment: Deployment,
-    pub(super) dispatcher: Dispatcher,
+    /// Makes the dispatchers; never runs a batch itself.
+    pub(super) template: Dispatcher,
+    /// Dispatchers between jobs, each keeping its instance: one per partition the last
+    /// pass ran at the same time.
+    pub(super) spare: Vec<Dispatcher>,
     pub(super) source: Box<dyn Source>,
     pub(super) dead_letters: DeadLetterTopic,
+}
+
+impl Active {
+    /// A dispatcher for one partition's job.
+    pub(super) fn dispatcher(&mut self) -> Dispatcher {
+        self.spare.pop().unwrap_or_else(|| self.template.sibling())
+    }
+
+    /// Takes a dispatcher back after its job.
+    pub(super) fn give_back(&mut self, dispatcher: Dispatcher) {
+        self.spare.push(dispatcher);
+    }
+
+    /// Drops every live instance: the next jobs make fresh ones.
+    pub(super) fn discard(&mut self) {
+        for dispatcher in &mut self.spare {
+            dispatcher.discard();
+        }
+    }
 }
 
 impl Runner {
@@ -71,7 +94,7 @@ impl Runner {
                 version: deployment.version.to_string(),
             })
             .clone();
-        let dispatcher =
+        let template =
             Dispatcher::sandboxed(self.context.engine.clone(), component, config, instances);
         let dead_letters = DeadLetterTopic {
             topic: dlq,
@@ -80,7 +103,8 @@ impl Runner {
         };
         Ok(Active {
             deployment,
-            dispatcher,
+            template,
+            spare: Vec::new(),
             source,
             dead_letters,
         })

@@ -1,6 +1,7 @@
-//! Runs one deployed function: a thread that, partition by partition, takes what is new
-//! on the inputs from the function's source, hands it to the dispatcher and commits the
-//! result with the input positions (`pass.rs`). It swaps in a new version between
+//! Runs one deployed function: a thread that takes what is new on each partition of the
+//! inputs from the function's source, has the replica's workers (`workers.rs`) run the
+//! partitions through dispatchers at the same time, and commits the result with the
+//! input positions (`pass.rs`). It swaps in a new version between
 //! batches (`activation.rs`) and holds back an event that asked for a retry until its
 //! backoff has passed (`retry.rs`). What a log must give it is `source.rs`.
 
@@ -8,6 +9,7 @@ mod activation;
 mod pass;
 pub mod retry;
 pub mod source;
+pub mod workers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use self::activation::Active;
+use self::pass::Appetite;
 use self::retry::RetryHold;
 pub use self::source::{CommitEvery, Source, Sources};
+pub use self::workers::Workers;
 use crate::logbook::LogBook;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -37,6 +41,8 @@ pub struct RunnerContext {
     pub metrics: Arc<Metrics>,
     /// Guest log lines.
     pub logs: Arc<LogBook>,
+    /// The threads that run partitions.
+    pub workers: Arc<Workers>,
 }
 
 /// A running function's thread.
@@ -128,10 +134,11 @@ struct Runner {
     health: Arc<Health>,
     /// Since when the function has had nothing to do.
     idle_since: Option<Instant>,
+    appetite: Appetite,
 }
 
-/// Stack of a runner thread: the guest runs on wasmtime's own stacks, so the runner's
-/// needs little, and a replica may run a thousand.
+/// Stack of a runner thread: the guest runs on the workers, so the runner's needs
+/// little, and a replica may run a thousand.
 const RUNNER_STACK: usize = 512 * 1024;
 
 /// How long an idle function keeps its instance before giving the slot back.
@@ -153,6 +160,7 @@ impl Runner {
             hold: RetryHold::default(),
             health: Arc::new(Health::default()),
             idle_since: None,
+            appetite: Appetite::default(),
         }
     }
 
@@ -209,7 +217,7 @@ impl Runner {
             .map_or(IDLE_WAIT, |d| d.min(IDLE_WAIT));
         if let Some(active) = self.active.as_mut() {
             if now.duration_since(since) >= INSTANCE_IDLE {
-                active.dispatcher.discard();
+                active.discard();
             }
             active.source.wait(wait);
         }
@@ -222,7 +230,7 @@ impl Runner {
         let Some(active) = self.active.as_mut() else {
             return;
         };
-        active.dispatcher.discard();
+        active.discard();
         if let Err(err) = active.source.reset() {
             tracing::warn!(function = %self.name, "opening the function's source again: {err:#}");
             self.active = None;

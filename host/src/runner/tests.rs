@@ -204,11 +204,13 @@ fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Op
         registry: Registry::open(Arc::new(NoStore)).expect("a registry"),
         metrics: Metrics::new(),
         logs: Arc::new(LogBook::default()),
+        workers: Workers::start(2).expect("workers"),
     };
     let mut runner = Runner::new(context, "f".into(), Arc::new(AtomicBool::new(false)));
     runner.active = Some(Active {
         deployment: deployment(limits.clone()),
-        dispatcher: Dispatcher::new(Box::new(Echoes), limits, Default::default()),
+        template: Dispatcher::new(Arc::new(Echoes), limits, Default::default()),
+        spare: Vec::new(),
         source: Box::new(MemorySource {
             topic: topic.clone(),
             cursor: None,
@@ -310,4 +312,162 @@ fn a_retried_event_holds_its_partition_then_is_dead_lettered_once_its_retries_ar
             .next_release(std::time::Instant::now())
             .is_none()
     );
+}
+
+/// Partitions `0..n` of `in`, each with its own records and committed offset.
+struct Partitioned {
+    topics: Vec<Arc<Mutex<Topic>>>,
+    cursors: Vec<Option<u64>>,
+}
+
+impl Source for Partitioned {
+    fn partitions(&mut self) -> Result<Vec<u32>> {
+        Ok((0..self.topics.len() as u32).collect())
+    }
+
+    fn wait(&mut self, _timeout: Duration) {}
+
+    fn fetch(&mut self, partition: u32, max: usize) -> Result<Vec<InputEvent>> {
+        let topic = self.topics[partition as usize].lock().expect("topic");
+        let cursor = &mut self.cursors[partition as usize];
+        let from = cursor.unwrap_or(topic.committed) as usize;
+        let events: Vec<InputEvent> = topic.records.iter().skip(from).take(max).cloned().collect();
+        *cursor = Some((from + events.len()) as u64);
+        Ok(events)
+    }
+
+    fn state(&mut self, _partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
+        Ok((Box::new(MemoryState::default()), i64::MIN))
+    }
+
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        for commit in commits {
+            let mut topic = self.topics[commit.partition as usize]
+                .lock()
+                .expect("topic");
+            if let Some((_, next)) = commit.offsets.iter().find(|(t, _)| t == "in") {
+                topic.committed = *next;
+            }
+            topic.outputs.extend(commit.effects.outputs.iter().cloned());
+            self.cursors[commit.partition as usize] = None;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.cursors.iter_mut().for_each(|c| *c = None);
+        Ok(())
+    }
+}
+
+/// Which partitions are inside a call now, and the most that ever were at once.
+#[derive(Default)]
+struct Occupancy {
+    inside: Mutex<Vec<u32>>,
+    most: AtomicUsize,
+    overlaps: AtomicUsize,
+}
+
+/// Echoes each event, holding its partition for a moment and noting who else is inside.
+struct Watched(Arc<Occupancy>);
+
+impl Guest for Watched {
+    fn handle(&mut self, state: PartitionState, events: &[Event]) -> CallResult<Vec<Outcome>> {
+        let partition = events[0].partition;
+        {
+            let mut inside = self.0.inside.lock().expect("occupancy");
+            if inside.contains(&partition) {
+                self.0.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            inside.push(partition);
+            self.0.most.fetch_max(inside.len(), Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        let result = Echo.handle(state, events);
+        let mut inside = self.0.inside.lock().expect("occupancy");
+        if let Some(at) = inside.iter().position(|p| *p == partition) {
+            inside.remove(at);
+        }
+        result
+    }
+
+    fn on_timers(
+        &mut self,
+        state: PartitionState,
+        partition: u32,
+        stream_time_ms: i64,
+        fired: &[FiredTimer],
+    ) -> CallResult<Result<(), String>> {
+        Echo.on_timers(state, partition, stream_time_ms, fired)
+    }
+}
+
+impl Guests for Arc<Occupancy> {
+    fn instantiate(&self) -> Result<Box<dyn Guest>> {
+        Ok(Box::new(Watched(self.clone())))
+    }
+}
+
+#[test]
+fn partitions_run_on_workers_at_the_same_time_but_each_on_one_worker_at_a_time() {
+    let limits = Limits {
+        max_batch: 10,
+        ..Limits::default()
+    };
+    let topics: Vec<Arc<Mutex<Topic>>> = (0..4)
+        .map(|partition| {
+            let records = (0..200)
+                .map(|offset| InputEvent {
+                    topic: "in".into(),
+                    offset,
+                    record: Record {
+                        timestamp_ms: offset as i64,
+                        value: Some(format!("{partition}-{offset}").into_bytes()),
+                        ..Record::default()
+                    },
+                })
+                .collect();
+            Arc::new(Mutex::new(Topic {
+                records,
+                ..Topic::default()
+            }))
+        })
+        .collect();
+    let (mut runner, _, _) = runner(&[], limits.clone());
+    // More workers than partitions: only the runner keeps a partition to one of them.
+    runner.context.workers = Workers::start(8).expect("workers");
+    let occupancy = Arc::new(Occupancy::default());
+    {
+        let active = runner.active.as_mut().expect("active");
+        active.template = Dispatcher::new(Arc::new(occupancy.clone()), limits, Default::default());
+        active.source = Box::new(Partitioned {
+            topics: topics.clone(),
+            cursors: vec![None; 4],
+        });
+    }
+    let mut passes = 0;
+    while runner.pass().expect("a pass") {
+        passes += 1;
+        assert!(passes < 1000, "the runner never drained its partitions");
+    }
+    assert_eq!(
+        occupancy.overlaps.load(Ordering::SeqCst),
+        0,
+        "a partition ran twice at once"
+    );
+    assert_eq!(
+        occupancy.most.load(Ordering::SeqCst),
+        4,
+        "every partition ran at the same time as the others"
+    );
+    for (partition, topic) in topics.iter().enumerate() {
+        let topic = topic.lock().expect("topic");
+        let want: Vec<String> = (0..200).map(|o| format!("{partition}-{o}")).collect();
+        assert_eq!(
+            values(&topic.outputs, "out"),
+            want,
+            "partition {partition} in order, once each"
+        );
+        assert_eq!(topic.committed, 200);
+    }
 }
