@@ -1,10 +1,18 @@
-//! Throughput of functions on one core: the same handler compiled natively, run as a wasm
-//! component by the dispatcher (state in memory), and run end to end on the embedded log
-//! (fetch, dispatch, durable commit), all in one process so the numbers compare.
+//! Throughput of functions: the same handler compiled natively, run as a wasm component
+//! by the dispatcher (state in memory), and run end to end on the embedded log (fetch,
+//! dispatch, durable commit) on one partition and one worker, all in one process so the
+//! numbers compare. Then the same functions end to end on four partitions with one worker
+//! and with two (`workers`), a quiet function beside a busy one on one worker
+//! (`fairness`), and the fraud scorer at ten and a hundred times the events and customers
+//! (`scale`), to see whether the cost per event grows with the work.
 //!
 //! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
-//! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000), and
-//! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e; all by default).
+//! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000),
+//! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e, workers, fairness, scale;
+//! all but scale by default), `STREAMFN_BENCH_SCALE` the multiples of the scale part (default
+//! `1,10`; `1,10,100` runs 10 M events when the events are 100000), and
+//! `STREAMFN_BENCH_RUNS` the runs of each measure, of which the median is shown with the
+//! range (default 3).
 
 mod support;
 
@@ -17,11 +25,11 @@ use streamfn::{Context, Event, Failure, Host, Level, Output};
 use streamfn_host::dispatch::Batch;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::{Mode, NewTopic};
-use streamfn_host::model::deployment::{DeploySpec, StartFrom};
+use streamfn_host::model::deployment::{DeploySpec, Deployment, StartFrom};
 use streamfn_host::model::event::InputEvent;
 use streamfn_host::model::limits::Limits;
 use streamfn_host::model::record::Record;
-use streamfn_host::replica::Replica;
+use streamfn_host::replica::{Replica, Settings};
 use streamfn_host::sandbox::Engine;
 use streamfn_host::state::PartitionState;
 use support::Shared;
@@ -193,30 +201,52 @@ fn sandboxed(engine: &Arc<Engine>, workload: &Workload) -> Duration {
     started.elapsed()
 }
 
-/// The function deployed on a replica of the embedded log: fetch, dispatch and a durable
-/// commit per batch, on the runner's one thread.
-fn end_to_end(workload: &Workload) -> Duration {
+/// A replica of the embedded log in a temporary directory, running on `workers`.
+fn bench_replica(workers: usize) -> (tempfile::TempDir, Arc<Replica>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let replica =
-        Replica::open(dir.path(), Mode::Embedded(LogConfig::default()), "bench").expect("replica");
+    let settings = Settings {
+        workers,
+        ..Settings::default()
+    };
+    let replica = Replica::open_with(
+        dir.path(),
+        Mode::Embedded(LogConfig::default()),
+        "bench",
+        &settings,
+    )
+    .expect("replica");
+    (dir, replica)
+}
+
+/// Creates the inputs of `workload` with `partitions` and appends their records, spread
+/// by key.
+fn load(replica: &Replica, workload: &Workload, partitions: u32) {
     for (topic, records) in &workload.inputs {
         let topic_spec = NewTopic {
             name: (*topic).to_owned(),
-            partitions: 1,
+            partitions,
             retention_ms: None,
             retention_bytes: None,
         };
         replica.log().create_topic(&topic_spec).expect("topic");
-        for chunk in records.chunks(5000) {
-            let placed: Vec<(Option<u32>, Record)> =
-                chunk.iter().map(|r| (Some(0), r.clone())).collect();
-            replica.log().append(topic, placed, None).expect("append");
-        }
+        append(replica, topic, records, partitions);
     }
+}
+
+fn append(replica: &Replica, topic: &str, records: &[Record], partitions: u32) {
+    for chunk in records.chunks(5000) {
+        let placed: Vec<(Option<u32>, Record)> = chunk
+            .iter()
+            .map(|r| ((partitions == 1).then_some(0), r.clone()))
+            .collect();
+        replica.log().append(topic, placed, None).expect("append");
+    }
+}
+
+fn deploy(replica: &Replica, workload: &Workload) -> Deployment {
     let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
     let sha256 = replica.upload(&bytes, None).expect("upload");
-    let started = Instant::now();
-    let deployment = replica
+    replica
         .deploy(DeploySpec {
             name: workload.name.to_owned(),
             component: sha256,
@@ -231,28 +261,135 @@ fn end_to_end(workload: &Workload) -> Duration {
             limits: Limits::default(),
             start: StartFrom::Earliest,
         })
-        .expect("deploy");
-    let caught_up = || {
-        let partitions = replica
-            .log()
-            .partition_status(&deployment)
-            .expect("offsets");
-        workload.inputs.iter().all(|(topic, records)| {
-            partitions
-                .iter()
-                .any(|p| p.topic == *topic && p.committed == records.len() as u64)
-        })
-    };
-    while !caught_up() {
+        .expect("deploy")
+}
+
+/// Input records `deployment` has committed, over all its partitions.
+fn committed(replica: &Replica, deployment: &Deployment) -> usize {
+    let partitions = replica.log().partition_status(deployment).expect("offsets");
+    partitions.iter().map(|p| p.committed).sum::<u64>() as usize
+}
+
+/// The function deployed on a replica of the embedded log, its inputs spread by key over
+/// `partitions`, run by `workers`: fetch, dispatch and a durable commit per pass. Events
+/// per second from the first commit to the last, so that compiling the component on
+/// deploy is left out.
+fn end_to_end(workload: &Workload, partitions: u32, workers: usize) -> f64 {
+    let (_dir, replica) = bench_replica(workers);
+    load(&replica, workload, partitions);
+    let deployment = deploy(&replica, workload);
+    let total = workload.len();
+    let mut first = None;
+    loop {
+        let done = committed(&replica, &deployment);
+        if done > 0 && first.is_none() {
+            first = Some((done, Instant::now()));
+        }
+        if done == total {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let elapsed = started.elapsed();
     replica.shutdown();
-    elapsed
+    let (at_first, since) = first.unwrap_or((0, Instant::now()));
+    rate(total - at_first, since.elapsed())
+}
+
+/// How long a quiet function takes to handle `quiet` records on one worker, alone or
+/// (`hot`) beside a function with a backlog on eight partitions; with the share of that
+/// backlog still left when it is done.
+fn fairness(hot: Option<&Workload>, quiet: &[Record]) -> (Duration, f64) {
+    let (_dir, replica) = bench_replica(1);
+    let quiet_fn = Workload {
+        name: "quiet",
+        guest: "passthrough",
+        native: passthrough::handle,
+        inputs: vec![("quiet-in", quiet[..1].to_vec())],
+        outputs: vec!["quiet-out"],
+    };
+    load(&replica, &quiet_fn, 1);
+    let quiet_dep = deploy(&replica, &quiet_fn);
+    while committed(&replica, &quiet_dep) < 1 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let hot_dep = hot.map(|hot| {
+        load(&replica, hot, 8);
+        let dep = deploy(&replica, hot);
+        while committed(&replica, &dep) == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (dep, hot.len())
+    });
+    let started = Instant::now();
+    append(&replica, "quiet-in", quiet, 1);
+    while committed(&replica, &quiet_dep) < quiet.len() + 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = started.elapsed();
+    let left = hot_dep.map_or(0.0, |(dep, total)| {
+        1.0 - committed(&replica, &dep) as f64 / total as f64
+    });
+    replica.shutdown();
+    (took, left)
 }
 
 fn rate(events: usize, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64()
+}
+
+/// How many runs each measure takes.
+fn runs() -> usize {
+    std::env::var("STREAMFN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// Events per second over `runs` runs of `run`: median, lowest, highest.
+fn measure(run: &dyn Fn() -> f64) -> Rates {
+    Rates::of((0..runs()).map(|_| run()).collect())
+}
+
+/// Median and range of a measure.
+#[derive(Clone, Copy)]
+struct Rates {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Rates {
+    fn of(mut rates: Vec<f64>) -> Rates {
+        rates.sort_by(f64::total_cmp);
+        Rates {
+            median: rates[rates.len() / 2],
+            low: rates[0],
+            high: rates[rates.len() - 1],
+        }
+    }
+
+    const SKIPPED: Rates = Rates {
+        median: f64::NAN,
+        low: f64::NAN,
+        high: f64::NAN,
+    };
+}
+
+impl std::fmt::Display for Rates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.median.is_nan() {
+            return write!(f, "{:>24}", "-");
+        }
+        let k = |v: f64| v / 1000.0;
+        let text = format!(
+            "{:.0}k ({:.0}-{:.0}k)",
+            k(self.median),
+            k(self.low),
+            k(self.high)
+        );
+        write!(f, "{text:>24}")
+    }
 }
 
 fn main() {
@@ -261,39 +398,118 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    // `STREAMFN_BENCH_PARTS=e2e` (or native, wasm, comma-separated) runs only those parts.
+    // `STREAMFN_BENCH_PARTS=e2e` (or native, wasm, workers, scale; comma-separated) runs
+    // only those parts.
     let parts = std::env::var("STREAMFN_BENCH_PARTS").ok();
+    let wanted = |part: &str| match parts.as_deref() {
+        Some(p) => p.split(',').any(|x| x == part),
+        None => part != "scale",
+    };
     let engine = Engine::new(None).expect("engine");
-    println!("events per run: {events} (best of 3 runs each; one core)");
     println!(
-        "{:<14} {:>14} {:>14} {:>14} {:>12}",
-        "function", "native ev/s", "wasm ev/s", "end-to-end", "wasm/native"
+        "events per run: {events}; ev/s as median (range) of {} runs",
+        runs()
+    );
+    println!(
+        "{:<14} {:>24} {:>24} {:>24} {:>12}",
+        "function", "native", "wasm", "end to end, 1 worker", "wasm/native"
     );
     for workload in workloads(events) {
         let n = workload.len();
-        let best = |run: &dyn Fn() -> Duration| (0..3).map(|_| run()).min().unwrap_or_default();
-        let wanted = |part: &str| {
-            parts
-                .as_deref()
-                .is_none_or(|p| p.split(',').any(|x| x == part))
-        };
-        let measure = |part: &str, run: &dyn Fn() -> Duration| {
-            if wanted(part) {
-                rate(n, best(run))
+        let part = |name: &str, run: &dyn Fn() -> f64| {
+            if wanted(name) {
+                measure(run)
             } else {
-                f64::NAN
+                Rates::SKIPPED
             }
         };
-        let native = measure("native", &|| native(&workload));
-        let wasm = measure("wasm", &|| sandboxed(&engine, &workload));
-        let e2e = measure("e2e", &|| end_to_end(&workload));
+        let native = part("native", &|| rate(n, native(&workload)));
+        let wasm = part("wasm", &|| rate(n, sandboxed(&engine, &workload)));
+        let e2e = part("e2e", &|| end_to_end(&workload, 1, 1));
         println!(
-            "{:<14} {:>14.0} {:>14.0} {:>14.0} {:>11.2}x",
+            "{:<14} {native} {wasm} {e2e} {:>11.2}x",
             workload.name,
-            native,
-            wasm,
-            e2e,
-            native / wasm
+            native.median / wasm.median
         );
+    }
+    if wanted("workers") {
+        println!();
+        println!("four partitions, end to end; runs of one and two workers alternate");
+        println!(
+            "{:<14} {:>24} {:>24} {:>12}",
+            "function", "1 worker", "2 workers", "2 / 1"
+        );
+        for workload in workloads(events) {
+            let mut one = Vec::new();
+            let mut two = Vec::new();
+            for _ in 0..runs() {
+                one.push(end_to_end(&workload, 4, 1));
+                two.push(end_to_end(&workload, 4, 2));
+            }
+            let (one, two) = (Rates::of(one), Rates::of(two));
+            println!(
+                "{:<14} {one} {two} {:>11.2}x",
+                workload.name,
+                two.median / one.median
+            );
+        }
+    }
+    if wanted("fairness") {
+        let all = workloads(events);
+        let hot = all.iter().find(|w| w.name == "fraud-scorer");
+        let quiet: Vec<Record> = all[0].inputs[0].1.iter().take(1000).cloned().collect();
+        let mut alone = Vec::new();
+        let mut beside = Vec::new();
+        let mut left = Vec::new();
+        for _ in 0..runs() {
+            alone.push(fairness(None, &quiet).0.as_secs_f64() * 1000.0);
+            let (took, backlog) = fairness(hot, &quiet);
+            beside.push(took.as_secs_f64() * 1000.0);
+            left.push(backlog * 100.0);
+        }
+        let (alone, beside, left) = (Rates::of(alone), Rates::of(beside), Rates::of(left));
+        println!();
+        println!(
+            "one worker: a quiet function handles 1000 records, alone and beside the fraud scorer with {events} events of backlog on 8 partitions"
+        );
+        println!(
+            "quiet alone {:.0} ms ({:.0}-{:.0}); beside the hot function {:.0} ms ({:.0}-{:.0}), with {:.0}% ({:.0}-{:.0}%) of its backlog left",
+            alone.median,
+            alone.low,
+            alone.high,
+            beside.median,
+            beside.low,
+            beside.high,
+            left.median,
+            left.low,
+            left.high
+        );
+    }
+    if wanted("scale") {
+        let multiples: Vec<usize> = std::env::var("STREAMFN_BENCH_SCALE")
+            .ok()
+            .map(|v| v.split(',').filter_map(|m| m.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 10]);
+        println!();
+        println!("fraud scorer end to end, one partition, one worker, 50 events per customer");
+        println!(
+            "{:>12} {:>10} {:>24} {:>12}",
+            "events", "customers", "ev/s", "of the first"
+        );
+        let mut first = None;
+        for multiple in multiples {
+            let n = events * multiple;
+            let Some(workload) = workloads(n).into_iter().find(|w| w.name == "fraud-scorer") else {
+                continue;
+            };
+            let rates = measure(&|| end_to_end(&workload, 1, 1));
+            let base = *first.get_or_insert(rates.median);
+            println!(
+                "{:>12} {:>10} {rates} {:>11.0}%",
+                n,
+                n / 50,
+                100.0 * rates.median / base
+            );
+        }
     }
 }

@@ -28,7 +28,7 @@ use crate::metrics::{Metrics, NameLabels};
 use crate::model::deployment::{Deployment, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::event::{InputEvent, Positions};
-use crate::runner::{CommitEvery, Source};
+use crate::runner::Source;
 use crate::state::CommittedState;
 use crate::state::cache::StateCache;
 
@@ -427,16 +427,6 @@ impl Source for KafkaSource {
         match &self.broken {
             Some(reason) => bail!("the function's transactional producer cannot go on: {reason}"),
             None => Ok(()),
-        }
-    }
-
-    /// A Kafka commit costs several round trips to the broker (a transaction's even more),
-    /// so commits cover more than on the embedded log: every 100 ms, as Kafka Streams
-    /// commits with exactly-once.
-    fn commit_every(&self) -> CommitEvery {
-        CommitEvery {
-            events: 20_000,
-            after: Duration::from_millis(100),
         }
     }
 }
