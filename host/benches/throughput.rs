@@ -3,16 +3,17 @@
 //! dispatch, durable commit) on one partition and one worker, all in one process so the
 //! numbers compare. Then the same functions end to end on four partitions with one worker
 //! and with two (`workers`), a quiet function beside a busy one on one worker
-//! (`fairness`), and the fraud scorer at ten and a hundred times the events and customers
-//! (`scale`), to see whether the cost per event grows with the work.
+//! (`fairness`), the sandbox under other engine settings (`sandbox`), and the fraud
+//! scorer at ten and a hundred times the events and customers (`scale`), to see whether
+//! the cost per event grows with the work.
 //!
 //! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
 //! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000),
-//! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e, workers, fairness, scale;
-//! all but scale by default), `STREAMFN_BENCH_SCALE` the multiples of the scale part (default
-//! `1,10`; `1,10,100` runs 10 M events when the events are 100000), and
-//! `STREAMFN_BENCH_RUNS` the runs of each measure, of which the median is shown with the
-//! range (default 3).
+//! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e, workers, fairness,
+//! sandbox, scale; all but sandbox and scale by default), `STREAMFN_BENCH_SCALE` the
+//! multiples of the scale part (default `1,10`; `1,10,100` runs 10 M events when the
+//! events are 100000), and `STREAMFN_BENCH_RUNS` the runs of each measure, of which the
+//! median is shown with the range (default 3).
 
 mod support;
 
@@ -30,7 +31,7 @@ use streamfn_host::model::event::InputEvent;
 use streamfn_host::model::limits::Limits;
 use streamfn_host::model::record::Record;
 use streamfn_host::replica::{Replica, Settings};
-use streamfn_host::sandbox::Engine;
+use streamfn_host::sandbox::{Engine, Tuning};
 use streamfn_host::state::PartitionState;
 use support::Shared;
 
@@ -403,7 +404,7 @@ fn main() {
     let parts = std::env::var("STREAMFN_BENCH_PARTS").ok();
     let wanted = |part: &str| match parts.as_deref() {
         Some(p) => p.split(',').any(|x| x == part),
-        None => part != "scale",
+        None => part != "scale" && part != "sandbox",
     };
     let engine = Engine::new(None).expect("engine");
     println!(
@@ -451,6 +452,97 @@ fn main() {
                 "{:<14} {one} {two} {:>11.2}x",
                 workload.name,
                 two.median / one.median
+            );
+        }
+    }
+    if wanted("sandbox") {
+        let base = Tuning::default();
+        let variants = [
+            ("as a replica runs", base.clone()),
+            (
+                "no fuel (epochs only)",
+                Tuning {
+                    fuel: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no epochs (fuel only)",
+                Tuning {
+                    epochs: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "neither",
+                Tuning {
+                    fuel: false,
+                    epochs: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "opt level speed and size",
+                Tuning {
+                    opt_level: wasmtime::OptLevel::SpeedAndSize,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no guard pages",
+                Tuning {
+                    guard_pages: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "on-demand allocator",
+                Tuning {
+                    pooling: false,
+                    ..base.clone()
+                },
+            ),
+            (
+                "no copy-on-write images",
+                Tuning {
+                    copy_on_write: false,
+                    ..base.clone()
+                },
+            ),
+        ];
+        println!();
+        println!(
+            "the sandbox's settings: wasm, state in memory; the settings take turns in each run"
+        );
+        println!(
+            "{:<26} {:>24} {:>8} {:>24} {:>8}",
+            "engine", "passthrough", "", "fraud-scorer", ""
+        );
+        let all = workloads(events);
+        let engines: Vec<Arc<Engine>> = variants
+            .iter()
+            .map(|(_, tuning)| Engine::tuned(None, 16, tuning).expect("engine"))
+            .collect();
+        // rates[variant][workload] over the runs
+        let mut rates = vec![vec![Vec::new(); all.len()]; engines.len()];
+        for _ in 0..runs() {
+            for (v, engine) in engines.iter().enumerate() {
+                for (w, workload) in all.iter().enumerate() {
+                    rates[v][w].push(rate(workload.len(), sandboxed(engine, workload)));
+                }
+            }
+        }
+        let rates: Vec<Vec<Rates>> = rates
+            .into_iter()
+            .map(|per| per.into_iter().map(Rates::of).collect())
+            .collect();
+        for ((name, _), row) in variants.iter().zip(&rates) {
+            println!(
+                "{name:<26} {} {:>7.2}x {} {:>7.2}x",
+                row[0],
+                row[0].median / rates[0][0].median,
+                row[1],
+                row[1].median / rates[0][1].median
             );
         }
     }

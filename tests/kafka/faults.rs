@@ -37,19 +37,25 @@ fn exactly_once(replica: &Replica, total: usize) {
     ));
     // The state is counted on the replica that runs the partitions, once it has them.
     let id = replica.id();
-    let status = wait_for(
-        Duration::from_secs(60),
-        "the replica to run every partition",
-        || {
-            let (_, body) = replica.http_get("/v1/deployments/counter")?;
-            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
-            let parts = status["partitions"].as_array()?;
-            parts
-                .iter()
-                .all(|p| p["owner"] == id.as_str())
-                .then_some(status)
-        },
-    );
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some((_, body)) = replica.http_get("/v1/deployments/counter") {
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let all = status["partitions"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().all(|p| p["owner"] == id.as_str()));
+            if all {
+                break status;
+            }
+            last = body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica did not run every partition within 60 s: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(
         status["state_entries"].as_u64(),
         Some(KEYS as u64),
@@ -77,7 +83,7 @@ fn the_broker_gone_for_thirty_seconds_mid_stream_loses_and_repeats_nothing() {
     set_up(&replica);
     let first = 10_000;
     replica.produce("events", &events(0..first), &["--key-field", "k"]);
-    wait_for(Duration::from_secs(60), "processing to start", || {
+    wait_for(Duration::from_secs(120), "processing to start", || {
         let (_, body) = replica.http_get("/v1/deployments/counter")?;
         let status: serde_json::Value = serde_json::from_str(&body).ok()?;
         (status["records_in"].as_u64()? > 500).then_some(())

@@ -25,7 +25,7 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     };
     let first = 20_000;
     replica.produce("events", &lines(0..first), &["--key-field", "k"]);
-    wait_for(Duration::from_secs(60), "processing to start", || {
+    wait_for(Duration::from_secs(120), "processing to start", || {
         let (_, body) = replica.http_get("/v1/deployments/counter")?;
         let status: serde_json::Value = serde_json::from_str(&body).ok()?;
         (status["records_in"].as_u64()? > 1000).then_some(())

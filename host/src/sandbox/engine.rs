@@ -27,6 +27,37 @@ pub const MAX_INSTANCES: u32 = 1024;
 /// The name of the world a component must target.
 pub const WORLD: &str = "streamfn:function/function@0.1.0";
 
+/// The settings of the engine that cost speed for safety or memory. The defaults are what
+/// a replica runs with; the others exist to be measured (`benches/throughput.rs`).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Fuel metering: the per-event budget, and the fuel each call reports.
+    pub fuel: bool,
+    /// Epoch interruption: the wall-clock deadline of a call.
+    pub epochs: bool,
+    /// Cranelift's optimisation level.
+    pub opt_level: wasmtime::OptLevel,
+    /// The pooling allocator (instances in preallocated slots) rather than on demand.
+    pub pooling: bool,
+    /// Guard pages behind each memory, so bounds checks need no code.
+    pub guard_pages: bool,
+    /// Memories initialised from copy-on-write images.
+    pub copy_on_write: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            fuel: true,
+            epochs: true,
+            opt_level: wasmtime::OptLevel::Speed,
+            pooling: true,
+            guard_pages: true,
+            copy_on_write: true,
+        }
+    }
+}
+
 /// The shared engine of a replica.
 pub struct Engine {
     engine: wasmtime::Engine,
@@ -67,26 +98,46 @@ impl Engine {
     /// address space (the largest memory a function may have, and its guard), not memory:
     /// what an instance touches is what it costs.
     pub fn with_pool(cache_dir: Option<cap_std::fs::Dir>, instances: u32) -> Result<Arc<Engine>> {
+        Engine::tuned(cache_dir, instances, &Tuning::default())
+    }
+
+    /// An engine as [`Engine::with_pool`] makes, with `tuning` in place of the settings a
+    /// replica runs with: for measuring what each costs.
+    pub fn tuned(
+        cache_dir: Option<cap_std::fs::Dir>,
+        instances: u32,
+        tuning: &Tuning,
+    ) -> Result<Arc<Engine>> {
         anyhow::ensure!(
             instances > 0,
             "a replica needs room for at least one instance"
         );
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(instances)
-            .total_core_instances(instances * 8)
-            .total_memories(instances * 2)
-            .total_tables(instances * 8)
-            .total_stacks(instances)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(16)
-            .max_tables_per_component(64)
-            .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
+        let max_memory = u64::from(MAX_MEMORY_MIB) << 20;
         let mut config = Config::new();
         config
             .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .consume_fuel(tuning.fuel)
+            .epoch_interruption(tuning.epochs)
+            .cranelift_opt_level(tuning.opt_level.clone())
+            .memory_init_cow(tuning.copy_on_write);
+        if !tuning.guard_pages {
+            // Memories reserve only their largest size and no guard: every access is
+            // checked by compiled code instead of by the MMU.
+            config.memory_reservation(max_memory).memory_guard_size(0);
+        }
+        if tuning.pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(instances)
+                .total_core_instances(instances * 8)
+                .total_memories(instances * 2)
+                .total_tables(instances * 8)
+                .total_stacks(instances)
+                .max_core_instances_per_component(64)
+                .max_memories_per_component(16)
+                .max_tables_per_component(64)
+                .max_memory_size(max_memory as usize);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = wasmtime::Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("configuring wasmtime")?;

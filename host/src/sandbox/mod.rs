@@ -10,7 +10,7 @@ mod imports;
 pub mod instance;
 mod wasi;
 
-pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, WORLD, sha256_hex};
+pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, Tuning, WORLD, sha256_hex};
 pub use self::instance::{
     CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink, PoolFull,
 };

@@ -83,6 +83,8 @@ pub struct Announcement {
 
 /// This replica's membership: announcing, and knowing the others.
 pub struct Membership {
+    /// This replica's id.
+    id: String,
     /// This replica's assignments.
     pub assignments: Arc<Assignments>,
     seen: Arc<Mutex<BTreeMap<String, Announcement>>>,
@@ -99,6 +101,7 @@ impl Membership {
             &[("cleanup.policy", "compact"), ("segment.ms", "600000")],
         )?;
         let membership = Arc::new(Membership {
+            id: id.to_owned(),
             assignments: Arc::new(Assignments::default()),
             seen: Arc::new(Mutex::new(BTreeMap::new())),
             stop: Arc::new(AtomicBool::new(false)),
@@ -198,8 +201,17 @@ impl Membership {
             .collect()
     }
 
-    /// The replica that runs `function`'s `partition`, as last announced.
+    /// The replica that runs `function`'s `partition`: this one if it does, else the
+    /// one that last announced it (which may lag a while after the broker was away).
     pub fn owner(&self, function: &str, partition: u32) -> Option<String> {
+        let here = self
+            .assignments
+            .snapshot()
+            .get(function)
+            .is_some_and(|p| p.contains(&partition));
+        if here {
+            return Some(self.id.clone());
+        }
         // After a failover two replicas may claim it for a moment; the latest word wins.
         self.live()
             .into_iter()
