@@ -118,7 +118,7 @@ impl Engine {
             .wasm_component_model(true)
             .consume_fuel(tuning.fuel)
             .epoch_interruption(tuning.epochs)
-            .cranelift_opt_level(tuning.opt_level.clone())
+            .cranelift_opt_level(tuning.opt_level)
             .memory_init_cow(tuning.copy_on_write);
         if !tuning.guard_pages {
             // Memories reserve only their largest size and no guard: every access is
