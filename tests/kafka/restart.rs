@@ -36,18 +36,27 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     let lags = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let mut lags = Vec::new();
-            wait_for(
-                Duration::from_secs(180),
-                "the lag to rise and fall to 0",
-                || {
-                    let out = replica.fnctl(&["status", "counter", "--format", "json"]);
-                    let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                    lags.push(status[0]["lag"].as_u64()?);
-                    let rose = lags.iter().any(|&lag| lag > 0);
-                    (rose && lags.last() == Some(&0)).then_some(())
-                },
-            );
-            lags
+            let deadline = std::time::Instant::now() + Duration::from_secs(180);
+            loop {
+                let out = replica.fnctl(&["status", "counter", "--format", "json"]);
+                let status: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                if let Some(lag) = status[0]["lag"].as_u64() {
+                    lags.push(lag);
+                }
+                if lags.iter().any(|&lag| lag > 0) && lags.last() == Some(&0) {
+                    break lags;
+                }
+                if std::time::Instant::now() > deadline {
+                    let log = replica.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    panic!(
+                        "the lag did not rise and fall to 0 within 180 s: lags {lags:?}, status {status}, the replica's last log lines (newest first):\n{}",
+                        tail.join("\n")
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         });
         replica.produce("events", &lines(first..total), &["--key-field", "k"]);
         watcher.join().expect("lag watcher")

@@ -135,6 +135,8 @@ struct Runner {
     /// Since when the function has had nothing to do.
     idle_since: Option<Instant>,
     appetite: Appetite,
+    /// Passes in a row that failed.
+    failed_passes: u32,
 }
 
 /// Stack of a runner thread: the guest runs on the workers, so the runner's needs
@@ -150,6 +152,11 @@ const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Pause after a host failure before the batch runs again.
 const FAILURE_PAUSE: Duration = Duration::from_millis(500);
 
+/// Failed passes in a row after which the source is opened again rather than reset: a
+/// client that a reset does not heal (on Kafka, one left stuck by a broker restart) is
+/// replaced, at the price of rejoining the consumer group.
+const REOPEN_AFTER: u32 = 3;
+
 impl Runner {
     fn new(context: RunnerContext, name: String, stop: Arc<AtomicBool>) -> Self {
         Runner {
@@ -161,6 +168,7 @@ impl Runner {
             health: Arc::new(Health::default()),
             idle_since: None,
             appetite: Appetite::default(),
+            failed_passes: 0,
         }
     }
 
@@ -189,6 +197,7 @@ impl Runner {
             }
             match self.pass() {
                 Ok(worked) => {
+                    self.failed_passes = 0;
                     self.health.recover();
                     if worked {
                         self.idle_since = None;
@@ -199,6 +208,7 @@ impl Runner {
                 Err(err) => {
                     tracing::error!(function = %self.name, "batch abandoned, will run again: {err:#}");
                     self.health.fail(format!("{err:#}"));
+                    self.failed_passes += 1;
                     self.recover();
                     std::thread::sleep(FAILURE_PAUSE);
                 }
@@ -224,13 +234,19 @@ impl Runner {
     }
 
     /// After a host failure: a fresh instance, and the source back at its committed
-    /// positions. Only a source that cannot go on is opened again (on Kafka, that means
-    /// rejoining the consumer group).
+    /// positions. Only a source that cannot go on, or that failed again and again, is
+    /// opened again (on Kafka, that means rejoining the consumer group).
     fn recover(&mut self) {
         let Some(active) = self.active.as_mut() else {
             return;
         };
         active.discard();
+        if self.failed_passes >= REOPEN_AFTER {
+            tracing::warn!(function = %self.name, failed = self.failed_passes, "the function's source fails pass after pass; opening it again");
+            self.failed_passes = 0;
+            self.active = None;
+            return;
+        }
         if let Err(err) = active.source.reset() {
             tracing::warn!(function = %self.name, "opening the function's source again: {err:#}");
             self.active = None;

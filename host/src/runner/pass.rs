@@ -39,8 +39,8 @@ struct PartitionJob {
     retries_spent: Option<(String, u64)>,
     dispatcher: Dispatcher,
     max_batch: usize,
-    /// When the pass began, and how long it may run.
-    started: Instant,
+    /// How long the job may run batches: reading the records took part of the pass
+    /// already, and on Kafka that part can be most of it.
     after: Duration,
     dead_letters: DeadLetterTopic,
 }
@@ -84,7 +84,7 @@ impl Runner {
                 continue;
             }
             let wanted = self.appetite.wanted(partition, max_batch, every);
-            let events = read(active.source.as_mut(), partition, max_batch, wanted)?;
+            let events = read(active.source.as_mut(), partition, wanted)?;
             if events.is_empty() {
                 continue;
             }
@@ -97,7 +97,6 @@ impl Runner {
                 retries_spent: self.hold.spent(partition, &limits),
                 dispatcher: active.dispatcher(),
                 max_batch,
-                started,
                 after: every.after,
                 dead_letters: active.dead_letters.clone(),
             });
@@ -177,16 +176,11 @@ impl Runner {
     }
 }
 
-/// Up to `wanted` records of `partition`, read a batch at a time.
-fn read(
-    source: &mut dyn Source,
-    partition: u32,
-    max_batch: usize,
-    wanted: usize,
-) -> Result<Vec<InputEvent>> {
-    let mut events = source.fetch(partition, max_batch.min(wanted))?;
+/// Up to `wanted` records of `partition`: as many as the source has at hand.
+fn read(source: &mut dyn Source, partition: u32, wanted: usize) -> Result<Vec<InputEvent>> {
+    let mut events = source.fetch(partition, wanted)?;
     while !events.is_empty() && events.len() < wanted {
-        let more = source.fetch(partition, max_batch.min(wanted - events.len()))?;
+        let more = source.fetch(partition, wanted - events.len())?;
         if more.is_empty() {
             break;
         }
@@ -197,7 +191,7 @@ fn read(
 
 impl PartitionJob {
     /// Runs the events in batches until they are done, an event asks for a retry, or the
-    /// pass has run its time; the dispatcher comes back either way. Events left over
+    /// job has run its time; the dispatcher comes back either way. Events left over
     /// are read again after the commit, which puts the read position on what it names.
     fn run(self) -> (Dispatcher, Result<PartitionRun>) {
         let PartitionJob {
@@ -208,10 +202,10 @@ impl PartitionJob {
             mut retries_spent,
             mut dispatcher,
             max_batch,
-            started,
             after,
             dead_letters: dead_letter_topic,
         } = self;
+        let started = Instant::now();
         let mut positions = Positions::new();
         let mut dead_letters = Vec::new();
         let mut stats = BatchStats::default();

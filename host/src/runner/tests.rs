@@ -257,6 +257,26 @@ fn a_failed_commit_resets_the_source_and_runs_the_batch_again_without_reopening_
 }
 
 #[test]
+fn a_source_that_fails_pass_after_pass_is_reset_twice_then_opened_again() {
+    let (mut runner, topic, _) = runner(&["a"], Limits::default());
+    topic.lock().expect("topic").failing_commits = 10;
+    for _ in 0..2 {
+        assert!(runner.pass().is_err());
+        runner.failed_passes += 1;
+        runner.recover();
+        assert!(runner.active.is_some(), "a reset first");
+    }
+    assert!(runner.pass().is_err());
+    runner.failed_passes += 1;
+    runner.recover();
+    assert_eq!(topic.lock().expect("topic").resets, 2);
+    assert!(
+        runner.active.is_none(),
+        "the third failure in a row opens the source again"
+    );
+}
+
+#[test]
 fn a_source_that_cannot_go_on_is_dropped_to_be_opened_again() {
     let (mut runner, topic, _) = runner(&["a"], Limits::default());
     {
