@@ -54,6 +54,15 @@ impl Assignments {
         }
     }
 
+    /// Whether `function` runs `partition` here.
+    fn runs(&self, function: &str, partition: u32) -> bool {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(function)
+            .is_some_and(|p| p.contains(&partition))
+    }
+
     fn snapshot(&self) -> BTreeMap<String, BTreeSet<u32>> {
         self.current
             .lock()
@@ -204,12 +213,7 @@ impl Membership {
     /// The replica that runs `function`'s `partition`: this one if it does, else the
     /// one that last announced it (which may lag a while after the broker was away).
     pub fn owner(&self, function: &str, partition: u32) -> Option<String> {
-        let here = self
-            .assignments
-            .snapshot()
-            .get(function)
-            .is_some_and(|p| p.contains(&partition));
-        if here {
+        if self.assignments.runs(function, partition) {
             return Some(self.id.clone());
         }
         // After a failover two replicas may claim it for a moment; the latest word wins.
