@@ -162,11 +162,11 @@ impl Replica {
                 .state_bytes
                 .get_or_create(&labels)
                 .set(status.state_bytes as i64);
-            let (failing, abandoned) = self.health(name);
+            let (_, abandoned) = self.health(name);
             metrics
                 .failing
                 .get_or_create(&labels)
-                .set(i64::from(failing.is_some()));
+                .set(i64::from(status.failing.is_some()));
             let counter = metrics.abandoned.get_or_create(&labels);
             counter.inc_by(abandoned.saturating_sub(counter.get()));
         }
