@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use self::activation::Active;
-use self::pass::Appetite;
+use self::pass::{Appetite, InFlight};
 use self::retry::RetryHold;
 pub use self::source::{CommitEvery, Source, Sources};
 pub use self::workers::Workers;
@@ -137,6 +137,13 @@ struct Runner {
     appetite: Appetite,
     /// Passes in a row that failed.
     failed_passes: u32,
+    /// The last pass, while it waits for its commit.
+    in_flight: Option<InFlight>,
+    /// Per partition, records its last run read but left for the next.
+    carry: std::collections::HashMap<u32, Vec<crate::model::event::InputEvent>>,
+    /// Partitions that stopped at a retry: they read again from their commit, once it
+    /// is done.
+    rewind: std::collections::BTreeSet<u32>,
 }
 
 /// Stack of a runner thread: the guest runs on the workers, so the runner's needs
@@ -169,6 +176,9 @@ impl Runner {
             idle_since: None,
             appetite: Appetite::default(),
             failed_passes: 0,
+            in_flight: None,
+            carry: Default::default(),
+            rewind: Default::default(),
         }
     }
 
@@ -177,9 +187,15 @@ impl Runner {
         while !self.stop.load(Ordering::Relaxed) {
             let Some(deployment) = self.context.registry.current(&self.name) else {
                 tracing::info!(function = %self.name, "undeployed; runner stops");
+                self.finish();
                 return;
             };
             if self.active.as_ref().map(|a| a.deployment.version) != Some(deployment.version) {
+                // The version that ran the last pass commits it before it goes.
+                if let Err(err) = self.settle() {
+                    self.failed(err);
+                    continue;
+                }
                 let previous = self.active.take();
                 match self.activate(deployment, previous) {
                     Ok(active) => {
@@ -205,14 +221,26 @@ impl Runner {
                         self.idle();
                     }
                 }
-                Err(err) => {
-                    tracing::error!(function = %self.name, "batch abandoned, will run again: {err:#}");
-                    self.health.fail(format!("{err:#}"));
-                    self.failed_passes += 1;
-                    self.recover();
-                    std::thread::sleep(FAILURE_PAUSE);
-                }
+                Err(err) => self.failed(err),
             }
+        }
+        self.finish();
+    }
+
+    /// After a pass or commit failed: the work since the last commit is dropped, to run
+    /// again from there.
+    fn failed(&mut self, err: anyhow::Error) {
+        tracing::error!(function = %self.name, "batch abandoned, will run again: {err:#}");
+        self.health.fail(format!("{err:#}"));
+        self.failed_passes += 1;
+        self.recover();
+        std::thread::sleep(FAILURE_PAUSE);
+    }
+
+    /// Commits what the last pass ran before the runner stops.
+    fn finish(&mut self) {
+        if let Err(err) = self.settle() {
+            tracing::warn!(function = %self.name, "the last runs are not committed and will run again: {err:#}");
         }
     }
 
@@ -237,6 +265,9 @@ impl Runner {
     /// positions. Only a source that cannot go on, or that failed again and again, is
     /// opened again (on Kafka, that means rejoining the consumer group).
     fn recover(&mut self) {
+        self.in_flight = None;
+        self.carry.clear();
+        self.rewind.clear();
         let Some(active) = self.active.as_mut() else {
             return;
         };

@@ -1,19 +1,23 @@
 //! One pass of a runner: for every partition with something to do, its new records and
 //! committed state are read from the source and handed to the replica's workers as one
 //! job, which runs them through a dispatcher of its own in batches until they are done,
-//! an event asks for a retry, or the pass has run long enough; then one commit of every
-//! partition's run.
+//! an event asks for a retry, or the pass has run long enough. While the workers run a
+//! pass, the runner commits the pass before it, every partition's run in one commit; a
+//! partition's next run reads over the effects of its run whose commit is under way, and
+//! begins with the records its last run left.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::workers::Submitted;
 use super::{CommitEvery, Runner, Source};
 use crate::dispatch::{Batch, BatchStats, DeadLetterTopic, Dispatcher, RetryRequest};
 use crate::model::effects::{Commit, Effects};
 use crate::model::event::{InputEvent, Positions};
-use crate::state::PartitionState;
+use crate::state::{CommittedState, PartitionState, Uncommitted};
 
 /// A partition's run of batches, ready to commit.
 struct PartitionRun {
@@ -21,12 +25,30 @@ struct PartitionRun {
     /// Next offset per input topic the run moved.
     positions: Positions,
     stream_time_ms: i64,
-    /// Accepted effects, dead letters included.
-    effects: Effects,
+    /// Accepted effects, dead letters included; shared with the partition's next run
+    /// while the commit is under way.
+    effects: Arc<Effects>,
+    /// What the effects add to the bytes the partition's state holds.
+    growth: i64,
+    /// Records read but not run, when the run stopped for time: the next run's first.
+    leftover: Vec<InputEvent>,
     processed: usize,
     outputs: usize,
     stats: BatchStats,
     retry: Option<RetryRequest>,
+}
+
+/// A pass whose runs wait for their commit.
+pub(super) struct InFlight {
+    runs: Vec<PartitionRun>,
+    version: u32,
+    started: Instant,
+}
+
+impl InFlight {
+    fn run_of(&self, partition: u32) -> Option<&PartitionRun> {
+        self.runs.iter().find(|run| run.partition == partition)
+    }
 }
 
 /// What a worker needs to run one partition: its records, its state, and a dispatcher
@@ -64,9 +86,9 @@ impl Appetite {
 }
 
 impl Runner {
-    /// A run of batches for every partition with something to do, on the workers, then
-    /// committed together in one transaction. Returns whether any partition had
-    /// something.
+    /// Hands a run of batches of every partition with something to do to the workers,
+    /// commits the previous pass while they run, and waits for them. Returns whether any
+    /// partition had something.
     pub(super) fn pass(&mut self) -> Result<bool> {
         let started = Instant::now();
         let Some(active) = self.active.as_mut() else {
@@ -75,24 +97,50 @@ impl Runner {
         let limits = active.deployment.spec.limits.clone();
         let every = active.source.commit_every();
         let max_batch = limits.max_batch as usize;
+        let partitions = active.source.partitions()?;
+        // What was read or run for partitions given up since is not this replica's to
+        // run on or commit: their next owner starts from their last commit.
+        self.carry.retain(|p, _| partitions.contains(p));
+        self.rewind.retain(|p| partitions.contains(p));
+        if let Some(flight) = self.in_flight.as_mut() {
+            flight
+                .runs
+                .retain(|run| partitions.contains(&run.partition));
+        }
         let mut jobs = Vec::new();
-        for partition in active.source.partitions()? {
+        for partition in partitions {
             if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            if self.hold.waiting(partition, Instant::now()) {
+            // A partition that stopped at a retry reads again from its commit.
+            if self.rewind.contains(&partition) || self.hold.waiting(partition, Instant::now()) {
                 continue;
             }
             let wanted = self.appetite.wanted(partition, max_batch, every);
-            let events = read(active.source.as_mut(), partition, wanted)?;
+            let mut events = self.carry.remove(&partition).unwrap_or_default();
+            if events.len() < wanted {
+                events.extend(read(
+                    active.source.as_mut(),
+                    partition,
+                    wanted - events.len(),
+                )?);
+            }
             if events.is_empty() {
                 continue;
             }
-            let (committed, stream_time_ms) = active.source.state(partition)?;
+            let (committed, mut stream_time_ms) = active.source.state(partition)?;
+            let base: Box<dyn CommittedState> =
+                match self.in_flight.as_ref().and_then(|f| f.run_of(partition)) {
+                    Some(run) => {
+                        stream_time_ms = run.stream_time_ms;
+                        Box::new(Uncommitted::new(committed, run.effects.clone(), run.growth))
+                    }
+                    None => committed,
+                };
             jobs.push(PartitionJob {
                 partition,
                 events,
-                state: PartitionState::new(committed),
+                state: PartitionState::new(base),
                 stream_time_ms,
                 retries_spent: self.hold.spent(partition, &limits),
                 dispatcher: active.dispatcher(),
@@ -101,15 +149,67 @@ impl Runner {
                 dead_letters: active.dead_letters.clone(),
             });
         }
-        if jobs.is_empty() {
-            return Ok(false);
+        let version = active.deployment.version;
+        let read = started.elapsed();
+        let submitted = (!jobs.is_empty()).then(|| self.submit(jobs));
+        // The previous pass commits while the workers run this one.
+        let settled = self.settle();
+        let committed = started.elapsed();
+        let Some(submitted) = submitted else {
+            return settled.map(|()| false);
+        };
+        let runs = self.collect(submitted.wait());
+        tracing::debug!(
+            function = %self.name,
+            partitions = runs.as_ref().map_or(0, Vec::len),
+            events = runs.as_ref().map_or(0, |r| r.iter().map(|run| run.processed).sum::<usize>()),
+            read_ms = read.as_secs_f64() * 1e3,
+            commit_ms = (committed - read).as_secs_f64() * 1e3,
+            ran_ms = started.elapsed().as_secs_f64() * 1e3,
+            "pass"
+        );
+        settled?;
+        let runs = runs?;
+        let spec_name = self.name.clone();
+        for run in &runs {
+            self.appetite.record(run.partition, run.processed);
+            let attempts =
+                self.hold
+                    .settle(run.partition, run.retry.as_ref(), &limits, Instant::now());
+            if let Some(retry) = &run.retry {
+                self.rewind.insert(run.partition);
+                if let Some(attempts) = attempts {
+                    tracing::info!(function = %spec_name, partition = run.partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
+                }
+            }
         }
-        let runs = self.run_on_workers(jobs)?;
+        let mut runs = runs;
+        for run in &mut runs {
+            if !run.leftover.is_empty() {
+                self.carry
+                    .insert(run.partition, std::mem::take(&mut run.leftover));
+            }
+        }
+        self.in_flight = Some(InFlight {
+            runs,
+            version,
+            started,
+        });
+        Ok(true)
+    }
+
+    /// Commits the pass that waits for its commit, if there is one; partitions that
+    /// stopped at a retry then read again from what they committed.
+    pub(super) fn settle(&mut self) -> Result<()> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
         let Some(active) = self.active.as_mut() else {
-            return Ok(false);
+            return Ok(());
         };
         let spec = &active.deployment.spec;
-        let commits = runs
+        let commits = flight
+            .runs
             .iter()
             .map(|run| Commit {
                 group: &spec.name,
@@ -120,36 +220,38 @@ impl Runner {
             })
             .collect();
         active.source.commit(commits)?;
-        let seconds = started.elapsed().as_secs_f64();
-        for run in runs {
-            self.appetite.record(run.partition, run.processed);
+        for partition in std::mem::take(&mut self.rewind) {
+            active.source.rewind(partition);
+        }
+        let seconds = flight.started.elapsed().as_secs_f64();
+        for run in &flight.runs {
             self.context.metrics.record_batch(
                 &spec.name,
-                active.deployment.version,
+                flight.version,
                 run.processed,
                 run.outputs,
                 &run.stats,
                 seconds,
             );
-            let attempts =
-                self.hold
-                    .settle(run.partition, run.retry.as_ref(), &limits, Instant::now());
-            if let (Some(retry), Some(attempts)) = (&run.retry, attempts) {
-                tracing::info!(function = %spec.name, partition = run.partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
-            }
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Runs `jobs` on the replica's workers and takes their dispatchers back; the runs,
-    /// or the first host error among them.
-    fn run_on_workers(&mut self, jobs: Vec<PartitionJob>) -> Result<Vec<PartitionRun>> {
+    /// Hands `jobs` to the replica's workers.
+    fn submit(&mut self, jobs: Vec<PartitionJob>) -> Submitted<(Dispatcher, Result<PartitionRun>)> {
         type Work = Box<dyn FnOnce() -> (Dispatcher, Result<PartitionRun>) + Send>;
         let work: Vec<Work> = jobs
             .into_iter()
             .map(|job| Box::new(move || job.run()) as Work)
             .collect();
-        let results = self.context.workers.run(&self.name, work);
+        self.context.workers.submit(&self.name, work)
+    }
+
+    /// Takes the jobs' dispatchers back; the runs, or the first host error among them.
+    fn collect(
+        &mut self,
+        results: Vec<Result<(Dispatcher, Result<PartitionRun>)>>,
+    ) -> Result<Vec<PartitionRun>> {
         let mut runs = Vec::with_capacity(results.len());
         let mut failure = None;
         for result in results {
@@ -191,8 +293,9 @@ fn read(source: &mut dyn Source, partition: u32, wanted: usize) -> Result<Vec<In
 
 impl PartitionJob {
     /// Runs the events in batches until they are done, an event asks for a retry, or the
-    /// job has run its time; the dispatcher comes back either way. Events left over
-    /// are read again after the commit, which puts the read position on what it names.
+    /// job has run its time; the dispatcher comes back either way. Events left over for
+    /// time are the next run's first; after a retry the partition reads again from its
+    /// commit.
     fn run(self) -> (Dispatcher, Result<PartitionRun>) {
         let PartitionJob {
             partition,
@@ -246,6 +349,7 @@ impl PartitionJob {
                 break;
             }
         }
+        let growth = state.growth();
         let mut effects = state.accepted;
         let outputs = effects.outputs.len();
         for dead in &dead_letters {
@@ -254,11 +358,18 @@ impl PartitionJob {
                 .push(dead.output(&dead_letter_topic, partition));
             tracing::warn!(function = %dead_letter_topic.function, partition, kind = %dead.failure.kind, "dead-lettered: {}", dead.failure.reason);
         }
+        let leftover = if retry.is_none() {
+            events.collect()
+        } else {
+            Vec::new()
+        };
         let run = PartitionRun {
             partition,
             positions,
             stream_time_ms,
-            effects,
+            effects: Arc::new(effects),
+            growth,
+            leftover,
             processed,
             outputs,
             stats,

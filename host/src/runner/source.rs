@@ -13,7 +13,8 @@ use crate::state::CommittedState;
 
 /// The inputs and outputs of one deployed function, as one replica sees them. Each
 /// partition has a read position: where its committed offsets say, moved on by every
-/// fetch, and put back on the committed offsets by a commit or a reset.
+/// fetch, and put back on the committed offsets by a rewind or a reset. A commit leaves
+/// it alone: the next records may be read, and run, before the previous run commits.
 pub trait Source: Send {
     /// The partitions this replica runs now, ready to fetch from. With Kafka this
     /// follows the consumer group's assignment, and restores the state of partitions
@@ -30,9 +31,11 @@ pub trait Source: Send {
     /// The committed state of `partition` and its stream time.
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)>;
 
-    /// Commits runs of batches of several partitions, atomically. Each partition then
-    /// reads on from the offsets its commit names.
+    /// Commits runs of batches of several partitions, atomically.
     fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()>;
+
+    /// Puts `partition`'s read position back on its committed offsets.
+    fn rewind(&mut self, partition: u32);
 
     /// Forgets what was fetched or cached since the last commit, after a failure. An
     /// error means this source cannot go on and must be opened again.

@@ -70,8 +70,11 @@ impl Source for MemorySource {
             }
             topic.outputs.extend(commit.effects.outputs.iter().cloned());
         }
-        self.cursor = None;
         Ok(())
+    }
+
+    fn rewind(&mut self, _partition: u32) {
+        self.cursor = None;
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -224,6 +227,13 @@ fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Op
     (runner, topic, opens)
 }
 
+/// A pass, then the commit of what it ran, which the next pass would make.
+fn pass(runner: &mut Runner) -> Result<bool> {
+    let worked = runner.pass()?;
+    runner.settle()?;
+    Ok(worked)
+}
+
 fn values(outputs: &[Output], topic: &str) -> Vec<String> {
     outputs
         .iter()
@@ -236,11 +246,14 @@ fn values(outputs: &[Output], topic: &str) -> Vec<String> {
 fn a_failed_commit_resets_the_source_and_runs_the_batch_again_without_reopening_it() {
     let (mut runner, topic, opens) = runner(&["a", "b", "c"], Limits::default());
     topic.lock().expect("topic").failing_commits = 1;
-    let err = runner.pass().expect_err("the commit fails");
+    let err = pass(&mut runner).expect_err("the commit fails");
     assert!(format!("{err:#}").contains("broker went away"), "{err:#}");
     runner.recover();
     assert!(runner.active.is_some(), "the function stays loaded");
-    assert!(runner.pass().expect("the pass runs again"), "it had work");
+    assert!(
+        pass(&mut runner).expect("the pass runs again"),
+        "it had work"
+    );
     let topic = topic.lock().expect("topic");
     assert_eq!(topic.resets, 1);
     assert_eq!(topic.committed, 3);
@@ -261,12 +274,12 @@ fn a_source_that_fails_pass_after_pass_is_reset_twice_then_opened_again() {
     let (mut runner, topic, _) = runner(&["a"], Limits::default());
     topic.lock().expect("topic").failing_commits = 10;
     for _ in 0..2 {
-        assert!(runner.pass().is_err());
+        assert!(pass(&mut runner).is_err());
         runner.failed_passes += 1;
         runner.recover();
         assert!(runner.active.is_some(), "a reset first");
     }
-    assert!(runner.pass().is_err());
+    assert!(pass(&mut runner).is_err());
     runner.failed_passes += 1;
     runner.recover();
     assert_eq!(topic.lock().expect("topic").resets, 2);
@@ -284,7 +297,7 @@ fn a_source_that_cannot_go_on_is_dropped_to_be_opened_again() {
         topic.failing_commits = 1;
         topic.broken = true;
     }
-    assert!(runner.pass().is_err());
+    assert!(pass(&mut runner).is_err());
     runner.recover();
     assert!(
         runner.active.is_none(),
@@ -300,20 +313,20 @@ fn a_retried_event_holds_its_partition_then_is_dead_lettered_once_its_retries_ar
         ..Limits::default()
     };
     let (mut runner, topic, _) = runner(&["a", "retry", "c"], limits);
-    assert!(runner.pass().expect("first pass"));
+    assert!(pass(&mut runner).expect("first pass"));
     assert_eq!(
         topic.lock().expect("topic").committed,
         1,
         "up to the retried event"
     );
     assert!(
-        !runner.pass().expect("held"),
+        !pass(&mut runner).expect("held"),
         "the partition waits out the backoff"
     );
     // Two deliveries more: the first retries again, the second has spent the retries.
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(10));
-        assert!(runner.pass().expect("a delivery"));
+        assert!(pass(&mut runner).expect("a delivery"));
     }
     let topic = topic.lock().expect("topic");
     assert_eq!(topic.committed, 3);
@@ -369,9 +382,12 @@ impl Source for Partitioned {
                 topic.committed = *next;
             }
             topic.outputs.extend(commit.effects.outputs.iter().cloned());
-            self.cursors[commit.partition as usize] = None;
         }
         Ok(())
+    }
+
+    fn rewind(&mut self, partition: u32) {
+        self.cursors[partition as usize] = None;
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -490,4 +506,168 @@ fn partitions_run_on_workers_at_the_same_time_but_each_on_one_worker_at_a_time()
         );
         assert_eq!(topic.committed, 200);
     }
+}
+
+/// Counts its events in state key `n` and emits each count.
+struct Counter;
+
+impl Guest for Counter {
+    fn handle(&mut self, mut state: PartitionState, events: &[Event]) -> CallResult<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        for _ in events {
+            let n: u64 = state
+                .get(b"n")
+                .expect("memory state reads")
+                .map_or(0, |v| String::from_utf8_lossy(&v).parse().unwrap_or(0));
+            let next = (n + 1).to_string().into_bytes();
+            state.set(b"n".to_vec(), Some(next.clone()));
+            state.current.outputs.push(Output {
+                topic: "out".into(),
+                fallback_partition: 0,
+                record: Record {
+                    value: Some(next),
+                    ..Record::default()
+                },
+            });
+            outcomes.push(Outcome::Ok);
+        }
+        (state, Ok((outcomes, 1)))
+    }
+
+    fn on_timers(
+        &mut self,
+        state: PartitionState,
+        partition: u32,
+        stream_time_ms: i64,
+        fired: &[FiredTimer],
+    ) -> CallResult<Result<(), String>> {
+        Echo.on_timers(state, partition, stream_time_ms, fired)
+    }
+}
+
+struct Counters;
+
+impl Guests for Counters {
+    fn instantiate(&self) -> Result<Box<dyn Guest>> {
+        Ok(Box::new(Counter))
+    }
+}
+
+/// What a [`Stateful`] source did, in order.
+type SourceLog = Arc<Mutex<Vec<&'static str>>>;
+
+/// One partition whose commits keep state, and a log of what each pass read and when
+/// commits happened.
+struct Stateful {
+    records: MemorySource,
+    state: Arc<Mutex<MemoryState>>,
+    /// "read" for each fetch that found records, "commit" for each commit.
+    log: SourceLog,
+}
+
+impl Source for Stateful {
+    fn partitions(&mut self) -> Result<Vec<u32>> {
+        Ok(vec![0])
+    }
+
+    fn wait(&mut self, _timeout: Duration) {}
+
+    fn fetch(&mut self, partition: u32, max: usize) -> Result<Vec<InputEvent>> {
+        let events = self.records.fetch(partition, max)?;
+        if !events.is_empty() {
+            self.log.lock().expect("log").push("read");
+        }
+        Ok(events)
+    }
+
+    fn state(&mut self, _partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
+        let snapshot = self.state.lock().expect("state").clone();
+        Ok((Box::new(snapshot), i64::MIN))
+    }
+
+    fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        let writes: Vec<_> = commits.iter().map(|c| c.effects.state.clone()).collect();
+        self.records.commit(commits)?;
+        let mut state = self.state.lock().expect("state");
+        for (key, value) in writes.into_iter().flatten() {
+            match value {
+                Some(value) => state.state.insert(key, value),
+                None => state.state.remove(&key),
+            };
+        }
+        self.log.lock().expect("log").push("commit");
+        Ok(())
+    }
+
+    fn rewind(&mut self, partition: u32) {
+        self.records.rewind(partition);
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.records.reset()
+    }
+}
+
+/// A runner of a counter over `n` events of one partition whose commits keep state.
+fn counting(n: usize) -> (Runner, Arc<Mutex<Topic>>, SourceLog) {
+    let limits = Limits {
+        max_batch: 10,
+        ..Limits::default()
+    };
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let (mut runner, topic, _) = runner(&values, limits.clone());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let active = runner.active.as_mut().expect("active");
+    active.template = Dispatcher::new(Arc::new(Counters), limits, Default::default());
+    active.source = Box::new(Stateful {
+        records: MemorySource {
+            topic: topic.clone(),
+            cursor: None,
+        },
+        state: Arc::new(Mutex::new(MemoryState::default())),
+        log: log.clone(),
+    });
+    (runner, topic, log)
+}
+
+#[test]
+fn the_next_pass_reads_over_the_state_of_the_pass_whose_commit_is_under_way() {
+    let (mut runner, topic, log) = counting(300);
+    let mut passes = 0;
+    while runner.pass().expect("a pass") {
+        passes += 1;
+        assert!(passes < 1000, "the runner never drained its partition");
+    }
+    let log = log.lock().expect("log");
+    assert!(
+        log.windows(2).any(|w| w == ["read", "read"]),
+        "a pass read before the previous one committed: {log:?}"
+    );
+    let topic = topic.lock().expect("topic");
+    let want: Vec<String> = (1..=300).map(|n| n.to_string()).collect();
+    assert_eq!(
+        values(&topic.outputs, "out"),
+        want,
+        "every count once, in order"
+    );
+    assert_eq!(topic.committed, 300);
+}
+
+#[test]
+fn a_failed_commit_drops_the_pass_run_over_it_and_both_run_again() {
+    let (mut runner, topic, _) = counting(300);
+    assert!(runner.pass().expect("the first pass"));
+    topic.lock().expect("topic").failing_commits = 1;
+    let err = runner.pass().expect_err("the first pass's commit fails");
+    assert!(format!("{err:#}").contains("broker went away"), "{err:#}");
+    runner.recover();
+    while runner.pass().expect("a pass") {}
+    let topic = topic.lock().expect("topic");
+    let want: Vec<String> = (1..=300).map(|n| n.to_string()).collect();
+    assert_eq!(
+        values(&topic.outputs, "out"),
+        want,
+        "nothing of the dropped passes was committed, and everything ran again"
+    );
 }

@@ -1,8 +1,8 @@
 //! The replica's worker threads: the runners hand them partition runs, and they take
 //! turns between functions, one job of each function with work in turn, so a function
 //! with a deep backlog does not starve a quiet one. A runner hands over the runs of its
-//! distinct partitions and waits for them all, so no partition is ever run by two
-//! workers at once.
+//! distinct partitions and waits for them all before it hands over more, so no partition
+//! is ever run by two workers at once; it may commit its previous runs meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -89,14 +89,31 @@ impl Workers {
         function: &str,
         jobs: Vec<Box<dyn FnOnce() -> T + Send>>,
     ) -> Vec<Result<T>> {
+        self.submit(function, jobs).wait()
+    }
+
+    /// Queues `jobs` of `function` for the workers, in its turns, and returns at once;
+    /// [`Submitted::wait`] gives their results.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        function: &str,
+        jobs: Vec<Box<dyn FnOnce() -> T + Send>>,
+    ) -> Submitted<T> {
         let total = jobs.len();
         let (done, results) = mpsc::channel();
+        let submitted = Submitted {
+            function: function.to_owned(),
+            total,
+            results,
+            closed: false,
+        };
         {
             let mut queue = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if queue.closed {
-                return (0..total)
-                    .map(|_| Err(anyhow!("the replica is shutting down")))
-                    .collect();
+                return Submitted {
+                    closed: true,
+                    ..submitted
+                };
             }
             let waiting = queue.jobs.entry(function.to_owned()).or_default();
             let first = waiting.is_empty();
@@ -112,21 +129,7 @@ impl Workers {
             }
         }
         self.shared.ready.notify_all();
-        drop(done);
-        let mut out: Vec<Option<Result<T>>> = (0..total).map(|_| None).collect();
-        for (index, result) in results.iter().take(total) {
-            out[index] = Some(result.map_err(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                anyhow!("a worker panicked running {function}: {what}")
-            }));
-        }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(anyhow!("a worker dropped a job of {function}"))))
-            .collect()
+        submitted
     }
 
     /// Stops the workers once the jobs queued now are done, and waits for them.
@@ -147,6 +150,41 @@ impl Workers {
 impl Drop for Workers {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Jobs handed to the workers, whose results are still to come.
+pub struct Submitted<T> {
+    function: String,
+    total: usize,
+    results: mpsc::Receiver<(usize, std::thread::Result<T>)>,
+    /// The pool was shutting down: nothing was queued.
+    closed: bool,
+}
+
+impl<T> Submitted<T> {
+    /// Waits for every job; their results in the order they were handed over.
+    pub fn wait(self) -> Vec<Result<T>> {
+        let function = &self.function;
+        if self.closed {
+            return (0..self.total)
+                .map(|_| Err(anyhow!("the replica is shutting down")))
+                .collect();
+        }
+        let mut out: Vec<Option<Result<T>>> = (0..self.total).map(|_| None).collect();
+        for (index, result) in self.results.iter().take(self.total) {
+            out[index] = Some(result.map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                anyhow!("a worker panicked running {function}: {what}")
+            }));
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow!("a worker dropped a job of {function}"))))
+            .collect()
     }
 }
 

@@ -1,17 +1,20 @@
 //! The state and timers of one function partition: what is committed (behind
 //! [`CommittedState`], wherever it lives), the batch's pending effects on top of it
-//! ([`overlay`]), a cache of committed values for the partition's owner ([`cache`]) and
+//! ([`overlay`]), a previous run's effects while their commit is under way
+//! ([`uncommitted`]), a cache of committed values for the partition's owner ([`cache`]) and
 //! committed state in memory ([`memory`]). Not where committed state is stored: the logs
 //! implement [`CommittedState`] over their stores.
 
 pub mod cache;
 pub mod memory;
 pub mod overlay;
+pub mod uncommitted;
 
 use anyhow::Result;
 
 pub use self::memory::MemoryState;
 pub use self::overlay::PartitionState;
+pub use self::uncommitted::Uncommitted;
 
 /// Most entries one `scan` returns, whatever the guest asks for.
 pub const MAX_SCAN: usize = 1000;

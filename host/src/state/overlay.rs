@@ -79,47 +79,18 @@ impl PartitionState {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let limit = limit.min(MAX_SCAN);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let in_range =
-            |k: &Vec<u8>| k.starts_with(prefix) && start_after.is_none_or(|a| k.as_slice() > a);
-        let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for layer in [&self.accepted.state, &self.current.state] {
-            for (k, v) in layer.iter().filter(|(k, _)| in_range(k)) {
-                overlay.insert(k.clone(), v.clone());
-            }
-        }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let mut cursor = start_after.map(<[u8]>::to_vec);
-        // Committed entries are read a page at a time until `limit` live entries are
-        // known to precede everything not read yet.
-        let bound = loop {
-            let page = self.base.scan(prefix, cursor.as_deref(), limit)?;
-            let full = page.len() == limit;
-            let last = page.last().map(|(k, _)| k.clone());
-            merged.extend(page.into_iter().filter(|(k, _)| !overlay.contains_key(k)));
-            if !full {
-                break None;
-            }
-            cursor = last;
-            let live_overlay = overlay
-                .iter()
-                .filter(|(k, v)| v.is_some() && Some(*k) <= cursor.as_ref())
-                .count();
-            if merged.len() + live_overlay >= limit {
-                break cursor;
-            }
-        };
-        for (k, v) in overlay {
-            if let Some(v) = v
-                && bound.as_ref().is_none_or(|b| &k <= b)
-            {
-                merged.insert(k, v);
-            }
-        }
-        Ok(merged.into_iter().take(limit).collect())
+        merge_scan(
+            self.base.as_ref(),
+            &[&self.accepted.state, &self.current.state],
+            prefix,
+            start_after,
+            limit,
+        )
+    }
+
+    /// What the accepted writes add to the bytes held.
+    pub fn growth(&self) -> i64 {
+        self.accepted_growth
     }
 
     /// Records a write in the current call.
@@ -228,6 +199,58 @@ impl PartitionState {
             after = page.last().cloned();
         }
     }
+}
+
+/// A scan of `base` with `layers` of pending writes over it, later layers winning: up to
+/// `limit` (at most [`MAX_SCAN`]) live entries under `prefix` after `start_after`.
+pub(super) fn merge_scan(
+    base: &dyn CommittedState,
+    layers: &[&BTreeMap<Vec<u8>, Option<Vec<u8>>>],
+    prefix: &[u8],
+    start_after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let limit = limit.min(MAX_SCAN);
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let in_range =
+        |k: &Vec<u8>| k.starts_with(prefix) && start_after.is_none_or(|a| k.as_slice() > a);
+    let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for layer in layers {
+        for (k, v) in layer.iter().filter(|(k, _)| in_range(k)) {
+            overlay.insert(k.clone(), v.clone());
+        }
+    }
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut cursor = start_after.map(<[u8]>::to_vec);
+    // Committed entries are read a page at a time until `limit` live entries are
+    // known to precede everything not read yet.
+    let bound = loop {
+        let page = base.scan(prefix, cursor.as_deref(), limit)?;
+        let full = page.len() == limit;
+        let last = page.last().map(|(k, _)| k.clone());
+        merged.extend(page.into_iter().filter(|(k, _)| !overlay.contains_key(k)));
+        if !full {
+            break None;
+        }
+        cursor = last;
+        let live_overlay = overlay
+            .iter()
+            .filter(|(k, v)| v.is_some() && Some(*k) <= cursor.as_ref())
+            .count();
+        if merged.len() + live_overlay >= limit {
+            break cursor;
+        }
+    };
+    for (k, v) in overlay {
+        if let Some(v) = v
+            && bound.as_ref().is_none_or(|b| &k <= b)
+        {
+            merged.insert(k, v);
+        }
+    }
+    Ok(merged.into_iter().take(limit).collect())
 }
 
 fn finish(mut due: Vec<(i64, Vec<u8>)>, limit: usize) -> Vec<(i64, Vec<u8>)> {

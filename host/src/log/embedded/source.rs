@@ -104,9 +104,12 @@ impl Source for EmbeddedSource {
             {
                 committed.extend(commit.offsets.iter().cloned());
             }
-            self.cursors.remove(&commit.partition);
         }
         result
+    }
+
+    fn rewind(&mut self, partition: u32) {
+        self.cursors.remove(&partition);
     }
 
     fn reset(&mut self) -> Result<()> {

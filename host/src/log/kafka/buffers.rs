@@ -41,11 +41,9 @@ impl Buffers {
         self.records
             .get(&(topic.to_owned(), partition))
             .map(|b| {
-                b.iter()
-                    .filter(|(o, _)| *o >= from)
-                    .take(max)
-                    .cloned()
-                    .collect()
+                // Offsets only grow along a buffer.
+                let start = b.partition_point(|(o, _)| *o < from);
+                b.range(start..).take(max).cloned().collect()
             })
             .unwrap_or_default()
     }

@@ -17,7 +17,8 @@ use crate::model::effects::{Commit, Effects};
 use crate::model::partitioner::partition_for;
 
 impl KafkaSource {
-    /// Commits `commits`, then moves each partition's positions and buffers past them.
+    /// Commits `commits`, then moves each partition's committed positions and buffers
+    /// past them; the read positions stay where the reads left them.
     pub(super) fn commit_runs(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
         let commits: Vec<Commit<'_>> = commits
             .into_iter()
@@ -64,7 +65,6 @@ impl KafkaSource {
                 .entry(partition)
                 .or_default()
                 .extend(commit.offsets.iter().cloned());
-            self.cursors.remove(&partition);
         }
         Ok(())
     }

@@ -421,6 +421,10 @@ impl Source for KafkaSource {
         self.commit_runs(commits)
     }
 
+    fn rewind(&mut self, partition: u32) {
+        self.cursors.remove(&partition);
+    }
+
     fn reset(&mut self) -> Result<()> {
         self.caches.clear();
         self.cursors.clear();
