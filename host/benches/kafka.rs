@@ -1,23 +1,29 @@
-//! The fraud scorer on a real Kafka broker, in one run on the same broker: throughput and
-//! end-to-end latency with exactly-once and with at-least-once commits, beside a raw
-//! rdkafka consume→produce pass-through, the limit any function host on this broker has.
+//! The fraud scorer on a real Kafka broker, in one run on the same broker: throughput with
+//! exactly-once and with at-least-once commits on one and two workers, beside a raw rdkafka
+//! consume→produce pass-through (the limit any function host on this broker has) and beside
+//! the same scorer written for Kafka Streams (`benches/kafka-streams`, one and two stream
+//! threads); then end-to-end latency.
 //!
 //! Run with `cargo bench -p streamfn-host --bench kafka` after `scripts/build`. It starts
-//! its own broker with `scripts/kafka` unless `STREAMFN_BENCH_BROKERS` names one.
-//! `STREAMFN_BENCH_EVENTS` sets the events of the throughput runs (default 100000);
-//! `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`) passes librdkafka properties to every
-//! client of the run.
+//! its own broker with `scripts/kafka` unless `STREAMFN_BENCH_BROKERS` names one, and builds
+//! the Kafka Streams baseline with Maven (`STREAMFN_BENCH_STREAMS=0` leaves it out).
+//! `STREAMFN_BENCH_EVENTS` sets the transactions of the throughput runs (default 100000,
+//! over one customer per 50), `STREAMFN_BENCH_RUNS` the runs of each configuration
+//! (default 3; median and range shown); `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`)
+//! passes librdkafka properties to every client of the run; `RUST_LOG` shows what the
+//! replicas log.
 //!
-//! Throughput: the input is loaded first, then the clock runs from the start of
-//! consuming until every input offset is committed. Latency: records are produced at a
-//! steady 2000 per second for 10 s; a record's latency runs from just before it is
+//! Throughput: the input is loaded first, then the clock runs from a group's first commit
+//! until every input offset is committed. Kafka Streams and Streamfn must alert the same
+//! transactions with the same scores, or the bench fails. Latency: records are produced
+//! at a steady 2000 per second for 5 s untimed, then 10 s timed; a record's latency runs from just before it is
 //! produced to the broker's append time of its output (output topics use
 //! `LogAppendTime`), read with read_committed. The fraud scorer runs with
 //! `alert_threshold=0` then, so that every transaction has an output.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,21 +38,28 @@ use streamfn_host::model::clock::now_ms;
 use streamfn_host::model::deployment::{DeploySpec, StartFrom};
 use streamfn_host::model::limits::Limits;
 use streamfn_host::model::record::Record;
-use streamfn_host::replica::Replica;
+use streamfn_host::replica::{Replica, Settings};
+use support::{Rates, runs};
 
 const PARTITIONS: u32 = 4;
 const RATE: u64 = 2000;
 const LATENCY_SECONDS: u64 = 10;
+/// Seconds of steady input before the timed part, so that joining a group and starting a
+/// function are not timed.
+const WARM_UP_SECONDS: u64 = 5;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka")
 }
 
-fn guest(name: &str) -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join(format!("wasm32-wasip2/release/{name}.wasm"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn guest(name: &str) -> Vec<u8> {
+    let path = target_dir().join(format!("wasm32-wasip2/release/{name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|_| panic!("{} is missing: run scripts/build first", path.display()))
 }
@@ -210,7 +223,8 @@ fn pass_through(
     started.map_or(Duration::ZERO, |s| s.elapsed())
 }
 
-/// Produces one record per id at `RATE` per second and returns when each was produced.
+/// Produces one record per id at `RATE` per second, for the warm-up and then the timed
+/// part, and returns when each record of the timed part was produced.
 fn steady(
     brokers: &str,
     topic: &str,
@@ -222,13 +236,16 @@ fn steady(
         .expect("producer");
     let mut sent = BTreeMap::new();
     let start = Instant::now();
-    for i in 0..(RATE * LATENCY_SECONDS) as usize {
+    let warm_up = (RATE * WARM_UP_SECONDS) as usize;
+    for i in 0..(RATE * (WARM_UP_SECONDS + LATENCY_SECONDS)) as usize {
         let due = start + Duration::from_micros(i as u64 * 1_000_000 / RATE);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
         let (id, record) = make(i);
-        sent.insert(id, now_ms());
+        if i >= warm_up {
+            sent.insert(id, now_ms());
+        }
         send_record(&producer, topic, None, &record).expect("produce");
         producer.poll(Duration::ZERO);
     }
@@ -236,18 +253,15 @@ fn steady(
     sent
 }
 
-/// Latencies of outputs on `topic` whose id (picked by `id_of`) was sent at `sent`.
-fn latencies(
-    brokers: &str,
-    topic: &str,
-    sent: &BTreeMap<String, i64>,
-    id_of: impl Fn(&Record) -> Option<String>,
-) -> Vec<i64> {
+/// A consumer of what is committed on every partition of `topic`, from the beginning;
+/// `eof` says whether it reports reaching the end of a partition.
+fn reader(brokers: &str, topic: &str, eof: &str) -> BaseConsumer {
     let consumer: BaseConsumer = options(brokers, false)
         .config(&[
-            ("group.id", "bench-latency"),
+            ("group.id", "bench-reader"),
             ("enable.auto.commit", "false"),
             ("isolation.level", "read_committed"),
+            ("enable.partition.eof", eof),
         ])
         .create()
         .expect("consumer");
@@ -257,6 +271,17 @@ fn latencies(
             .expect("partition");
     }
     consumer.assign(&list).expect("assign");
+    consumer
+}
+
+/// Latencies of outputs on `topic` whose id (picked by `id_of`) was sent at `sent`.
+fn latencies(
+    brokers: &str,
+    topic: &str,
+    sent: &BTreeMap<String, i64>,
+    id_of: impl Fn(&Record) -> Option<String>,
+) -> Vec<i64> {
+    let consumer = reader(brokers, topic, "false");
     let mut found = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut idle = Instant::now();
@@ -305,7 +330,221 @@ fn fraud_spec(
     }
 }
 
+/// Where the bench's Kafka Streams baseline is built: its classes and its jars.
+fn baseline_dir() -> PathBuf {
+    target_dir().join("kafka-streams-bench")
+}
+
+/// Builds the Kafka Streams baseline with Maven, or says why it cannot.
+fn build_baseline() -> Result<String, String> {
+    let out = baseline_dir();
+    let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kafka-streams/pom.xml");
+    let built = std::process::Command::new("mvn")
+        .args(["-B", "-q", "-f"])
+        .arg(&pom)
+        .arg(format!("-Dout={}", out.display()))
+        .args([
+            "compile",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+        ])
+        .arg(format!("-DoutputDirectory={}", out.join("libs").display()))
+        .output()
+        .map_err(|e| format!("mvn does not run: {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "mvn failed: {}{}",
+            String::from_utf8_lossy(&built.stdout),
+            String::from_utf8_lossy(&built.stderr)
+        ));
+    }
+    Ok(format!(
+        "{}:{}/*",
+        out.join("classes").display(),
+        out.join("libs").display()
+    ))
+}
+
+/// One throughput run, timed as every run of the bench is: from the first commit of `group`
+/// on `transactions` until it has committed every offset, counting only what it committed
+/// after that first commit. Returns the rate and the time from `began` to the first commit.
+fn time_group(
+    cluster: &KafkaCluster,
+    group: &str,
+    total: usize,
+    began: Instant,
+    alive: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<(f64, Duration), String> {
+    let mut first: Option<(Instant, u64)> = None;
+    let deadline = began + Duration::from_secs(900);
+    while !caught_up(cluster, group, "transactions") {
+        if Instant::now() > deadline {
+            return Err(format!("{group} did not catch up within 900 s"));
+        }
+        alive()?;
+        if first.is_none() {
+            let done = committed(cluster, group, "transactions");
+            if done > 0 {
+                first = Some((Instant::now(), done));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (started, done_before) = first.unwrap_or((began, 0));
+    let rate = (total as u64).saturating_sub(done_before) as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, started.duration_since(began)))
+}
+
+/// One throughput run: on which broker, in which directory, under which name (the
+/// consumer group), over how many transactions.
+struct Run<'a> {
+    broker: &'a str,
+    cluster: &'a KafkaCluster,
+    dir: PathBuf,
+    name: String,
+    total: usize,
+}
+
+/// A throughput run of the fraud scorer on a replica with `workers` workers.
+fn streamfn_run(
+    run: &Run<'_>,
+    component: &[u8],
+    exactly_once: bool,
+    workers: usize,
+) -> (f64, Duration) {
+    let Run {
+        broker,
+        cluster,
+        dir,
+        name,
+        total,
+    } = run;
+    let (name, total) = (name.as_str(), *total);
+    let settings = Settings {
+        workers,
+        ..Settings::default()
+    };
+    let replica = Replica::open_with(
+        dir,
+        Mode::Kafka(options(broker, exactly_once)),
+        "bench",
+        &settings,
+    )
+    .expect("replica");
+    let sha = replica.upload(component, None).expect("upload");
+    let began = Instant::now();
+    replica
+        .deploy(fraud_spec(name, &sha, None, StartFrom::Earliest))
+        .expect("deploy");
+    let timed = time_group(cluster, name, total, began, &mut || Ok(())).expect("caught up");
+    // Replicas share deployments through the cluster: a function left deployed would
+    // run again, on every later replica of the bench.
+    replica.undeploy(name).expect("undeploy");
+    replica.shutdown();
+    timed
+}
+
+/// A throughput run of the Kafka Streams fraud scorer, its alerts sent to `output`.
+fn streams_run(
+    run: &Run<'_>,
+    classpath: &str,
+    guarantee: &str,
+    threads: usize,
+    output: &str,
+) -> Result<(f64, Duration), String> {
+    let Run {
+        broker,
+        cluster,
+        dir,
+        name: application,
+        total,
+    } = run;
+    let (application, total) = (application.as_str(), *total);
+    std::fs::create_dir_all(dir).expect("state dir");
+    let log = dir.join("streams.log");
+    let began = Instant::now();
+    let mut child = std::process::Command::new("java")
+        .args([
+            "-Xmx2g",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+        ])
+        .arg(classpath)
+        .arg("dev.streamfn.baseline.FraudScorer")
+        .args([broker, application, guarantee, &threads.to_string(), output])
+        .arg(dir.join("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .map_err(|e| format!("java does not run: {e}"))?;
+    let timed = time_group(
+        cluster,
+        application,
+        total,
+        began,
+        &mut || match child.try_wait() {
+            Ok(Some(status)) => Err(format!("Kafka Streams exited with {status}")),
+            _ => Ok(()),
+        },
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let stop = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < stop {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    timed.map_err(|e| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        format!(
+            "{e}; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
+}
+
+/// The alerts on `topic` for the transactions in `ids`: transaction id and score in
+/// thousandths, as committed.
+fn alerts(brokers: &str, topic: &str, ids: &HashSet<String>) -> BTreeSet<(String, i64)> {
+    let consumer = reader(brokers, topic, "true");
+    let mut found = BTreeSet::new();
+    let mut ended = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ended.len() < PARTITIONS as usize && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let Some(alert) = record_of(&message)
+                    .value
+                    .and_then(|v| serde_json::from_slice::<Value>(&v).ok())
+                else {
+                    continue;
+                };
+                let id = alert["transaction_id"].as_str().unwrap_or_default();
+                if ids.contains(id) {
+                    let score = (alert["score"].as_f64().unwrap_or(-1.0) * 1000.0).round() as i64;
+                    found.insert((id.to_owned(), score));
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 fn main() {
+    // `RUST_LOG=info` (or a finer filter) shows what the replicas log.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let events: usize = std::env::var("STREAMFN_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -329,6 +568,12 @@ fn main() {
         .take(events)
         .map(|v| support::record(v, "customer_id"))
         .collect();
+    let ids: HashSet<String> = data
+        .transactions
+        .iter()
+        .take(events)
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect();
     let profiles: Vec<Record> = data
         .customer_profiles
         .iter()
@@ -346,26 +591,137 @@ fn main() {
     load(&producer, "raw-in", &transactions);
     load(&producer, "customer-profiles", &profiles);
     load(&producer, "transactions", &transactions);
+    // `STREAMFN_BENCH_STREAMS=0` leaves out the Kafka Streams baseline.
+    let baseline = match std::env::var("STREAMFN_BENCH_STREAMS").as_deref() {
+        Ok("0") => None,
+        _ => match build_baseline() {
+            Ok(classpath) => Some(classpath),
+            Err(why) => {
+                println!("Kafka Streams baseline left out: {why}");
+                None
+            }
+        },
+    };
     println!(
-        "events per throughput run: {} transactions + {} profiles; latency at {RATE}/s for {LATENCY_SECONDS} s",
+        "events per throughput run: {} transactions over {} customers, {} runs; latency at {RATE}/s for {LATENCY_SECONDS} s after {WARM_UP_SECONDS} s of warm-up",
         transactions.len(),
-        profiles.len()
-    );
-    println!(
-        "{:<38} {:>12} {:>10} {:>10}",
-        "run", "events/s", "p50 ms", "p99 ms"
+        profiles.len(),
+        runs()
     );
 
-    // The limit: raw consume → produce → commit.
-    let raw = pass_through(
-        &broker.address,
-        "raw-in",
-        "raw-out",
-        "bench-raw",
-        Some(transactions.len()),
-        None,
+    // Throughput, the runs of every configuration interleaved.
+    let component = guest("fraud_scorer");
+    let configs: Vec<(String, bool, usize, bool)> = [true, false]
+        .into_iter()
+        .flat_map(|eos| [1, 2].map(move |n| (eos, n)))
+        .flat_map(|(eos, n)| [(false, eos, n), (true, eos, n)])
+        .filter(|(streams, ..)| !streams || baseline.is_some())
+        .map(|(streams, eos, n)| {
+            let mode = if eos { "exactly-once" } else { "at-least-once" };
+            let label = if streams {
+                format!(
+                    "Kafka Streams, {mode}, {n} thread{}",
+                    if n > 1 { "s" } else { "" }
+                )
+            } else {
+                format!(
+                    "Streamfn, {mode}, {n} worker{}",
+                    if n > 1 { "s" } else { "" }
+                )
+            };
+            (label, streams, n, eos)
+        })
+        .collect();
+    let mut raw_rates = Vec::new();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut startups: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut outputs: Vec<Vec<String>> = vec![Vec::new(); configs.len()];
+    for run in 0..runs() {
+        let raw = pass_through(
+            &broker.address,
+            "raw-in",
+            "raw-out",
+            &format!("bench-raw-{run}"),
+            Some(transactions.len()),
+            None,
+        );
+        raw_rates.push(transactions.len() as f64 / raw.as_secs_f64());
+        for (i, (_, streams, n, eos)) in configs.iter().enumerate() {
+            let name = format!("fraud-{i}-{run}");
+            let this = Run {
+                broker: &broker.address,
+                cluster: &cluster,
+                dir: root.path().join(&name),
+                name: name.clone(),
+                total: transactions.len(),
+            };
+            let (rate, startup) = if *streams {
+                let output = format!("fraud-alerts-{name}");
+                cluster
+                    .create_topic(&output, PARTITIONS, &[])
+                    .expect("topic");
+                let guarantee = if *eos {
+                    "exactly_once_v2"
+                } else {
+                    "at_least_once"
+                };
+                let classpath = baseline.as_deref().expect("built");
+                let timed = streams_run(&this, classpath, guarantee, *n, &output);
+                outputs[i].push(output);
+                timed.unwrap_or_else(|e| panic!("{e}"))
+            } else {
+                outputs[i].push("fraud-alerts".to_owned());
+                streamfn_run(&this, &component, *eos, *n)
+            };
+            rates[i].push(rate);
+            startups[i].push(startup.as_secs_f64());
+        }
+    }
+    let raw = Rates::of(raw_rates);
+    println!("\nthroughput, events/s: median (range) of {} runs", runs());
+    println!(
+        "{:<44} {:>24} {:>10} {:>18}",
+        "run", "events/s", "of raw", "start-up s"
     );
-    let raw_rate = transactions.len() as f64 / raw.as_secs_f64();
+    println!(
+        "{:<44} {raw} {:>10} {:>18}",
+        "rdkafka pass-through (at least once)", "100%", "-"
+    );
+    let reference = alerts(&broker.address, "fraud-alerts", &ids);
+    for (i, (label, streams, ..)) in configs.iter().enumerate() {
+        let r = Rates::of(rates[i].clone());
+        let s = Rates::of(startups[i].clone());
+        println!(
+            "{label:<44} {r} {:>9.0}% {:>18}",
+            100.0 * r.median / raw.median,
+            format!("{:.1} ({:.1}-{:.1})", s.median, s.low, s.high)
+        );
+        if *streams {
+            for topic in &outputs[i] {
+                let theirs = alerts(&broker.address, topic, &ids);
+                assert!(
+                    theirs == reference,
+                    "{label} alerted {} transactions and Streamfn {}; {} differ",
+                    theirs.len(),
+                    reference.len(),
+                    theirs.symmetric_difference(&reference).count()
+                );
+            }
+        }
+    }
+    println!(
+        "alerts: {} in every run{}",
+        reference.len(),
+        if baseline.is_some() {
+            ", the same transactions with the same scores from Streamfn and Kafka Streams"
+        } else {
+            ""
+        }
+    );
+
+    // Latency, after the throughput runs, as it adds transactions to the input.
+    println!("\nlatency at {RATE}/s, ms");
+    println!("{:<44} {:>10} {:>10}", "run", "p50", "p99");
     let raw_latency = {
         let runner = {
             let brokers = broker.address.clone();
@@ -376,11 +732,11 @@ fn main() {
                     "raw-out",
                     "bench-raw-latency",
                     None,
-                    Some(Duration::from_secs(LATENCY_SECONDS + 8)),
+                    Some(Duration::from_secs(WARM_UP_SECONDS + LATENCY_SECONDS + 8)),
                 )
             })
         };
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(1));
         let sent = steady(&broker.address, "raw-in", |i| {
             let id = format!("raw-{i}");
             (
@@ -401,55 +757,29 @@ fn main() {
         })
     };
     println!(
-        "{:<38} {:>12.0} {:>10} {:>10}",
+        "{:<44} {:>10} {:>10}",
         "rdkafka pass-through (at least once)",
-        raw_rate,
         percentile(&raw_latency, 0.5),
         percentile(&raw_latency, 0.99)
     );
-
-    let component = guest("fraud_scorer");
     for exactly_once in [true, false] {
         let mode = if exactly_once {
             "exactly-once"
         } else {
             "at-least-once"
         };
-        let data_dir = root.path().join(mode);
         let replica = Replica::open(
-            &data_dir,
+            &root.path().join(mode),
             Mode::Kafka(options(&broker.address, exactly_once)),
             "bench",
         )
         .expect("replica");
         let sha = replica.upload(&component, None).expect("upload");
-        let name = format!("fraud-{mode}");
-        let deployed = Instant::now();
-        replica
-            .deploy(fraud_spec(&name, &sha, None, StartFrom::Earliest))
-            .expect("deploy");
-        // As for the pass-through, the clock starts once records flow: at the first
-        // commit, counting only the transactions committed after it.
-        let mut first: Option<(Instant, u64)> = None;
-        while !caught_up(&cluster, &name, "transactions") {
-            if first.is_none() {
-                let done = committed(&cluster, &name, "transactions");
-                if done > 0 {
-                    first = Some((Instant::now(), done));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let (started, done_before) = first.unwrap_or((deployed, 0));
-        let startup = started.duration_since(deployed);
-        let rate =
-            (transactions.len() as u64 - done_before) as f64 / started.elapsed().as_secs_f64();
-
-        let live = format!("{name}-latency");
+        let live = format!("fraud-{mode}-latency");
         replica
             .deploy(fraud_spec(&live, &sha, Some("0"), StartFrom::Latest))
             .expect("deploy");
-        std::thread::sleep(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs(1));
         let template: Vec<Value> = data.transactions.iter().take(200).cloned().collect();
         let sent = steady(&broker.address, "transactions", |i| {
             let mut tx = template[i % template.len()].clone();
@@ -462,18 +792,16 @@ fn main() {
             let alert: Value = serde_json::from_slice(r.value.as_deref()?).ok()?;
             alert["transaction_id"].as_str().map(str::to_owned)
         });
+        replica.undeploy(&live).expect("undeploy");
         replica.shutdown();
         drop(replica);
         println!(
-            "{:<38} {:>12.0} {:>10} {:>10}   {:.0}% of the pass-through; {} of {} outputs timed; {:.1} s from deploy to the first commit",
-            format!("fraud-scorer, {mode}"),
-            rate,
+            "{:<44} {:>10} {:>10}   {} of {} outputs timed",
+            format!("Streamfn fraud-scorer, {mode}"),
             percentile(&latency, 0.5),
             percentile(&latency, 0.99),
-            100.0 * rate / raw_rate,
             latency.len(),
             sent.len(),
-            startup.as_secs_f64()
         );
     }
 }

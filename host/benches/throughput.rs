@@ -33,7 +33,7 @@ use streamfn_host::model::record::Record;
 use streamfn_host::replica::{Replica, Settings};
 use streamfn_host::sandbox::{Engine, Tuning};
 use streamfn_host::state::PartitionState;
-use support::Shared;
+use support::{Rates, Shared, measure, runs};
 
 type Handler = fn(&Event, &mut Context) -> Result<(), Failure>;
 
@@ -338,61 +338,6 @@ fn rate(events: usize, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64()
 }
 
-/// How many runs each measure takes.
-fn runs() -> usize {
-    std::env::var("STREAMFN_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1)
-}
-
-/// Events per second over `runs` runs of `run`: median, lowest, highest.
-fn measure(run: &dyn Fn() -> f64) -> Rates {
-    Rates::of((0..runs()).map(|_| run()).collect())
-}
-
-/// Median and range of a measure.
-#[derive(Clone, Copy)]
-struct Rates {
-    median: f64,
-    low: f64,
-    high: f64,
-}
-
-impl Rates {
-    fn of(mut rates: Vec<f64>) -> Rates {
-        rates.sort_by(f64::total_cmp);
-        Rates {
-            median: rates[rates.len() / 2],
-            low: rates[0],
-            high: rates[rates.len() - 1],
-        }
-    }
-
-    const SKIPPED: Rates = Rates {
-        median: f64::NAN,
-        low: f64::NAN,
-        high: f64::NAN,
-    };
-}
-
-impl std::fmt::Display for Rates {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.median.is_nan() {
-            return write!(f, "{:>24}", "-");
-        }
-        let k = |v: f64| v / 1000.0;
-        let text = format!(
-            "{:.0}k ({:.0}-{:.0}k)",
-            k(self.median),
-            k(self.low),
-            k(self.high)
-        );
-        write!(f, "{text:>24}")
-    }
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let events: usize = std::env::var("STREAMFN_BENCH_EVENTS")
@@ -427,11 +372,13 @@ fn main() {
         let native = part("native", &|| rate(n, native(&workload)));
         let wasm = part("wasm", &|| rate(n, sandboxed(&engine, &workload)));
         let e2e = part("e2e", &|| end_to_end(&workload, 1, 1));
-        println!(
-            "{:<14} {native} {wasm} {e2e} {:>11.2}x",
-            workload.name,
-            native.median / wasm.median
-        );
+        let ratio = native.median / wasm.median;
+        let ratio = if ratio.is_nan() {
+            "-".to_owned()
+        } else {
+            format!("{ratio:.2}x")
+        };
+        println!("{:<14} {native} {wasm} {e2e} {ratio:>12}", workload.name);
     }
     if wanted("workers") {
         println!();

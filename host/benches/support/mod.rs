@@ -1,5 +1,5 @@
 //! What the benches share: records from the demo's JSON, a dispatcher with default limits,
-//! and committed state in memory.
+//! committed state in memory, and the median and range of repeated runs.
 
 // Every bench includes this module; each uses part of it.
 #![allow(dead_code)]
@@ -94,5 +94,60 @@ impl Shared {
                 None => map.state.remove(&k),
             };
         }
+    }
+}
+
+/// How many runs each measure takes.
+pub fn runs() -> usize {
+    std::env::var("STREAMFN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// Events per second over `runs` runs of `run`: median, lowest, highest.
+pub fn measure(run: &dyn Fn() -> f64) -> Rates {
+    Rates::of((0..runs()).map(|_| run()).collect())
+}
+
+/// Median and range of a measure.
+#[derive(Clone, Copy)]
+pub struct Rates {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Rates {
+    pub fn of(mut rates: Vec<f64>) -> Rates {
+        rates.sort_by(f64::total_cmp);
+        Rates {
+            median: rates[rates.len() / 2],
+            low: rates[0],
+            high: rates[rates.len() - 1],
+        }
+    }
+
+    pub const SKIPPED: Rates = Rates {
+        median: f64::NAN,
+        low: f64::NAN,
+        high: f64::NAN,
+    };
+}
+
+impl std::fmt::Display for Rates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.median.is_nan() {
+            return write!(f, "{:>24}", "-");
+        }
+        let k = |v: f64| v / 1000.0;
+        let text = format!(
+            "{:.0}k ({:.0}-{:.0}k)",
+            k(self.median),
+            k(self.low),
+            k(self.high)
+        );
+        write!(f, "{text:>24}")
     }
 }
