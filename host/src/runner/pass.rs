@@ -1,10 +1,11 @@
 //! One pass of a runner: for every partition with something to do, its new records and
 //! committed state are read from the source and handed to the replica's workers as one
 //! job, which runs them through a dispatcher of its own in batches until they are done,
-//! an event asks for a retry, or the pass has run long enough. While the workers run a
-//! pass, the runner commits the pass before it, every partition's run in one commit; a
-//! partition's next run reads over the effects of its run whose commit is under way, and
-//! begins with the records its last run left.
+//! an event asks for a retry, or the pass has run long enough; every partition's run is
+//! then committed in one commit. Under a backlog the workers run the next pass while the
+//! runner makes that commit: a partition's next run reads over the effects of its run
+//! whose commit is under way, and begins with the records its last run left. Without a
+//! backlog a pass commits before the next begins, so latency stays one commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,8 +88,9 @@ impl Appetite {
 
 impl Runner {
     /// Hands a run of batches of every partition with something to do to the workers,
-    /// commits the previous pass while they run, and waits for them. Returns whether any
-    /// partition had something.
+    /// commits the previous pass while they run, and waits for them; commits this pass
+    /// too when no partition had more than it read. Returns whether any partition had
+    /// something.
     pub(super) fn pass(&mut self) -> Result<bool> {
         let started = Instant::now();
         let Some(active) = self.active.as_mut() else {
@@ -108,6 +110,10 @@ impl Runner {
                 .retain(|run| partitions.contains(&run.partition));
         }
         let mut jobs = Vec::new();
+        // Whether a partition had more records than its run reads: only then does the
+        // next pass overlap this one's commit. Without a backlog a pass commits at once,
+        // which keeps latency at low load to one commit.
+        let mut backlog = false;
         for partition in partitions {
             if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
@@ -128,6 +134,7 @@ impl Runner {
             if events.is_empty() {
                 continue;
             }
+            backlog |= events.len() >= wanted;
             let (committed, mut stream_time_ms) = active.source.state(partition)?;
             let base: Box<dyn CommittedState> =
                 match self.in_flight.as_ref().and_then(|f| f.run_of(partition)) {
@@ -195,6 +202,9 @@ impl Runner {
             version,
             started,
         });
+        if !backlog {
+            self.settle()?;
+        }
         Ok(true)
     }
 
