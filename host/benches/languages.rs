@@ -8,7 +8,8 @@
 //! Run with `cargo bench -p streamfn-host --bench languages` after `scripts/build` and
 //! `scripts/build-guests`. It builds the templates itself under `target/bench-projects`
 //! (which needs the toolchains `fnctl build` needs). `STREAMFN_BENCH_EVENTS` sets the
-//! events per run (default 20000); `STREAMFN_BENCH_FUNCTIONS` (comma-separated: counter,
+//! events per run (default 20000), `STREAMFN_BENCH_RUNS` the runs (default 3; median and
+//! range shown); `STREAMFN_BENCH_FUNCTIONS` (comma-separated: counter,
 //! fraud-scorer, log-correlator, recommendation-updater) runs only those;
 //! `STREAMFN_BENCH_COMPONENTS=LABEL=FILE.wasm,...` adds components of one's own, run over
 //! the counter's events with output topic `out`.
@@ -27,7 +28,7 @@ use streamfn_host::state::PartitionState;
 use streamfn_project::{self as project, Lang};
 use support::Shared;
 
-/// Events per call into the guest, as the prototype and a busy partition have.
+/// Events per call into the guest, as a busy partition has.
 const BATCH: usize = 100;
 
 fn target_dir() -> PathBuf {
@@ -219,9 +220,12 @@ fn main() {
         only.as_deref()
             .is_none_or(|only| only.split(',').any(|o| o == name))
     });
-    println!("batches of {BATCH}, fuel on, one core; events/s best of 2 runs");
     println!(
-        "{:<24} {:<11} {:>9} {:>8} {:>11} {:>12} {:>9} {:>9}",
+        "batches of {BATCH}, fuel on, one core; events/s as median (range) of {} runs",
+        support::runs()
+    );
+    println!(
+        "{:<24} {:<11} {:>9} {:>8} {:>24} {:>12} {:>9} {:>9}",
         "function", "language", "size MB", "events", "events/s", "fuel/event", "compile", "cached"
     );
     for workload in &workloads {
@@ -230,22 +234,20 @@ fn main() {
             let cache = tempfile::tempdir().expect("temp dir");
             let compile = load_time(cache.path(), &bytes);
             let cached = load_time(cache.path(), &bytes);
-            let runs: Vec<(Duration, u64)> =
-                (0..2).map(|_| run(&engine, &bytes, workload)).collect();
-            let (best, fuel) = runs
-                .iter()
-                .min_by_key(|(t, _)| *t)
-                .copied()
-                .unwrap_or_default();
             let n = workload.events.len();
+            let fuel = std::cell::Cell::new(0);
+            let rates = support::measure(&|| {
+                let (took, used) = run(&engine, &bytes, workload);
+                fuel.set(used);
+                n as f64 / took.as_secs_f64()
+            });
             println!(
-                "{:<24} {:<11} {:>9.2} {:>8} {:>11.0} {:>12.0} {:>8.2}s {:>8.3}s",
+                "{:<24} {:<11} {:>9.2} {:>8} {rates} {:>12.0} {:>8.2}s {:>8.3}s",
                 workload.name,
                 lang,
                 bytes.len() as f64 / 1e6,
                 n,
-                n as f64 / best.as_secs_f64(),
-                fuel as f64 / n as f64,
+                fuel.get() as f64 / n as f64,
                 compile.as_secs_f64(),
                 cached.as_secs_f64()
             );

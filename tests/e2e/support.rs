@@ -150,6 +150,16 @@ impl Replica {
             .unwrap_or_else(|err| panic!("{err:#}\nreplica log:\n{}", self.log_text()))
     }
 
+    /// Waits until `function` has taken in more than `records` records: on a loaded
+    /// machine a replica on Kafka may take a while to join its group and restore.
+    pub fn wait_processing(&self, function: &str, records: u64) {
+        wait_for(Duration::from_secs(120), "processing to start", || {
+            let (_, body) = self.http_get(&format!("/v1/deployments/{function}"))?;
+            let status: Value = serde_json::from_str(&body).ok()?;
+            (status["records_in"].as_u64()? > records).then_some(())
+        });
+    }
+
     /// The replica's id, as status shows it in partition owners.
     pub fn id(&self) -> String {
         must(self.0.id())

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::broker::Broker;
-use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir, wait_for};
+use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir};
 
 const KEYS: usize = 20;
 
@@ -83,11 +83,7 @@ fn the_broker_gone_for_thirty_seconds_mid_stream_loses_and_repeats_nothing() {
     set_up(&replica);
     let first = 10_000;
     replica.produce("events", &events(0..first), &["--key-field", "k"]);
-    wait_for(Duration::from_secs(120), "processing to start", || {
-        let (_, body) = replica.http_get("/v1/deployments/counter")?;
-        let status: serde_json::Value = serde_json::from_str(&body).ok()?;
-        (status["records_in"].as_u64()? > 500).then_some(())
-    });
+    replica.wait_processing("counter", 500);
     broker.stop();
     std::thread::sleep(Duration::from_secs(30));
     broker.start_again();

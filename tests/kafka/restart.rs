@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::broker::Broker;
-use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir, wait_for};
+use crate::support::{Replica, counts_exactly_once, guest, must, temp_dir};
 
 #[test]
 fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
@@ -25,11 +25,7 @@ fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_lag_drains() {
     };
     let first = 20_000;
     replica.produce("events", &lines(0..first), &["--key-field", "k"]);
-    wait_for(Duration::from_secs(120), "processing to start", || {
-        let (_, body) = replica.http_get("/v1/deployments/counter")?;
-        let status: serde_json::Value = serde_json::from_str(&body).ok()?;
-        (status["records_in"].as_u64()? > 1000).then_some(())
-    });
+    replica.wait_processing("counter", 1000);
     broker.restart();
     // The second burst: `fnctl status` shows the lag it makes and then shows it go to 0.
     let total = first + 10_000;
