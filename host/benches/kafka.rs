@@ -365,36 +365,6 @@ fn build_baseline() -> Result<String, String> {
     ))
 }
 
-/// One throughput run, timed as every run of the bench is: from the first commit of `group`
-/// on `transactions` until it has committed every offset, counting only what it committed
-/// after that first commit. Returns the rate and the time from `began` to the first commit.
-fn time_group(
-    cluster: &KafkaCluster,
-    group: &str,
-    total: usize,
-    began: Instant,
-    alive: &mut dyn FnMut() -> Result<(), String>,
-) -> Result<(f64, Duration), String> {
-    let mut first: Option<(Instant, u64)> = None;
-    let deadline = began + Duration::from_secs(900);
-    while !caught_up(cluster, group, "transactions") {
-        if Instant::now() > deadline {
-            return Err(format!("{group} did not catch up within 900 s"));
-        }
-        alive()?;
-        if first.is_none() {
-            let done = committed(cluster, group, "transactions");
-            if done > 0 {
-                first = Some((Instant::now(), done));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (started, done_before) = first.unwrap_or((began, 0));
-    let rate = (total as u64).saturating_sub(done_before) as f64 / started.elapsed().as_secs_f64();
-    Ok((rate, started.duration_since(began)))
-}
-
 /// One throughput run: on which broker, in which directory, under which name (the
 /// consumer group), over how many transactions.
 struct Run<'a> {
@@ -405,6 +375,39 @@ struct Run<'a> {
     total: usize,
 }
 
+impl Run<'_> {
+    /// Times the run as every run of the bench is: from the first commit of its group on
+    /// `transactions` until it has committed every offset, counting only what it
+    /// committed after that first commit. Returns the rate and the time from `began` to
+    /// the first commit; `alive` says whether what runs it still does.
+    fn time(
+        &self,
+        began: Instant,
+        alive: &mut dyn FnMut() -> Result<(), String>,
+    ) -> Result<(f64, Duration), String> {
+        let group = self.name.as_str();
+        let mut first: Option<(Instant, u64)> = None;
+        let deadline = began + Duration::from_secs(900);
+        while !caught_up(self.cluster, group, "transactions") {
+            if Instant::now() > deadline {
+                return Err(format!("{group} did not catch up within 900 s"));
+            }
+            alive()?;
+            if first.is_none() {
+                let done = committed(self.cluster, group, "transactions");
+                if done > 0 {
+                    first = Some((Instant::now(), done));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (started, done_before) = first.unwrap_or((began, 0));
+        let rate = (self.total as u64).saturating_sub(done_before) as f64
+            / started.elapsed().as_secs_f64();
+        Ok((rate, started.duration_since(began)))
+    }
+}
+
 /// A throughput run of the fraud scorer on a replica with `workers` workers.
 fn streamfn_run(
     run: &Run<'_>,
@@ -412,21 +415,14 @@ fn streamfn_run(
     exactly_once: bool,
     workers: usize,
 ) -> (f64, Duration) {
-    let Run {
-        broker,
-        cluster,
-        dir,
-        name,
-        total,
-    } = run;
-    let (name, total) = (name.as_str(), *total);
+    let name = run.name.as_str();
     let settings = Settings {
         workers,
         ..Settings::default()
     };
     let replica = Replica::open_with(
-        dir,
-        Mode::Kafka(options(broker, exactly_once)),
+        &run.dir,
+        Mode::Kafka(options(run.broker, exactly_once)),
         "bench",
         &settings,
     )
@@ -436,7 +432,7 @@ fn streamfn_run(
     replica
         .deploy(fraud_spec(name, &sha, None, StartFrom::Earliest))
         .expect("deploy");
-    let timed = time_group(cluster, name, total, began, &mut || Ok(())).expect("caught up");
+    let timed = run.time(began, &mut || Ok(())).expect("caught up");
     // Replicas share deployments through the cluster: a function left deployed would
     // run again, on every later replica of the bench.
     replica.undeploy(name).expect("undeploy");
@@ -452,14 +448,7 @@ fn streams_run(
     threads: usize,
     output: &str,
 ) -> Result<(f64, Duration), String> {
-    let Run {
-        broker,
-        cluster,
-        dir,
-        name: application,
-        total,
-    } = run;
-    let (application, total) = (application.as_str(), *total);
+    let dir = &run.dir;
     std::fs::create_dir_all(dir).expect("state dir");
     let log = dir.join("streams.log");
     let began = Instant::now();
@@ -471,22 +460,22 @@ fn streams_run(
         ])
         .arg(classpath)
         .arg("dev.streamfn.baseline.FraudScorer")
-        .args([broker, application, guarantee, &threads.to_string(), output])
+        .args([
+            run.broker,
+            &run.name,
+            guarantee,
+            &threads.to_string(),
+            output,
+        ])
         .arg(dir.join("state"))
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .map_err(|e| format!("java does not run: {e}"))?;
-    let timed = time_group(
-        cluster,
-        application,
-        total,
-        began,
-        &mut || match child.try_wait() {
-            Ok(Some(status)) => Err(format!("Kafka Streams exited with {status}")),
-            _ => Ok(()),
-        },
-    );
+    let timed = run.time(began, &mut || match child.try_wait() {
+        Ok(Some(status)) => Err(format!("Kafka Streams exited with {status}")),
+        _ => Ok(()),
+    });
     let _ = std::process::Command::new("kill")
         .arg(child.id().to_string())
         .status();

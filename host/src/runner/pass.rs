@@ -176,9 +176,8 @@ impl Runner {
             "pass"
         );
         settled?;
-        let runs = runs?;
-        let spec_name = self.name.clone();
-        for run in &runs {
+        let mut runs = runs?;
+        for run in &mut runs {
             self.appetite.record(run.partition, run.processed);
             let attempts =
                 self.hold
@@ -186,12 +185,9 @@ impl Runner {
             if let Some(retry) = &run.retry {
                 self.rewind.insert(run.partition);
                 if let Some(attempts) = attempts {
-                    tracing::info!(function = %spec_name, partition = run.partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
+                    tracing::info!(function = %self.name, partition = run.partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
                 }
             }
-        }
-        let mut runs = runs;
-        for run in &mut runs {
             if !run.leftover.is_empty() {
                 self.carry
                     .insert(run.partition, std::mem::take(&mut run.leftover));
