@@ -3,14 +3,15 @@
 //! dispatch, durable commit) on one partition and one worker, all in one process so the
 //! numbers compare. Then the same functions end to end on four partitions with one worker
 //! and with two (`workers`), a quiet function beside a busy one on one worker
-//! (`fairness`), the sandbox under other engine settings (`sandbox`), and the fraud
+//! (`fairness`), the same functions built for contract 0.1.0 beside 0.2.0 (`contract`),
+//! the sandbox under other engine settings (`sandbox`), and the fraud
 //! scorer at ten and a hundred times the events and customers (`scale`), to see whether
 //! the cost per event grows with the work.
 //!
 //! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
 //! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000),
 //! `STREAMFN_BENCH_PARTS` the parts to run (native, wasm, e2e, workers, fairness,
-//! sandbox, scale; all but sandbox and scale by default), `STREAMFN_BENCH_SCALE` the
+//! contract, sandbox, scale; all but sandbox and scale by default), `STREAMFN_BENCH_SCALE` the
 //! multiples of the scale part (default `1,10`; `1,10,100` runs 10 M events when the
 //! events are 100000), and `STREAMFN_BENCH_RUNS` the runs of each measure, of which the
 //! median is shown with the range (default 3).
@@ -101,6 +102,16 @@ impl Workload {
 
     fn len(&self) -> usize {
         self.inputs.iter().map(|(_, r)| r.len()).sum()
+    }
+
+    /// The same workload run by the component `guest`.
+    fn with_guest(&self, guest: &'static str) -> Workload {
+        Workload {
+            guest,
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            ..*self
+        }
     }
 }
 
@@ -344,12 +355,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    // `STREAMFN_BENCH_PARTS=e2e` (or native, wasm, workers, scale; comma-separated) runs
+    // `STREAMFN_BENCH_PARTS=e2e` (or another part; comma-separated) runs
     // only those parts.
     let parts = std::env::var("STREAMFN_BENCH_PARTS").ok();
     let wanted = |part: &str| match parts.as_deref() {
         Some(p) => p.split(',').any(|x| x == part),
-        None => part != "scale" && part != "sandbox",
+        None => !matches!(part, "scale" | "sandbox"),
     };
     let engine = Engine::new(None).expect("engine");
     println!(
@@ -399,6 +410,35 @@ fn main() {
                 "{:<14} {one} {two} {:>11.2}x",
                 workload.name,
                 two.median / one.median
+            );
+        }
+    }
+    if wanted("contract") {
+        println!();
+        println!(
+            "the same function built for contract 0.1.0 and 0.2.0; the builds take turns in each run"
+        );
+        println!(
+            "{:<14} {:>24} {:>24} {:>8} {:>24} {:>24} {:>8}",
+            "function", "wasm 0.1.0", "wasm 0.2.0", "", "e2e 0.1.0", "e2e 0.2.0", ""
+        );
+        for workload in workloads(events) {
+            let old_name = format!("{}_v0_1", workload.guest);
+            let old = workload.with_guest(Box::leak(old_name.into_boxed_str()));
+            let n = workload.len();
+            let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            for _ in 0..runs() {
+                rates[0].push(rate(n, sandboxed(&engine, &old)));
+                rates[1].push(rate(n, sandboxed(&engine, &workload)));
+                rates[2].push(end_to_end(&old, 1, 1));
+                rates[3].push(end_to_end(&workload, 1, 1));
+            }
+            let [wasm_old, wasm_new, e2e_old, e2e_new] = rates.map(Rates::of);
+            println!(
+                "{:<14} {wasm_old} {wasm_new} {:>7.2}x {e2e_old} {e2e_new} {:>7.2}x",
+                workload.name,
+                wasm_new.median / wasm_old.median,
+                e2e_new.median / e2e_old.median
             );
         }
     }

@@ -58,7 +58,7 @@ pub(super) fn build(
     step: &dyn Fn(&str),
 ) -> Result<()> {
     check_version(dir)?;
-    let (mut resolve, world) = contract(&manifest.wit_dir(dir))?;
+    let (mut resolve, world) = contract(&manifest.contract_dir(dir, "0.1.0"))?;
 
     step("wit-bindgen go");
     let sdk = sdk_dir(dir)?;

@@ -48,7 +48,7 @@ pub(super) fn build(
     command
         .args(["build.mjs", "function.js"])
         .arg(out)
-        .arg(manifest.wit_dir(dir));
+        .arg(manifest.contract_dir(dir, "0.2.0"));
     match weval {
         Some(weval) => {
             step("componentize-js, ahead of time with weval");

@@ -14,8 +14,11 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-/// The contract every project builds against.
-const WIT: &str = include_str!("../../wit/function.wit");
+/// The versions of the contract a project may build against, each in `wit/VERSION/`.
+const CONTRACTS: [(&str, &str); 2] = [
+    ("0.1.0", include_str!("../../wit/0.1.0/function.wit")),
+    ("0.2.0", include_str!("../../wit/0.2.0/function.wit")),
+];
 
 /// What `fnctl new` writes and `fnctl build` reads, at a project's root.
 pub const MANIFEST: &str = "streamfn.toml";
@@ -51,6 +54,14 @@ impl Manifest {
     /// The directory holding the contract of the project in `dir`.
     pub fn wit_dir(&self, dir: &Path) -> PathBuf {
         dir.join(self.wit.as_deref().unwrap_or("wit"))
+    }
+
+    /// The directory holding version `version` of the contract: `wit/VERSION/`, or the
+    /// contract directory itself in a project that holds one version only there.
+    pub fn contract_dir(&self, dir: &Path, version: &str) -> PathBuf {
+        let wit = self.wit_dir(dir);
+        let versioned = wit.join(version);
+        if versioned.is_dir() { versioned } else { wit }
     }
 }
 
@@ -88,7 +99,9 @@ pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<()> {
         Lang::Python => python::TEMPLATE,
         Lang::Go => go::TEMPLATE,
     };
-    write(dir, "wit/function.wit", WIT)?;
+    for (version, text) in CONTRACTS {
+        write(dir, &format!("wit/{version}/function.wit"), text)?;
+    }
     for file in files {
         write(dir, file.path, &file.text.replace("{{name}}", name))?;
     }

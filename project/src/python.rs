@@ -40,7 +40,7 @@ pub(super) fn build(
         .args(["-m", "streamfn.build", ".", "-o"])
         .arg(out)
         .arg("--wit")
-        .arg(manifest.wit_dir(dir));
+        .arg(manifest.contract_dir(dir, "0.1.0"));
     if let Some(venv) = std::env::var_os(VENV_ENV) {
         command.arg("--venv").arg(venv);
     }

@@ -19,7 +19,9 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
     ".streamfn/rust/src/event.rs" => "sdk/rust/src/event.rs",
     ".streamfn/rust/src/failure.rs" => "sdk/rust/src/failure.rs",
     ".streamfn/rust/src/testing.rs" => "sdk/rust/src/testing.rs",
-    ".streamfn/rust/src/wasm.rs" => "sdk/rust/src/wasm.rs",
+    ".streamfn/rust/src/wasm/mod.rs" => "sdk/rust/src/wasm/mod.rs",
+    ".streamfn/rust/src/wasm/v0_1.rs" => "sdk/rust/src/wasm/v0_1.rs",
+    ".streamfn/rust/src/wasm/v0_2.rs" => "sdk/rust/src/wasm/v0_2.rs",
 ];
 
 /// `cargo build --release --target wasm32-wasip2`, then the component to `out`.

@@ -350,24 +350,270 @@ function outcome(thrown, where) {
   }
 }
 
-/** The handler's view of the host: the WIT interfaces, with configuration read once. */
-class WitHost {
-  #config;
+/** The deploy-time configuration, read from the host once per instance. */
+class ConfigCache {
+  #all;
 
+  constructor(configInterface) {
+    this.configInterface = configInterface;
+  }
+
+  value(key) {
+    // An instance serves one deployment version, whose configuration never changes, so
+    // it crosses into the host once. Not at module load: that runs at build time.
+    this.#all ??= new Map(this.configInterface.all());
+    return this.#all.get(key) ?? null;
+  }
+}
+
+/** The handler's view of the host on contract 0.1.0: the WIT interfaces, one call each. */
+class WitHost {
   constructor(interfaces) {
     this.state = interfaces.state;
     this.emit = interfaces.emit;
     this.log = interfaces.log;
     this.timers = interfaces.timers;
-    this.configInterface = interfaces.config;
+    this.config = new ConfigCache(interfaces.config);
   }
 
   configValue(key) {
-    // An instance serves one deployment version, whose configuration never changes, so
-    // it crosses into the host once. Not at module load: that runs at build time.
-    this.#config ??= new Map(this.configInterface.all());
-    return this.#config.get(key) ?? null;
+    return this.config.value(key);
   }
+
+  /** Starts a call. */
+  begin() {}
+
+  /** Ends a call that succeeded. */
+  finish() {}
+}
+
+/** The length written for an absent `bytes?` in the buffers of contract 0.2.0. */
+const NONE = 0xffffffff;
+const TWO_32 = 2 ** 32;
+
+/** A growing buffer of effects, encoded as contract 0.2.0 says. */
+class EffectWriter {
+  constructor() {
+    this.buf = new Uint8Array(1 << 16);
+    this.view = new DataView(this.buf.buffer);
+    this.length = 0;
+  }
+
+  room(n) {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buf.subarray(0, this.length));
+    this.buf = grown;
+    this.view = new DataView(grown.buffer);
+  }
+
+  u8(b) {
+    this.room(1);
+    this.buf[this.length++] = b;
+  }
+
+  u32(n) {
+    this.room(4);
+    this.view.setUint32(this.length, n, true);
+    this.length += 4;
+  }
+
+  i64(ms) {
+    this.room(8);
+    if (typeof ms === 'bigint') {
+      this.view.setBigInt64(this.length, ms, true);
+    } else {
+      const high = Math.floor(ms / TWO_32);
+      this.view.setUint32(this.length, ms - high * TWO_32, true);
+      this.view.setInt32(this.length + 4, high, true);
+    }
+    this.length += 8;
+  }
+
+  bytes(bytes) {
+    this.u32(bytes.length);
+    this.room(bytes.length);
+    this.buf.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  text(value) {
+    this.bytes(encoder.encode(value));
+  }
+
+  optional(bytes) {
+    if (bytes == null) this.u32(NONE);
+    else this.bytes(bytes);
+  }
+}
+
+/** Effects held before they are handed to the host, at most; more are applied at once. */
+const HELD_EFFECTS = 1 << 20;
+
+/** Bytes as a string of one character per byte: a Map key with the bytes' identity. */
+const cacheKey = (bytes) => {
+  let key = '';
+  for (let i = 0; i < bytes.length; i += 4096) {
+    key += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096));
+  }
+  return key;
+};
+
+/**
+ * The handler's view of the host on contract 0.2.0: state reads of a call go through a
+ * cache that also holds the call's own writes, and the call's effects are written into
+ * one buffer that crosses into the host once.
+ */
+class BatchHost {
+  constructor(interfaces) {
+    const self = this;
+    const reads = interfaces.state;
+    const effects = interfaces.effects;
+    this.cache = new Map();
+    this.held = new EffectWriter();
+    this.apply = () => {
+      if (self.held.length === 0) return;
+      effects.apply(self.held.buf.subarray(0, self.held.length));
+      self.held.length = 0;
+    };
+    const hold = () => {
+      if (self.held.length >= HELD_EFFECTS) self.apply();
+    };
+    const held = this.held;
+    this.state = {
+      get(key) {
+        const id = cacheKey(key);
+        if (self.cache.has(id)) return self.cache.get(id);
+        const value = reads.get(key) ?? null;
+        self.cache.set(id, value);
+        return value;
+      },
+      set(key, value) {
+        held.u8(0);
+        held.bytes(key);
+        held.bytes(value);
+        self.cache.set(cacheKey(key), value.slice());
+        hold();
+      },
+      delete(key) {
+        held.u8(1);
+        held.bytes(key);
+        self.cache.set(cacheKey(key), null);
+        hold();
+      },
+      scan(prefix, after, limit) {
+        // The host merges what it was handed with what is stored.
+        self.apply();
+        return reads.scan(prefix, after, limit);
+      },
+    };
+    this.emit = {
+      send(output) {
+        held.u8(2);
+        held.text(output.topic);
+        held.optional(output.key);
+        held.optional(output.value);
+        held.u32(output.headers.length);
+        for (const header of output.headers) {
+          held.text(header.key);
+          held.bytes(header.value);
+        }
+        if (output.timestampMs == null) {
+          held.u8(0);
+        } else {
+          held.u8(1);
+          held.i64(output.timestampMs);
+        }
+        hold();
+      },
+    };
+    this.timers = {
+      schedule(key, atMs) {
+        held.u8(3);
+        held.bytes(key);
+        held.i64(atMs);
+        hold();
+      },
+      cancel(key) {
+        held.u8(4);
+        held.bytes(key);
+        hold();
+      },
+    };
+    this.log = interfaces.log;
+    this.config = new ConfigCache(interfaces.config);
+  }
+
+  configValue(key) {
+    return this.config.value(key);
+  }
+
+  /** Starts a call: what an earlier call read or held belongs to it alone. */
+  begin() {
+    this.cache.clear();
+    this.held.length = 0;
+  }
+
+  /** Ends a call that succeeded: hands the host what it holds. */
+  finish() {
+    this.apply();
+  }
+}
+
+/** The events of a batch buffer of contract 0.2.0, as the raw records `Event` takes. */
+function decodeBatch(batch) {
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  let at = 0;
+  const u32 = () => {
+    const n = view.getUint32(at, true);
+    at += 4;
+    return n;
+  };
+  const i64 = () => {
+    const n = view.getUint32(at, true) + view.getInt32(at + 4, true) * TWO_32;
+    at += 8;
+    return n;
+  };
+  const bytes = () => {
+    const len = u32();
+    const slice = batch.subarray(at, at + len);
+    at += len;
+    return slice;
+  };
+  const optional = () => {
+    if (view.getUint32(at, true) === NONE) {
+      at += 4;
+      return null;
+    }
+    return bytes();
+  };
+  const partition = u32();
+  const topics = [];
+  for (let n = u32(); n > 0; n--) topics.push(lossy.decode(bytes()));
+  const raws = new Array(u32());
+  for (let i = 0; i < raws.length; i++) {
+    const topic = topics[u32()];
+    const offset = i64();
+    const timestampMs = i64();
+    const streamTimeMs = i64();
+    const key = optional();
+    const value = optional();
+    const headers = [];
+    for (let n = u32(); n > 0; n--) headers.push({ key: lossy.decode(bytes()), value: bytes() });
+    raws[i] = { topic, partition, offset, timestampMs, streamTimeMs, key, value, headers };
+  }
+  return raws;
+}
+
+/** The events that did not succeed, as contract 0.2.0 returns them. */
+function failedEvents(outcomes) {
+  const failed = [];
+  for (let index = 0; index < outcomes.length; index++) {
+    if (outcomes[index] !== OK) failed.push({ index, failure: outcomes[index] });
+  }
+  return failed;
 }
 
 function noTimers(timer) {
@@ -376,14 +622,24 @@ function noTimers(timer) {
 
 /**
  * Turns a function module `{ handle, onTimer? }` into the component's `handler` export.
- * `build.mjs` calls it in the entry module it generates, with the WIT interfaces.
+ * `build.mjs` calls it in the entry module it generates, with the WIT interfaces of the
+ * contract version the component is built for (0.2.0 has `effects`, 0.1.0 does not).
  */
 export function exportFunction(fn, interfaces) {
   if (typeof fn.handle !== 'function') {
     throw new TypeError('a Streamfn function module must export `function handle(event, ctx)`');
   }
-  const host = new WitHost(interfaces);
+  const batched = interfaces.effects != null;
+  const host = batched ? new BatchHost(interfaces) : new WitHost(interfaces);
   const onTimer = typeof fn.onTimer === 'function' ? fn.onTimer : noTimers;
+  const handled = (outcomes) => {
+    host.finish();
+    return batched ? failedEvents(outcomes) : outcomes;
+  };
+  const fired = (result) => {
+    if (result === OK) host.finish();
+    return result;
+  };
 
   // An async handler is awaited event by event, so order and effects stay as in sync code.
   async function finishBatch(raws, outcomes, pending, event, index) {
@@ -399,7 +655,7 @@ export function exportFunction(fn, interfaces) {
         outcomes.push(outcome(thrown, `handle (offset ${event.offset})`));
       }
     }
-    return outcomes;
+    return handled(outcomes);
   }
 
   async function finishTimers(raws, pending, index) {
@@ -411,11 +667,13 @@ export function exportFunction(fn, interfaces) {
         return timerFailure(thrown, timer);
       }
     }
-    return OK;
+    return fired(OK);
   }
 
   return {
-    handle(raws) {
+    handle(batch) {
+      host.begin();
+      const raws = batched ? decodeBatch(batch) : batch;
       const outcomes = [];
       for (let i = 0; i < raws.length; i++) {
         const event = new Event(raws[i]);
@@ -427,10 +685,11 @@ export function exportFunction(fn, interfaces) {
           outcomes.push(outcome(thrown, `handle (offset ${event.offset})`));
         }
       }
-      return outcomes;
+      return handled(outcomes);
     },
 
     onTimers(raws) {
+      host.begin();
       for (let i = 0; i < raws.length; i++) {
         const timer = new Timer(raws[i]);
         try {
@@ -440,7 +699,7 @@ export function exportFunction(fn, interfaces) {
           return timerFailure(thrown, timer);
         }
       }
-      return OK;
+      return fired(OK);
     },
   };
 }

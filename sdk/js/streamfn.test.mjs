@@ -200,3 +200,112 @@ test('TestHost undoes a failed event and fires due timers in order', () => {
   assert.deepEqual(host.outputs.map((o) => o.timestampMs), [110, 110]);
   assert.deepEqual(host.pendingTimers(), [['t/c', 130]]);
 });
+
+/** A batch buffer of contract 0.2.0 holding `events` of `partition`. */
+function encodeBatch(partition, events) {
+  const out = [];
+  const u32 = (n) => out.push(n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255);
+  const i64 = (n) => {
+    u32(n % 2 ** 32);
+    u32(Math.floor(n / 2 ** 32));
+  };
+  const put = (b) => {
+    u32(b.length);
+    out.push(...b);
+  };
+  const topics = [...new Set(events.map((e) => e.topic))];
+  u32(partition);
+  u32(topics.length);
+  topics.forEach((t) => put(bytes(t)));
+  u32(events.length);
+  for (const e of events) {
+    u32(topics.indexOf(e.topic));
+    i64(e.offset);
+    i64(e.ts);
+    i64(e.ts);
+    if (e.key == null) u32(0xffffffff);
+    else put(bytes(e.key));
+    put(bytes(e.value));
+    u32(0);
+  }
+  return Uint8Array.from(out);
+}
+
+test('on contract 0.2.0 a batch arrives in one buffer and its effects leave in one', () => {
+  const reads = [];
+  const applied = [];
+  const stored = new Map([['a', bytes('1')]]);
+  const interfaces = {
+    state: {
+      get: (k) => {
+        reads.push(text(k));
+        return stored.get(text(k));
+      },
+      scan: () => [],
+    },
+    effects: { apply: (buf) => applied.push(Uint8Array.from(buf)) },
+    log: { write: () => {} },
+    config: { all: () => [] },
+  };
+  const handler = exportFunction(
+    {
+      handle(event, ctx) {
+        if (event.valueText() === 'bad') throw new Reject('bad value');
+        const n = Number(ctx.get(event.key)?.length ? text(ctx.get(event.key)) : 0) + 1;
+        ctx.set(event.key, String(n));
+        ctx.emit('out', event.key, `${event.topic}:${event.offset}:${n}`);
+      },
+    },
+    interfaces,
+  );
+  const failed = handler.handle(
+    encodeBatch(2, [
+      { topic: 't', offset: 7, ts: 1000, key: 'a', value: 'x' },
+      { topic: 'u', offset: 8, ts: 2 ** 33 + 5, key: 'a', value: 'bad' },
+      { topic: 't', offset: 9, ts: 1001, key: 'b', value: 'y' },
+      { topic: 't', offset: 10, ts: 1002, key: 'a', value: 'z' },
+    ]),
+  );
+  assert.deepEqual(failed, [{ index: 1, failure: { tag: 'reject', val: 'bad value' } }]);
+  // Each key crosses once; later reads, of the call's own writes too, come from the cache.
+  assert.deepEqual(reads, ['a', 'b']);
+  assert.equal(applied.length, 1);
+  // The effects decoded: set a=2, send, set b=1, send, set a=3, send.
+  const buf = applied[0];
+  const view = new DataView(buf.buffer);
+  let at = 0;
+  const u32 = () => ((at += 4), view.getUint32(at - 4, true));
+  const take = () => {
+    const n = u32();
+    at += n;
+    return text(buf.subarray(at - n, at));
+  };
+  const seen = [];
+  while (at < buf.length) {
+    const tag = buf[at++];
+    if (tag === 0) {
+      seen.push(`set ${take()}=${take()}`);
+    } else {
+      assert.equal(tag, 2);
+      const topic = take();
+      const key = take();
+      const value = take();
+      assert.equal(u32(), 0);
+      assert.equal(buf[at++], 1);
+      const ts = view.getUint32(at, true) + view.getInt32(at + 4, true) * 2 ** 32;
+      at += 8;
+      seen.push(`send ${topic} ${key} ${value} @${ts}`);
+    }
+  }
+  assert.deepEqual(seen, [
+    'set a=2',
+    'send out a t:7:2 @1000',
+    'set b=1',
+    'send out b t:9:1 @1001',
+    'set a=3',
+    'send out a t:10:3 @1002',
+  ]);
+  // The next call reads from the host again.
+  handler.handle(encodeBatch(2, [{ topic: 't', offset: 11, ts: 1003, key: 'a', value: 'x' }]));
+  assert.deepEqual(reads, ['a', 'b', 'a']);
+});

@@ -1,6 +1,7 @@
 //! The conformance function (tests/conformance/SPEC.md), built with each SDK, gives the
 //! records, dead letters and state that `tests/conformance/expected.txt` holds, byte for
-//! byte: what a function does does not depend on the language it is written in.
+//! byte: what a function does depends neither on the language it is written in nor on the
+//! contract version (0.1.0 or 0.2.0) it was built for.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,13 +10,26 @@ use serde_json::Value;
 
 use crate::support::{Replica, guest, temp_dir};
 
-/// One build of the conformance function per SDK.
-const BUILDS: [&str; 4] = [
-    "conformance-rust",
-    "conformance-js",
-    "conformance-python",
-    "conformance-go",
+/// The builds of the conformance function, each with the contract version it targets.
+const BUILDS: [(&str, &str); 6] = [
+    ("conformance-rust", "0.2.0"),
+    ("conformance-rust-v0-1", "0.1.0"),
+    ("conformance-js", "0.2.0"),
+    ("conformance-js-v0-1", "0.1.0"),
+    ("conformance-python", "0.1.0"),
+    ("conformance-go", "0.1.0"),
 ];
+
+/// Whether `component` exports the handler of contract `version` (and no other).
+fn targets(component: &Path, version: &str) -> bool {
+    let bytes = std::fs::read(component).expect("component readable");
+    let exports = |v: &str| {
+        let name = format!("streamfn:function/handler@{v}");
+        bytes.windows(name.len()).any(|w| w == name.as_bytes())
+    };
+    let other = if version == "0.1.0" { "0.2.0" } else { "0.1.0" };
+    exports(version) && !exports(other)
+}
 
 fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
@@ -107,8 +121,13 @@ fn every_sdk_builds_a_conformance_function_with_the_expected_output() {
         .collect();
     assert!(expected.len() > 20, "expected.txt holds the outputs");
     let mut differing = Vec::new();
-    for build in BUILDS {
-        let got = run(&guest(build));
+    for (build, version) in BUILDS {
+        let component = guest(build);
+        assert!(
+            targets(&component, version),
+            "{build} is not built for contract {version} alone"
+        );
+        let got = run(&component);
         if got != expected {
             let first = (0..expected.len().max(got.len()))
                 .find(|&i| expected.get(i) != got.get(i))

@@ -13,9 +13,9 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{Function, FunctionPre};
+use super::bindings::{Function, FunctionPre, v0_2};
 use super::cache::ComponentCache;
-use super::instance::{Instance, InstanceConfig, InstanceState};
+use super::instance::{Instance, InstanceConfig, InstanceState, Pre};
 use crate::model::limits::MAX_MEMORY_MIB;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -24,8 +24,14 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Instances alive at once across all functions of a replica, unless it says otherwise.
 pub const MAX_INSTANCES: u32 = 1024;
 
-/// The name of the world a component must target.
-pub const WORLD: &str = "streamfn:function/function@0.1.0";
+/// The worlds a component may target, the newest first.
+pub const WORLDS: [&str; 2] = [
+    "streamfn:function/function@0.2.0",
+    "streamfn:function/function@0.1.0",
+];
+
+/// The contract worlds, as error messages name them.
+const WORLD: &str = "streamfn:function/function@0.2.0 or @0.1.0";
 
 /// The settings of the engine that cost speed for safety or memory. The defaults are what
 /// a replica runs with; the others exist to be measured (`benches/throughput.rs`).
@@ -71,7 +77,17 @@ pub struct Engine {
 pub struct LoadedComponent {
     /// Hex sha256 of the component bytes.
     pub sha256: String,
-    pre: FunctionPre<InstanceState>,
+    pre: Pre,
+}
+
+impl LoadedComponent {
+    /// The contract version the component was built for: `0.1.0` or `0.2.0`.
+    pub fn contract(&self) -> &'static str {
+        match self.pre {
+            Pre::V0_1(_) => "0.1.0",
+            Pre::V0_2(_) => "0.2.0",
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -148,6 +164,9 @@ impl Engine {
         Function::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)
             .context("linking the Streamfn imports")?;
+        v0_2::Function::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking the Streamfn 0.2.0 imports")?;
         let cache = cache_dir.map(|dir| ComponentCache::new(dir, compatibility_hash(&engine)));
         let ticker = EpochTicker::start(engine.clone());
         Ok(Arc::new(Engine {
@@ -170,9 +189,13 @@ impl Engine {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("the component does not fit the Streamfn contract (world {WORLD}): it needs an import the host does not give"))?;
-        let pre = FunctionPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("the component does not fit the Streamfn contract (world {WORLD}): it does not export the handler"))?;
+        let pre = match v0_2::FunctionPre::new(pre.clone()) {
+            Ok(pre) => Pre::V0_2(pre),
+            Err(_) => FunctionPre::new(pre)
+                .map(Pre::V0_1)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("the component does not fit the Streamfn contract (world {WORLD}): it does not export the handler of either version"))?,
+        };
         Ok(LoadedComponent { sha256, pre })
     }
 
@@ -282,7 +305,7 @@ fn check_imports(bytes: &[u8]) -> Result<()> {
                     let name = import.context("reading the component's imports")?.name.name;
                     if !GIVEN.iter().any(|given| name.starts_with(given)) {
                         anyhow::bail!(
-                            "the component does not fit the Streamfn contract (world {WORLD}): it imports {name}, which the host does not give (functions get state, emit, log, config and timers, and sandboxed WASI; for componentize-js, build with disableFeatures: ['http', 'fetch-event'])"
+                            "the component does not fit the Streamfn contract (world {WORLD}): it imports {name}, which the host does not give (functions get the contract's state, emit, effects, log, config and timers, and sandboxed WASI; for componentize-js, build with disableFeatures: ['http', 'fetch-event'])"
                         );
                     }
                 }

@@ -1,10 +1,13 @@
-//! The host side of the contract's imports: state, emit, log, config and timers, each
-//! working on the call under way. Writes are buffered in the call's state view and checked
-//! against the state limits; an emit is checked against the deployment's declared outputs
-//! and output limits.
+//! The host side of the contract's imports, in both versions: state, emit, log, config
+//! and timers (0.1.0), and state reads, effects, log and config (0.2.0), each working on
+//! the call under way. Writes are buffered in the call's state view and checked against
+//! the state limits; an emit is checked against the deployment's declared outputs and
+//! output limits. An effect means the same whichever version asked for it.
 
 use super::bindings::streamfn::function::{config, emit, log, state, timers, types};
+use super::bindings::v0_2::streamfn::function as v0_2;
 use super::instance::{InstanceState, LogLine};
+use super::wire::{self, Effect};
 use crate::model::effects::Output;
 use crate::model::failure::HostError;
 use crate::model::record::Record;
@@ -13,11 +16,9 @@ fn storage(err: anyhow::Error) -> wasmtime::Error {
     wasmtime::Error::new(HostError::Storage(format!("{err:#}")))
 }
 
-impl types::Host for InstanceState {}
-
-impl state::Host for InstanceState {
-    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
-        self.call().state.get(&key).map_err(storage)
+impl InstanceState {
+    fn get(&mut self, key: &[u8]) -> wasmtime::Result<Option<Vec<u8>>> {
+        self.call().state.get(key).map_err(storage)
     }
 
     fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
@@ -63,20 +64,13 @@ impl state::Host for InstanceState {
         prefix: Vec<u8>,
         start_after: Option<Vec<u8>>,
         limit: u32,
-    ) -> wasmtime::Result<Vec<state::Entry>> {
-        let entries = self
-            .call()
+    ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.call()
             .state
             .scan(&prefix, start_after.as_deref(), limit as usize)
-            .map_err(storage)?;
-        Ok(entries
-            .into_iter()
-            .map(|(key, value)| state::Entry { key, value })
-            .collect())
+            .map_err(storage)
     }
-}
 
-impl emit::Host for InstanceState {
     fn send(&mut self, output: emit::Output) -> wasmtime::Result<()> {
         if !self.shared.outputs.contains(&output.topic) {
             let declared: Vec<&str> = self.shared.outputs.iter().map(String::as_str).collect();
@@ -134,10 +128,8 @@ impl emit::Host for InstanceState {
         });
         Ok(())
     }
-}
 
-impl log::Host for InstanceState {
-    fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    fn write_log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let call = self.call();
         let line = LogLine {
             level,
@@ -148,31 +140,147 @@ impl log::Host for InstanceState {
         (self.shared.log)(line);
         Ok(())
     }
+
+    fn config_value(&self, key: &str) -> Option<String> {
+        self.shared.config.get(key).cloned()
+    }
+
+    fn config_all(&self) -> Vec<(String, String)> {
+        self.shared
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn set_timer(&mut self, key: Vec<u8>, at_ms: Option<i64>) {
+        self.call().state.set_timer(key, at_ms);
+    }
+}
+
+impl types::Host for InstanceState {}
+
+impl state::Host for InstanceState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        InstanceState::get(self, &key)
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        InstanceState::set(self, key, value)
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        InstanceState::delete(self, key)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<state::Entry>> {
+        let entries = InstanceState::scan(self, prefix, start_after, limit)?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, value)| state::Entry { key, value })
+            .collect())
+    }
+}
+
+impl emit::Host for InstanceState {
+    fn send(&mut self, output: emit::Output) -> wasmtime::Result<()> {
+        InstanceState::send(self, output)
+    }
+}
+
+impl log::Host for InstanceState {
+    fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.write_log(level, message)
+    }
 }
 
 impl config::Host for InstanceState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.shared.config.get(&key).cloned())
+        Ok(self.config_value(&key))
     }
 
     fn all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self
-            .shared
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.config_all())
     }
 }
 
 impl timers::Host for InstanceState {
     fn schedule(&mut self, key: Vec<u8>, at_ms: i64) -> wasmtime::Result<()> {
-        self.call().state.set_timer(key, Some(at_ms));
+        self.set_timer(key, Some(at_ms));
         Ok(())
     }
 
     fn cancel(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
-        self.call().state.set_timer(key, None);
+        self.set_timer(key, None);
         Ok(())
+    }
+}
+
+impl v0_2::types::Host for InstanceState {}
+
+impl v0_2::state::Host for InstanceState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        InstanceState::get(self, &key)
+    }
+
+    fn get_many(&mut self, keys: Vec<Vec<u8>>) -> wasmtime::Result<Vec<Option<Vec<u8>>>> {
+        keys.iter()
+            .map(|key| InstanceState::get(self, key))
+            .collect()
+    }
+
+    fn scan(
+        &mut self,
+        prefix: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<v0_2::state::Entry>> {
+        let entries = InstanceState::scan(self, prefix, start_after, limit)?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, value)| v0_2::state::Entry { key, value })
+            .collect())
+    }
+}
+
+impl v0_2::effects::Host for InstanceState {
+    fn apply(&mut self, effects: Vec<u8>) -> wasmtime::Result<()> {
+        for effect in wire::effects(&effects) {
+            match effect.map_err(wasmtime::Error::new)? {
+                Effect::Set(key, value) => self.set(key, value)?,
+                Effect::Delete(key) => self.delete(key)?,
+                Effect::Send(output) => self.send(output)?,
+                Effect::Schedule(key, at_ms) => self.set_timer(key, Some(at_ms)),
+                Effect::Cancel(key) => self.set_timer(key, None),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl v0_2::log::Host for InstanceState {
+    fn write(&mut self, level: v0_2::log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            v0_2::log::Level::Debug => log::Level::Debug,
+            v0_2::log::Level::Info => log::Level::Info,
+            v0_2::log::Level::Warn => log::Level::Warn,
+            v0_2::log::Level::Error => log::Level::Error,
+        };
+        self.write_log(level, message)
+    }
+}
+
+impl v0_2::config::Host for InstanceState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.config_value(&key))
+    }
+
+    fn all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.config_all())
     }
 }

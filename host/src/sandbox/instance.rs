@@ -11,6 +11,7 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::streamfn::function::log;
+use super::bindings::v0_2;
 use super::bindings::{Event, FiredTimer, Function, FunctionPre, Outcome};
 use super::wasi::{GuestRandom, StderrTail, seed};
 use crate::model::failure::HostError;
@@ -143,10 +144,27 @@ impl ResourceLimiter for InstanceState {
     }
 }
 
+/// A component ready to instantiate, with the exports of its contract version.
+#[derive(Clone)]
+pub(super) enum Pre {
+    V0_1(FunctionPre<InstanceState>),
+    V0_2(v0_2::FunctionPre<InstanceState>),
+}
+
+/// The exports of a live instance, in the contract version its component was built for.
+enum Exports {
+    V0_1(Function),
+    V0_2 {
+        function: v0_2::Function,
+        /// The buffer batches are written into, kept between calls.
+        batch: Vec<u8>,
+    },
+}
+
 /// A live instance and its store.
 pub struct Instance {
     store: Store<InstanceState>,
-    function: Function,
+    exports: Exports,
     fuel_budget: u64,
     /// Epoch ticks a call may take.
     deadline_ticks: u64,
@@ -173,9 +191,9 @@ pub struct CallFailure {
 impl Instance {
     /// Instantiates `pre` with the sandbox and limits of `shared`; a call may take
     /// `deadline_ticks` epochs.
-    pub fn new(
+    pub(super) fn new(
         engine: &wasmtime::Engine,
-        pre: &FunctionPre<InstanceState>,
+        pre: &Pre,
         shared: InstanceConfig,
         deadline_ticks: u64,
     ) -> Result<Instance> {
@@ -203,7 +221,14 @@ impl Instance {
         let _ = store.set_fuel(u64::MAX);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(u64::MAX / 2);
-        let function = pre.instantiate(&mut store).map_err(|err| {
+        let instantiated = match pre {
+            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Exports::V0_1),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(|function| Exports::V0_2 {
+                function,
+                batch: Vec::new(),
+            }),
+        };
+        let exports = instantiated.map_err(|err| {
             if err
                 .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                 .is_some()
@@ -215,7 +240,7 @@ impl Instance {
         })?;
         Ok(Instance {
             store,
-            function,
+            exports,
             fuel_budget: 0,
             deadline_ticks,
         })
@@ -239,11 +264,20 @@ impl Instance {
             events: events.len().max(1),
             position: &position,
         };
+        let partition = site.partition;
         self.begin(state, site);
-        let result = self
-            .function
-            .streamfn_function_handler()
-            .call_handle(&mut self.store, events);
+        let result = match &mut self.exports {
+            Exports::V0_1(function) => function
+                .streamfn_function_handler()
+                .call_handle(&mut self.store, events),
+            Exports::V0_2 { function, batch } => {
+                super::wire::encode_batch(partition, events, batch);
+                function
+                    .streamfn_function_handler()
+                    .call_handle(&mut self.store, batch)
+                    .and_then(|failed| outcomes(events.len(), failed))
+            }
+        };
         self.finish(result)
     }
 
@@ -265,10 +299,23 @@ impl Instance {
             position: &position,
         };
         self.begin(state, site);
-        let result = self
-            .function
-            .streamfn_function_handler()
-            .call_on_timers(&mut self.store, fired);
+        let result = match &mut self.exports {
+            Exports::V0_1(function) => function
+                .streamfn_function_handler()
+                .call_on_timers(&mut self.store, fired),
+            Exports::V0_2 { function, .. } => {
+                let fired: Vec<v0_2::streamfn::function::types::FiredTimer> = fired
+                    .iter()
+                    .map(|t| v0_2::streamfn::function::types::FiredTimer {
+                        key: t.key.clone(),
+                        at_ms: t.at_ms,
+                    })
+                    .collect();
+                function
+                    .streamfn_function_handler()
+                    .call_on_timers(&mut self.store, &fired)
+            }
+        };
         self.finish(result)
     }
 
@@ -319,11 +366,82 @@ impl Instance {
     }
 }
 
+/// One outcome per event of a batch of `events`, from the events a 0.2.0 handler listed
+/// as failed; a list that is not in order or names an event outside the batch fails the
+/// call.
+fn outcomes(
+    events: usize,
+    failed: Vec<v0_2::streamfn::function::types::FailedEvent>,
+) -> wasmtime::Result<Vec<Outcome>> {
+    use v0_2::streamfn::function::types::Failure;
+    let mut outcomes = vec![Outcome::Ok; events];
+    let mut next = 0;
+    for event in failed {
+        let index = event.index as usize;
+        if index < next || index >= events {
+            return Err(wasmtime::Error::msg(format!(
+                "the handler listed event {index} as failed, in a batch of {events} events (failed events are listed once each, in order)"
+            )));
+        }
+        outcomes[index] = match event.failure {
+            Failure::Retry(reason) => Outcome::Retry(reason),
+            Failure::Reject(reason) => Outcome::Reject(reason),
+        };
+        next = index + 1;
+    }
+    Ok(outcomes)
+}
+
 impl InstanceState {
     pub(super) fn call(&mut self) -> &mut Call {
         // Imports only run inside a call, which `begin` sets up.
         self.call
             .as_mut()
             .unwrap_or_else(|| unreachable!("import called outside a call"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v0_2::streamfn::function::types::{FailedEvent, Failure};
+    use super::*;
+
+    #[test]
+    fn a_failed_event_list_becomes_one_outcome_per_event_and_a_wrong_one_fails_the_call() {
+        let failed = |index, reason: &str| FailedEvent {
+            index,
+            failure: Failure::Reject(reason.into()),
+        };
+        let got = outcomes(
+            4,
+            vec![
+                failed(1, "a"),
+                FailedEvent {
+                    index: 3,
+                    failure: Failure::Retry("b".into()),
+                },
+            ],
+        )
+        .expect("in order");
+        assert_eq!(
+            got,
+            vec![
+                Outcome::Ok,
+                Outcome::Reject("a".into()),
+                Outcome::Ok,
+                Outcome::Retry("b".into())
+            ]
+        );
+        assert_eq!(
+            outcomes(2, vec![]).expect("none failed"),
+            vec![Outcome::Ok; 2]
+        );
+        for wrong in [
+            vec![failed(2, "past the end")],
+            vec![failed(1, "x"), failed(1, "twice")],
+            vec![failed(1, "x"), failed(0, "backwards")],
+        ] {
+            assert!(outcomes(2, wrong).is_err());
+        }
     }
 }

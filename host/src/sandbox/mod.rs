@@ -9,8 +9,9 @@ pub mod engine;
 mod imports;
 pub mod instance;
 mod wasi;
+mod wire;
 
-pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, Tuning, WORLD, sha256_hex};
+pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, Tuning, WORLDS, sha256_hex};
 pub use self::instance::{
     CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink, PoolFull,
 };

@@ -70,10 +70,8 @@ macro_rules! export {
         const _: () = {
             struct StreamfnFunction;
             impl $crate::wasm::Guest for StreamfnFunction {
-                fn handle(
-                    events: ::std::vec::Vec<$crate::wasm::WitEvent>,
-                ) -> ::std::vec::Vec<$crate::wasm::Outcome> {
-                    $crate::wasm::handle_batch(events, $handle)
+                fn handle(batch: $crate::wasm::Batch) -> $crate::wasm::Handled {
+                    $crate::wasm::handle_batch(batch, $handle)
                 }
                 fn on_timers(
                     timers: ::std::vec::Vec<$crate::wasm::FiredTimer>,

@@ -1,12 +1,11 @@
-//! The component side of the SDK: generated bindings of the `streamfn:function` world and
-//! the glue that turns a batch call into one handler call per event. Used by [`crate::export!`].
-
-#![allow(missing_docs)]
+//! The component side of the SDK on contract 0.1.0 (the `contract-0-1` feature): generated
+//! bindings of that world and the glue that turns a batch call into one handler call per
+//! event, each effect one host call.
 
 pub mod bindings {
     wit_bindgen::generate!({
         world: "function",
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_function",
         default_bindings_module: "::streamfn::wasm::bindings",
@@ -19,7 +18,11 @@ pub mod bindings {
 pub use bindings::export_function;
 pub use bindings::exports::streamfn::function::handler::Guest;
 pub use bindings::streamfn::function::types::{Event as WitEvent, FiredTimer, Outcome};
-pub use wit_bindgen::rt;
+
+/// What the handler export is called with.
+pub type Batch = Vec<WitEvent>;
+/// What it returns.
+pub type Handled = Vec<Outcome>;
 
 use bindings::streamfn::function::{config, emit, log, state, timers, types};
 
@@ -82,14 +85,7 @@ impl Host for WasmHost {
     }
 
     fn config(&self, key: &str) -> Option<String> {
-        // An instance serves one deployment version, whose configuration never changes,
-        // so it is fetched once instead of crossing into the host on every event.
-        static CONFIG: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
-            std::sync::OnceLock::new();
-        CONFIG
-            .get_or_init(|| config::all().into_iter().collect())
-            .get(key)
-            .cloned()
+        super::configured(key, config::all)
     }
 
     fn schedule(&mut self, key: &[u8], at_ms: i64) {
@@ -122,7 +118,7 @@ fn event(raw: WitEvent) -> Event {
 }
 
 /// Runs `handler` on each event in order and collects the outcomes.
-pub fn handle_batch(events: Vec<WitEvent>, handler: Handler) -> Vec<Outcome> {
+pub fn handle_batch(events: Batch, handler: Handler) -> Handled {
     let mut host = WasmHost;
     events
         .into_iter()
