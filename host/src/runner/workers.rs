@@ -269,13 +269,23 @@ mod tests {
     fn functions_take_turns_so_a_deep_queue_does_not_starve_a_short_one() {
         let workers = Workers::start(1).expect("workers");
         let order = Arc::new(Mutex::new(Vec::new()));
+        // The first hot job holds the only worker until the quiet job is queued, so the
+        // order does not depend on how fast this thread runs beside the hot ones.
+        let (started, hot_started) = std::sync::mpsc::channel();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
         let hot = {
             let (workers, order) = (workers.clone(), order.clone());
             std::thread::spawn(move || {
+                let mut gate = Some((started, gate));
                 let jobs: Vec<Box<dyn FnOnce() + Send>> = (0..50)
                     .map(|_| {
                         let order = order.clone();
+                        let gate = gate.take();
                         Box::new(move || {
+                            if let Some((started, gate)) = gate {
+                                let _ = started.send(());
+                                let _ = gate.recv_timeout(Duration::from_secs(10));
+                            }
                             std::thread::sleep(Duration::from_millis(2));
                             order.lock().expect("order").push("hot");
                         }) as Box<dyn FnOnce() + Send>
@@ -284,18 +294,23 @@ mod tests {
                 workers.run("hot", jobs);
             })
         };
-        // Let the hot function queue its jobs first.
-        while order.lock().expect("order").is_empty() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let quiet_order = order.clone();
-        workers.run(
-            "quiet",
-            vec![
-                Box::new(move || quiet_order.lock().expect("order").push("quiet"))
-                    as Box<dyn FnOnce() + Send>,
-            ],
-        );
+        hot_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first hot job starts");
+        let quiet = {
+            let (workers, order) = (workers.clone(), order.clone());
+            std::thread::spawn(move || {
+                workers.run(
+                    "quiet",
+                    vec![Box::new(move || order.lock().expect("order").push("quiet"))
+                        as Box<dyn FnOnce() + Send>],
+                );
+            })
+        };
+        // Time for the quiet job to be queued while the worker is held.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = release.send(());
+        quiet.join().expect("quiet");
         hot.join().expect("hot");
         let order = order.lock().expect("order");
         let at = order.iter().position(|f| *f == "quiet").expect("quiet ran");
