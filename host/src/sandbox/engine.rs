@@ -24,12 +24,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Instances alive at once across all functions of a replica, unless it says otherwise.
 pub const MAX_INSTANCES: u32 = 1024;
 
-/// The worlds a component may target, the newest first.
-pub const WORLDS: [&str; 2] = [
-    "streamfn:function/function@0.2.0",
-    "streamfn:function/function@0.1.0",
-];
-
 /// The contract worlds, as error messages name them.
 const WORLD: &str = "streamfn:function/function@0.2.0 or @0.1.0";
 
@@ -78,16 +72,6 @@ pub struct LoadedComponent {
     /// Hex sha256 of the component bytes.
     pub sha256: String,
     pre: Pre,
-}
-
-impl LoadedComponent {
-    /// The contract version the component was built for: `0.1.0` or `0.2.0`.
-    pub fn contract(&self) -> &'static str {
-        match self.pre {
-            Pre::V0_1(_) => "0.1.0",
-            Pre::V0_2(_) => "0.2.0",
-        }
-    }
 }
 
 impl std::fmt::Debug for LoadedComponent {

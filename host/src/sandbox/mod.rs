@@ -11,7 +11,7 @@ pub mod instance;
 mod wasi;
 mod wire;
 
-pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, Tuning, WORLDS, sha256_hex};
+pub use self::engine::{Engine, LoadedComponent, MAX_INSTANCES, Tuning, sha256_hex};
 pub use self::instance::{
     CallFailure, CallResult, Instance, InstanceConfig, LogLine, LogSink, PoolFull,
 };
