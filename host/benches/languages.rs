@@ -60,7 +60,7 @@ fn template(lang: Lang, suffix: &str) -> PathBuf {
     eprintln!("building the {suffix} template");
     let options = project::BuildOptions {
         out: Some(out.clone()),
-        weval: None,
+        ..Default::default()
     };
     project::build(&dir, &options, &|_| {}).expect("template builds");
     out

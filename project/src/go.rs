@@ -18,6 +18,13 @@ const SDK_MODULE: &str = "streamfn.dev/streamfn";
 /// The Go package the generated bindings form, inside the SDK module.
 const BINDINGS_PACKAGE: &str = "streamfn.dev/streamfn/internal/wit";
 
+/// The directories of generated bindings, under the SDK's `internal/wit`: written afresh
+/// by every build, so none of another contract version's are left.
+const GENERATED: [&str; 2] = ["imports", "exports/wit_exports"];
+
+/// The build tag that selects the SDK's glue for contract 0.1.0 (0.2.0 without it).
+const CONTRACT_0_1_TAG: &str = "streamfn_contract_0_1";
+
 /// The template, the SDK and the component-model runtime its bindings use.
 pub(super) const TEMPLATE: &[TemplateFile] = template![
     "go.mod" => "sdk/go/template/go.mod",
@@ -32,9 +39,15 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
     ".streamfn/go/export.go" => "sdk/go/streamfn/export.go",
     ".streamfn/go/failure.go" => "sdk/go/streamfn/failure.go",
     ".streamfn/go/wasm.go" => "sdk/go/streamfn/wasm.go",
+    ".streamfn/go/wasm_v0_1.go" => "sdk/go/streamfn/wasm_v0_1.go",
+    ".streamfn/go/wasm_v0_2.go" => "sdk/go/streamfn/wasm_v0_2.go",
+    ".streamfn/go/wire.go" => "sdk/go/streamfn/wire.go",
+    ".streamfn/go/batchhost.go" => "sdk/go/streamfn/batchhost.go",
     ".streamfn/go/streamfntest/host.go" => "sdk/go/streamfn/streamfntest/host.go",
-    ".streamfn/go/internal/wit/exports/export_streamfn_function_handler/handler.go" =>
-        "sdk/go/streamfn/internal/wit/exports/export_streamfn_function_handler/handler.go",
+    ".streamfn/go/internal/wit/exports/export_streamfn_function_handler/handler_v0_1.go" =>
+        "sdk/go/streamfn/internal/wit/exports/export_streamfn_function_handler/handler_v0_1.go",
+    ".streamfn/go/internal/wit/exports/export_streamfn_function_handler/handler_v0_2.go" =>
+        "sdk/go/streamfn/internal/wit/exports/export_streamfn_function_handler/handler_v0_2.go",
     ".streamfn/go/witpkg/LICENSE" => "sdk/go/streamfn/witpkg/LICENSE",
     ".streamfn/go/witpkg/README.md" => "sdk/go/streamfn/witpkg/README.md",
     ".streamfn/go/witpkg/go.mod" => "sdk/go/streamfn/witpkg/go.mod",
@@ -54,14 +67,22 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
 pub(super) fn build(
     dir: &Path,
     manifest: &Manifest,
+    contract: &str,
     out: &Path,
     step: &dyn Fn(&str),
 ) -> Result<()> {
     check_version(dir)?;
-    let (mut resolve, world) = contract(&manifest.contract_dir(dir, "0.1.0"))?;
+    let (mut resolve, world) = read_contract(&manifest.contract_dir(dir, contract))?;
 
     step("wit-bindgen go");
     let sdk = sdk_dir(dir)?;
+    for generated in GENERATED {
+        let path = sdk.join("internal/wit").join(generated);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     generate_bindings(&mut resolve, world, &sdk.join("internal/wit"))?;
 
     step("go build (GOOS=wasip1 GOARCH=wasm)");
@@ -69,22 +90,17 @@ pub(super) fn build(
     std::fs::create_dir_all(&build_dir)
         .with_context(|| format!("creating {}", build_dir.display()))?;
     let core_path = build_dir.join("core.wasm");
-    run(
-        dir,
-        go(dir)
-            .env("GOOS", "wasip1")
-            .env("GOARCH", "wasm")
-            .args([
-                "build",
-                "-buildmode=c-shared",
-                "-trimpath",
-                "-ldflags=-checklinkname=0",
-                "-o",
-            ])
-            .arg(&core_path)
-            .arg("."),
-        INSTALL,
-    )?;
+    let mut build = go(dir);
+    build.env("GOOS", "wasip1").env("GOARCH", "wasm").args([
+        "build",
+        "-buildmode=c-shared",
+        "-trimpath",
+        "-ldflags=-checklinkname=0",
+    ]);
+    if contract == "0.1.0" {
+        build.args(["-tags", CONTRACT_0_1_TAG]);
+    }
+    run(dir, build.arg("-o").arg(&core_path).arg("."), INSTALL)?;
 
     step("component (wasi preview1 adapter)");
     let mut core =
@@ -166,7 +182,7 @@ fn sdk_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The contract in `wit` and its `function` world.
-fn contract(wit: &Path) -> Result<(Resolve, WorldId)> {
+fn read_contract(wit: &Path) -> Result<(Resolve, WorldId)> {
     let mut resolve = Resolve::default();
     let (package, _) = resolve
         .push_dir(wit)

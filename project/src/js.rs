@@ -29,6 +29,7 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
 pub(super) fn build(
     dir: &Path,
     manifest: &Manifest,
+    contract: &str,
     out: &Path,
     weval: Option<&Path>,
     step: &dyn Fn(&str),
@@ -48,7 +49,7 @@ pub(super) fn build(
     command
         .args(["build.mjs", "function.js"])
         .arg(out)
-        .arg(manifest.contract_dir(dir, "0.2.0"));
+        .arg(manifest.contract_dir(dir, contract));
     match weval {
         Some(weval) => {
             step("componentize-js, ahead of time with weval");

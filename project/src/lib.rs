@@ -14,7 +14,8 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-/// The versions of the contract a project may build against, each in `wit/VERSION/`.
+/// The versions of the contract a project may build against, each in `wit/VERSION/`,
+/// oldest first; a build targets the newest unless told otherwise.
 const CONTRACTS: [(&str, &str); 2] = [
     ("0.1.0", include_str!("../../wit/0.1.0/function.wit")),
     ("0.2.0", include_str!("../../wit/0.2.0/function.wit")),
@@ -48,6 +49,8 @@ pub struct Manifest {
     /// The contract's directory, relative to the project [default: `wit`, where
     /// `fnctl new` puts it].
     pub wit: Option<String>,
+    /// The contract version to build against [default: the newest, 0.2.0].
+    pub contract: Option<String>,
 }
 
 impl Manifest {
@@ -109,6 +112,7 @@ pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<()> {
         name: name.to_owned(),
         lang,
         wit: None,
+        contract: None,
     });
     write(dir, MANIFEST, &manifest)
 }
@@ -167,6 +171,7 @@ fn parse_manifest(text: &str) -> Result<Manifest> {
     let mut name = None;
     let mut lang = None;
     let mut wit = None;
+    let mut contract = None;
     for line in text
         .lines()
         .map(str::trim)
@@ -188,13 +193,15 @@ fn parse_manifest(text: &str) -> Result<Manifest> {
                 })
             }
             "wit" => wit = Some(value),
-            other => bail!("unknown key {other:?}: expected name, lang or wit"),
+            "contract" => contract = Some(value),
+            other => bail!("unknown key {other:?}: expected name, lang, wit or contract"),
         }
     }
     Ok(Manifest {
         name: name.context("no `name`")?,
         lang: lang.context("no `lang`")?,
         wit,
+        contract,
     })
 }
 
@@ -205,6 +212,26 @@ pub struct BuildOptions {
     pub out: Option<PathBuf>,
     /// A weval binary: compile a JavaScript function ahead of time with it.
     pub weval: Option<PathBuf>,
+    /// The contract version to build against [default: the manifest's, else the newest].
+    pub contract: Option<String>,
+}
+
+/// The contract version `asked` for (the newest when none is), if Streamfn has it.
+fn contract_version(asked: Option<&str>) -> Result<&'static str> {
+    let newest = CONTRACTS[CONTRACTS.len() - 1].0;
+    let Some(asked) = asked else {
+        return Ok(newest);
+    };
+    match CONTRACTS.iter().find(|(version, _)| *version == asked) {
+        Some((version, _)) => Ok(version),
+        None => {
+            let known: Vec<&str> = CONTRACTS.iter().map(|(version, _)| *version).collect();
+            bail!(
+                "unknown contract version {asked:?}: use one of {}",
+                known.join(", ")
+            )
+        }
+    }
 }
 
 /// Builds the project in `dir`; returns the component's path. `step` reports progress.
@@ -212,6 +239,7 @@ pub fn build(dir: &Path, options: &BuildOptions, step: &dyn Fn(&str)) -> Result<
     // Toolchains run inside the project, so every path handed to them is absolute.
     let dir = &std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     let manifest = manifest(dir)?;
+    let contract = contract_version(options.contract.as_deref().or(manifest.contract.as_deref()))?;
     if options.weval.is_some() && manifest.lang != Lang::Js {
         bail!("ahead-of-time compilation with weval is for JavaScript functions only");
     }
@@ -224,10 +252,17 @@ pub fn build(dir: &Path, options: &BuildOptions, step: &dyn Fn(&str)) -> Result<
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     match manifest.lang {
-        Lang::Rust => rust::build(dir, &manifest, &out, step)?,
-        Lang::Js => js::build(dir, &manifest, &out, options.weval.as_deref(), step)?,
-        Lang::Python => python::build(dir, &manifest, &out, step)?,
-        Lang::Go => go::build(dir, &manifest, &out, step)?,
+        Lang::Rust => rust::build(dir, &manifest, contract, &out, step)?,
+        Lang::Js => js::build(
+            dir,
+            &manifest,
+            contract,
+            &out,
+            options.weval.as_deref(),
+            step,
+        )?,
+        Lang::Python => python::build(dir, &manifest, contract, &out, step)?,
+        Lang::Go => go::build(dir, &manifest, contract, &out, step)?,
     }
     Ok(out)
 }
@@ -267,6 +302,7 @@ mod tests {
             name: "f".into(),
             lang: Lang::Python,
             wit: None,
+            contract: None,
         });
         let back = parse_manifest(&text).expect("parses");
         assert_eq!((back.name.as_str(), back.lang), ("f", Lang::Python));
@@ -276,6 +312,17 @@ mod tests {
         assert_eq!(elsewhere.wit_dir(Path::new("p")), Path::new("p/../../wit"));
         let err = parse_manifest("name = \"f\"\nlang = \"cobol\"").expect_err("unknown lang");
         assert!(err.to_string().contains("cobol"), "{err}");
+        let pinned =
+            parse_manifest("name = \"f\"\nlang = \"go\"\ncontract = \"0.1.0\"").expect("parses");
+        assert_eq!(pinned.contract.as_deref(), Some("0.1.0"));
+    }
+
+    #[test]
+    fn builds_target_the_newest_contract_unless_told_and_unknown_ones_are_refused() {
+        assert_eq!(contract_version(None).expect("newest"), "0.2.0");
+        assert_eq!(contract_version(Some("0.1.0")).expect("known"), "0.1.0");
+        let err = contract_version(Some("0.3.0")).expect_err("unknown");
+        assert!(err.to_string().contains("use one of 0.1.0, 0.2.0"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
     "streamfn/context.py" => "sdk/python/streamfn/context.py",
     "streamfn/event.py" => "sdk/python/streamfn/event.py",
     "streamfn/failure.py" => "sdk/python/streamfn/failure.py",
+    "streamfn/hosts.py" => "sdk/python/streamfn/hosts.py",
     "streamfn/testing.py" => "sdk/python/streamfn/testing.py",
+    "streamfn/wire.py" => "sdk/python/streamfn/wire.py",
     "streamfn/py.typed" => "sdk/python/streamfn/py.typed",
 ];
 
@@ -32,6 +34,7 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
 pub(super) fn build(
     dir: &Path,
     manifest: &Manifest,
+    contract: &str,
     out: &Path,
     step: &dyn Fn(&str),
 ) -> Result<()> {
@@ -40,7 +43,7 @@ pub(super) fn build(
         .args(["-m", "streamfn.build", ".", "-o"])
         .arg(out)
         .arg("--wit")
-        .arg(manifest.contract_dir(dir, "0.1.0"));
+        .arg(manifest.contract_dir(dir, contract));
     if let Some(venv) = std::env::var_os(VENV_ENV) {
         command.arg("--venv").arg(venv);
     }

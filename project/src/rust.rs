@@ -28,13 +28,19 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
 pub(super) fn build(
     dir: &Path,
     manifest: &Manifest,
+    contract: &str,
     out: &Path,
     step: &dyn Fn(&str),
 ) -> Result<()> {
     step("cargo build --release --target wasm32-wasip2");
+    let mut cargo = Command::new("cargo");
+    cargo.args(["build", "--release", "--target", "wasm32-wasip2"]);
+    if contract == "0.1.0" {
+        cargo.args(["--features", "streamfn/contract-0-1"]);
+    }
     run(
         dir,
-        Command::new("cargo").args(["build", "--release", "--target", "wasm32-wasip2"]),
+        &mut cargo,
         "install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`",
     )?;
     // Cargo honours CARGO_TARGET_DIR, which lets projects share one build cache.

@@ -11,13 +11,15 @@ use serde_json::Value;
 use crate::support::{Replica, guest, temp_dir};
 
 /// The builds of the conformance function, each with the contract version it targets.
-const BUILDS: [(&str, &str); 6] = [
+const BUILDS: [(&str, &str); 8] = [
     ("conformance-rust", "0.2.0"),
     ("conformance-rust-v0-1", "0.1.0"),
     ("conformance-js", "0.2.0"),
     ("conformance-js-v0-1", "0.1.0"),
-    ("conformance-python", "0.1.0"),
-    ("conformance-go", "0.1.0"),
+    ("conformance-python", "0.2.0"),
+    ("conformance-python-v0-1", "0.1.0"),
+    ("conformance-go", "0.2.0"),
+    ("conformance-go-v0-1", "0.1.0"),
 ];
 
 /// Whether `component` exports the handler of contract `version` (and no other).

@@ -28,6 +28,10 @@ pub struct Build {
     /// The weval binary for --aot [default: weval on PATH].
     #[arg(long, requires = "aot")]
     weval: Option<PathBuf>,
+    /// The contract version to build against (0.1.0 runs on hosts older than 0.2.0)
+    /// [default: `contract` in streamfn.toml, else the newest, 0.2.0].
+    #[arg(long, value_name = "VERSION")]
+    contract: Option<String>,
 }
 
 impl Build {
@@ -41,6 +45,7 @@ impl Build {
             } else {
                 None
             },
+            contract: self.contract,
         };
         let built = project::build(&self.dir, &options, &|step| {
             spinner.set_message(step.to_owned())

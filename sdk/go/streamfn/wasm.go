@@ -1,6 +1,8 @@
 // The component side of the SDK: the host reached through the bindings wit-bindgen
 // generates at build (internal/wit), and the glue that turns a batch call into one handler
-// call per event. Only built for wasip1; natively the package is plain Go.
+// call per event. What both contract versions share is here; wasm_v0_1.go and
+// wasm_v0_2.go hold what differs, one built per component (the tag streamfn_contract_0_1
+// picks 0.1.0). Only built for wasip1; natively the package is plain Go.
 
 //go:build wasip1
 
@@ -21,10 +23,8 @@ import (
 	// The component's exports: linked in here so that a function only imports streamfn.
 	_ "streamfn.dev/streamfn/internal/wit/exports/wit_exports"
 	config "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_config"
-	emit "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_emit"
 	logging "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_log"
 	state "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_state"
-	timers "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_timers"
 	types "streamfn.dev/streamfn/internal/wit/imports/streamfn_function_types"
 )
 
@@ -33,50 +33,10 @@ func init() {
 	handler.Timers = handleTimers
 }
 
-// wasmHost is the Streamfn host, reached through the component's imports.
-type wasmHost struct {
-	// config is every configuration value, fetched on first use: an instance serves one
-	// deployment version, whose configuration never changes, so one call into the host
-	// replaces one per lookup.
-	config map[string]string
-}
-
-var host wasmHost
-
 // Everything the host hands over (the batch, and the results of state reads, scans and
 // config) is written where cabi_realloc put it: the runtime's scratch area, which is
 // reused once the export call returns. So every byte a handler can see is copied out
 // first, and the batch and timer calls end by freeing the scratch area.
-
-func handleBatch(batch []types.Event) []types.Outcome {
-	defer witRuntime.ResetScratch()
-	var event *Event
-	defer trapOnPanic(func() string {
-		return fmt.Sprintf("handling %s partition %d offset %d", event.Topic, event.Partition, event.Offset)
-	})
-	handle := registeredHandler()
-	events := make([]Event, len(batch))
-	outcomes := make([]types.Outcome, len(batch))
-	ctx := &Context{host: &host}
-	for i := range batch {
-		event = &events[i]
-		copyEvent(&batch[i], event)
-		ctx.nowMs = event.TimestampMs
-		outcomes[i] = outcomeOf(handle(event, ctx))
-	}
-	return outcomes
-}
-
-func outcomeOf(err error) types.Outcome {
-	if err == nil {
-		return types.MakeOutcomeOk()
-	}
-	retry, reason := outcome(err)
-	if retry {
-		return types.MakeOutcomeRetry(reason)
-	}
-	return types.MakeOutcomeReject(reason)
-}
 
 func handleTimers(fired []types.FiredTimer) witTypes.Result[witTypes.Unit, string] {
 	defer witRuntime.ResetScratch()
@@ -84,6 +44,7 @@ func handleTimers(fired []types.FiredTimer) witTypes.Result[witTypes.Unit, strin
 	defer trapOnPanic(func() string {
 		return fmt.Sprintf("handling timer %q at %d ms", timer.Key, timer.AtMs)
 	})
+	host.begin()
 	ctx := &Context{host: &host}
 	for _, raw := range fired {
 		timer = Timer{Key: string(raw.Key), AtMs: raw.AtMs}
@@ -92,6 +53,7 @@ func handleTimers(fired []types.FiredTimer) witTypes.Result[witTypes.Unit, strin
 			return witTypes.Err[witTypes.Unit, string](timerError(err))
 		}
 	}
+	host.finish()
 	return witTypes.Ok[witTypes.Unit, string](witTypes.Unit{})
 }
 
@@ -113,58 +75,6 @@ func trapOnPanic(handling func() string) {
 //go:linkname abort runtime.abort
 func abort()
 
-// topic is the last input topic seen: a batch has one or a few, so equal names share
-// one copy.
-var topic string
-
-// copyEvent fills event from the bindings' form with copies of its bytes: key, value and
-// header values share one allocation.
-func copyEvent(raw *types.Event, event *Event) {
-	if raw.Topic != topic {
-		topic = strings.Clone(raw.Topic)
-	}
-	size := len(raw.Key.SomeOr(nil)) + len(raw.Value.SomeOr(nil))
-	for _, h := range raw.Headers {
-		size += len(h.Value)
-	}
-	buf := make([]byte, 0, size)
-	*event = Event{
-		Topic:        topic,
-		Partition:    raw.Partition,
-		Offset:       raw.Offset,
-		TimestampMs:  raw.TimestampMs,
-		StreamTimeMs: raw.StreamTimeMs,
-	}
-	event.Key, buf = carve(buf, raw.Key)
-	event.Value, buf = carve(buf, raw.Value)
-	if len(raw.Headers) > 0 {
-		event.Headers = make([]Header, len(raw.Headers))
-		for i, h := range raw.Headers {
-			event.Headers[i].Key = strings.Clone(h.Key)
-			event.Headers[i].Value, buf = carve(buf, witTypes.Some(h.Value))
-		}
-	}
-}
-
-// carve appends option's bytes to buf, which has room for them, and returns the copy (nil
-// for none, non-nil for some, even when empty) and buf. The copy's capacity ends with it,
-// so an append to it cannot overwrite what follows.
-func carve(buf []byte, option witTypes.Option[[]byte]) ([]byte, []byte) {
-	if option.Tag() != witTypes.OptionSome {
-		return nil, buf
-	}
-	start := len(buf)
-	buf = append(buf, option.Some()...)
-	return buf[start:len(buf):len(buf)], buf
-}
-
-func toOption(b []byte) witTypes.Option[[]byte] {
-	if b == nil {
-		return witTypes.None[[]byte]()
-	}
-	return witTypes.Some(b)
-}
-
 // view is the bytes of s without a copy; the host only reads what it is handed.
 func view(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
@@ -178,7 +88,8 @@ func clone(b []byte) []byte {
 	return bytes.Clone(b)
 }
 
-func (h *wasmHost) Get(key string) ([]byte, bool) {
+// stateGet is state.get, with the value copied out.
+func stateGet(key string) ([]byte, bool) {
 	value := state.Get(view(key))
 	if value.Tag() != witTypes.OptionSome {
 		return nil, false
@@ -186,15 +97,8 @@ func (h *wasmHost) Get(key string) ([]byte, bool) {
 	return clone(value.Some()), true
 }
 
-func (h *wasmHost) Set(key string, value []byte) {
-	state.Set(view(key), value)
-}
-
-func (h *wasmHost) Delete(key string) {
-	state.Delete(view(key))
-}
-
-func (h *wasmHost) Scan(prefix string, after *string, limit int) []Entry {
+// stateScan is state.scan, with the entries copied out.
+func stateScan(prefix string, after *string, limit int) []Entry {
 	start := witTypes.None[[]byte]()
 	if after != nil {
 		start = witTypes.Some(view(*after))
@@ -207,24 +111,27 @@ func (h *wasmHost) Scan(prefix string, after *string, limit int) []Entry {
 	return entries
 }
 
-func (h *wasmHost) Send(output *Output) {
-	var headers []types.Header
-	if len(output.Headers) > 0 {
-		headers = make([]types.Header, len(output.Headers))
-		for i, h := range output.Headers {
-			headers[i] = types.Header{Key: h.Key, Value: h.Value}
+// configuration is every configuration value, fetched on first use: an instance serves
+// one deployment version, whose configuration never changes, so one call into the host
+// replaces one per lookup.
+type configuration map[string]string
+
+func (c *configuration) Config(key string) (string, bool) {
+	if *c == nil {
+		all := config.All()
+		*c = make(map[string]string, len(all))
+		for _, pair := range all {
+			(*c)[strings.Clone(pair.F0)] = strings.Clone(pair.F1)
 		}
 	}
-	emit.Send(emit.Output{
-		Topic:       output.Topic,
-		Key:         toOption(output.Key),
-		Value:       toOption(output.Value),
-		Headers:     headers,
-		TimestampMs: witTypes.Some(output.TimestampMs),
-	})
+	value, ok := (*c)[key]
+	return value, ok
 }
 
-func (h *wasmHost) Log(level Level, message string) {
+// logger writes log lines through the log import.
+type logger struct{}
+
+func (logger) Log(level Level, message string) {
 	logging.Write(logLevel(level), message)
 }
 
@@ -239,24 +146,4 @@ func logLevel(level Level) logging.Level {
 	default:
 		return logging.Level_Error
 	}
-}
-
-func (h *wasmHost) Config(key string) (string, bool) {
-	if h.config == nil {
-		all := config.All()
-		h.config = make(map[string]string, len(all))
-		for _, pair := range all {
-			h.config[strings.Clone(pair.F0)] = strings.Clone(pair.F1)
-		}
-	}
-	value, ok := h.config[key]
-	return value, ok
-}
-
-func (h *wasmHost) Schedule(key string, atMs int64) {
-	timers.Schedule(view(key), atMs)
-}
-
-func (h *wasmHost) Cancel(key string) {
-	timers.Cancel(view(key))
 }

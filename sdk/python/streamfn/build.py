@@ -2,8 +2,8 @@
 
     python3 -m streamfn.build [PROJECT] [--wit DIR] [-o OUT.wasm] [--venv DIR]
 
-PROJECT (default `.`) holds `function.py`; the contract is PROJECT/wit unless `--wit`
-says; the component is PROJECT/NAME.wasm, NAME from `streamfn.toml` (or the directory's
+PROJECT (default `.`) holds `function.py`; the contract is PROJECT/wit/0.2.0 (or
+PROJECT/wit when the project holds one version there) unless `--wit` says; the component is PROJECT/NAME.wasm, NAME from `streamfn.toml` (or the directory's
 name). componentize-py 0.25.1 is installed into PROJECT/.venv on first use: only there,
 never into the Python that runs this. Plain standard library, so it runs before any
 install, and it is never part of a component.
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 COMPONENTIZE_PY = "componentize-py==0.25.1"
+NEWEST_CONTRACT = "0.2.0"
 # The SDK this file belongs to: its parent is put on the component's Python path after
 # the project, so a function in a repository builds against the SDK beside it while a
 # project made by `fnctl new` uses its own copy.
@@ -26,7 +27,7 @@ SDK_ROOT = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m streamfn.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("project", nargs="?", default=".", type=Path, help="project directory [default: .]")
-    parser.add_argument("--wit", type=Path, help="the contract's WIT directory [default: PROJECT/wit]")
+    parser.add_argument("--wit", type=Path, help="the contract's WIT directory [default: PROJECT/wit/0.2.0]")
     parser.add_argument("-o", "--out", type=Path, help="component to write [default: PROJECT/NAME.wasm]")
     parser.add_argument("--venv", type=Path, help="virtualenv for componentize-py [default: PROJECT/.venv]")
     args = parser.parse_args(argv)
@@ -46,7 +47,7 @@ class BuildError(Exception):
 def build(project: Path, wit: Path | None = None, out: Path | None = None, venv: Path | None = None) -> Path:
     """Builds `project` into a component; returns its path."""
     project = project.resolve()
-    wit = (wit or project / "wit").resolve()
+    wit = (wit or default_contract(project)).resolve()
     out = (out or project / f"{project_name(project)}.wasm").resolve()
     venv = (venv or project / ".venv").resolve()
     if not (project / "function.py").is_file() and not (project / "function" / "__init__.py").is_file():
@@ -69,6 +70,12 @@ def build(project: Path, wit: Path | None = None, out: Path | None = None, venv:
         raise BuildError(f"componentize-py failed ({result.returncode}):\n{shown}")
     step(f"componentize-py took {time.monotonic() - started:.1f} s")
     return out
+
+
+def default_contract(project: Path) -> Path:
+    """The newest contract version the project holds."""
+    newest = project / "wit" / NEWEST_CONTRACT
+    return newest if newest.is_dir() else project / "wit"
 
 
 def ensure_componentize_py(venv: Path) -> Path:

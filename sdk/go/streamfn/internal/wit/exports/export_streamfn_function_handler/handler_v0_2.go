@@ -1,10 +1,11 @@
-// The exported handler interface, where wit-bindgen's generated entry points
-// (../wit_exports, generated at build) call the function. Part of the SDK, not generated.
+// The exported handler interface of contract 0.2.0, where wit-bindgen's generated entry
+// points (../wit_exports, generated at build) call the function. Part of the SDK, not
+// generated.
 
-//go:build wasip1
+//go:build wasip1 && !streamfn_contract_0_1
 
 // Package export_streamfn_function_handler implements the export
-// streamfn:function/handler@0.1.0. wit-bindgen's Go generator decides its import path and
+// streamfn:function/handler@0.2.0. wit-bindgen's Go generator decides its import path and
 // the names Handle and OnTimers. It calls back into package streamfn through the variables
 // below, which that package sets at init: importing it from here would be an import cycle.
 package export_streamfn_function_handler
@@ -16,14 +17,14 @@ import (
 )
 
 // Batch runs a batch of events; set by package streamfn.
-var Batch func(events []types.Event) []types.Outcome
+var Batch func(batch []byte) []types.FailedEvent
 
 // Timers runs the timers that came due; set by package streamfn.
 var Timers func(timers []types.FiredTimer) witTypes.Result[witTypes.Unit, string]
 
-// Handle is handler.handle: one outcome per event, in order.
-func Handle(events []types.Event) []types.Outcome {
-	return Batch(events)
+// Handle is handler.handle: the events that failed, in order.
+func Handle(batch []byte) []types.FailedEvent {
+	return Batch(batch)
 }
 
 // OnTimers is handler.on-timers.
