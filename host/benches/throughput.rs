@@ -5,8 +5,9 @@
 //! and with two (`workers`), a quiet function beside a busy one on one worker
 //! (`fairness`), the same functions built for contract 0.1.0 beside 0.2.0 (`contract`),
 //! the sandbox under other engine settings (`sandbox`), and the fraud
-//! scorer at ten and a hundred times the events and customers (`scale`), to see whether
-//! the cost per event grows with the work.
+//! scorer at ten and a hundred times the events and customers (`scale`, the sizes taking
+//! turns in each run), to see whether the cost per event grows with the work.
+//! `RUST_LOG=streamfn_host::runner=debug` logs each pass of the runners to stderr.
 //!
 //! Run with `cargo bench -p streamfn-host --bench throughput` after `scripts/build`.
 //! `STREAMFN_BENCH_EVENTS` sets the number of events (default 200000),
@@ -350,6 +351,14 @@ fn rate(events: usize, elapsed: Duration) -> f64 {
 }
 
 fn main() {
+    // `RUST_LOG=streamfn_host::runner=debug` shows each pass: its events and how long its
+    // read, the commit beside it and its run took.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     // `cargo bench` passes `--bench`; nothing to parse.
     let events: usize = std::env::var("STREAMFN_BENCH_EVENTS")
         .ok()
@@ -572,22 +581,43 @@ fn main() {
         println!();
         println!("fraud scorer end to end, one partition, one worker, 50 events per customer");
         println!(
-            "{:>12} {:>10} {:>24} {:>12}",
-            "events", "customers", "ev/s", "of the first"
+            "{:>12} {:>10} {:>24} {:>18}",
+            "events", "customers", "ev/s", "of the first's"
         );
-        let mut first = None;
-        for multiple in multiples {
-            let n = events * multiple;
-            let Some(workload) = workloads(n).into_iter().find(|w| w.name == "fraud-scorer") else {
-                continue;
-            };
-            let rates = measure(&|| end_to_end(&workload, 1, 1));
-            let base = *first.get_or_insert(rates.median);
+        // The sizes take turns in each run, so a slow spell of the machine falls on all of
+        // them alike, and each run's rates are compared with that run's first.
+        let sized: Vec<(usize, Workload)> = multiples
+            .iter()
+            .filter_map(|multiple| {
+                let n = events * multiple;
+                let workload = workloads(n)
+                    .into_iter()
+                    .find(|w| w.name == "fraud-scorer")?;
+                Some((n, workload))
+            })
+            .collect();
+        let mut rates = vec![Vec::new(); sized.len()];
+        let mut ratios = vec![Vec::new(); sized.len()];
+        for _ in 0..runs() {
+            let run: Vec<f64> = sized
+                .iter()
+                .map(|(_, workload)| end_to_end(workload, 1, 1))
+                .collect();
+            for (i, rate) in run.iter().enumerate() {
+                rates[i].push(*rate);
+                ratios[i].push(100.0 * rate / run[0]);
+            }
+        }
+        for (((n, _), rates), ratios) in sized.iter().zip(rates).zip(ratios) {
+            let ratio = Rates::of(ratios);
             println!(
-                "{:>12} {:>10} {rates} {:>11.0}%",
+                "{:>12} {:>10} {} {:>5.0}% ({:.0}-{:.0}%)",
                 n,
                 n / 50,
-                100.0 * rates.median / base
+                Rates::of(rates),
+                ratio.median,
+                ratio.low,
+                ratio.high
             );
         }
     }
