@@ -186,10 +186,64 @@ pub fn header<'a>(record: &'a Value, name: &str) -> &'a str {
     must(streamfn_demo::check::header(record, name))
 }
 
-/// A fresh temporary directory, removed when the returned guard drops.
+/// A fresh temporary directory, removed when the returned guard drops, unless
+/// `STREAMFN_TEST_KEEP_DIRS` is set: then it stays, with the replicas' and brokers' logs
+/// in it, for a look after a failure.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
+    let keep = std::env::var_os("STREAMFN_TEST_KEEP_DIRS").is_some();
+    let dir = tempfile::Builder::new()
         .prefix("streamfn-e2e")
+        .disable_cleanup(keep)
         .tempdir()
-        .expect("a temp dir")
+        .expect("a temp dir");
+    if keep {
+        eprintln!("test directory kept: {}", dir.path().display());
+    }
+    dir
+}
+
+/// Runs `command` with `input` on its stdin; returns its stdout, failing the test with its
+/// stderr (naming it `what`) when it fails.
+pub fn output_of(command: &mut std::process::Command, what: &str, input: &str) -> String {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .unwrap_or_else(|e| panic!("{what} does not read its input: {e}"));
+    let output = child.wait_with_output().expect("the command ends");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `SCRIPT stop DIR` once this test process is gone, however it goes, for a server a
+/// script started in its own session.
+// The watchdog is meant to outlive this process, so it is never waited for.
+#[allow(clippy::zombie_processes)]
+pub fn stop_after_this_process(script: &Path, dir: &Path) {
+    let watchdog = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; exec bash '{}' stop '{}'",
+        std::process::id(),
+        script.display(),
+        dir.display()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &watchdog])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the watchdog starts");
 }

@@ -2,7 +2,9 @@
 //! test ends (or, should the test process die, by a watchdog that outlives it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use crate::support::{output_of, stop_after_this_process};
 
 /// A running single-node broker.
 pub struct Broker {
@@ -16,56 +18,44 @@ fn script() -> PathBuf {
 }
 
 fn run(args: &[&str], dir: &Path) -> String {
-    let output = Command::new("bash")
-        .arg(script())
-        .args(args)
-        .arg(dir)
-        .output()
-        .expect("scripts/kafka runs");
-    assert!(
-        output.status.success(),
-        "scripts/kafka {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    let mut command = Command::new("bash");
+    command.arg(script()).args(args).arg(dir);
+    output_of(
+        &mut command,
+        &format!("scripts/kafka {}", args.join(" ")),
+        "",
+    )
+    .trim()
+    .to_owned()
 }
 
 impl Broker {
     /// Starts a broker keeping its data in `dir`.
-    // The watchdog is meant to outlive this process, so it is never waited for.
-    #[allow(clippy::zombie_processes)]
     pub fn start(dir: &Path) -> Broker {
         let address = run(&["start"], dir);
-        // The broker runs in its own session; stop it when this process goes away.
-        let watchdog = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 1; done; exec bash '{}' stop '{}'",
-            std::process::id(),
-            script().display(),
-            dir.display()
-        );
-        Command::new("sh")
-            .args(["-c", &watchdog])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the watchdog starts");
+        stop_after_this_process(&script(), dir);
         Broker {
             dir: dir.to_path_buf(),
             address,
         }
     }
 
-    /// Stops the broker and starts it again on the same data and port.
-    pub fn restart(&self) {
-        self.stop();
+    /// Kills the broker (SIGKILL, as a crash would) and starts it again on the same data
+    /// and port.
+    pub fn crash_and_restart(&self) {
+        self.crash();
         self.start_again();
     }
 
-    /// Stops the broker, keeping its data.
-    pub fn stop(&self) {
-        run(&["stop"], &self.dir);
+    /// Kills the broker at once, keeping its data.
+    ///
+    /// Not a graceful stop: the controlled shutdown of a cluster's only broker leaves its
+    /// partitions without a leader while the transaction coordinator may still be writing
+    /// commit markers, and it skips those of partitions without a leader (taking them for
+    /// deleted), so a transaction can be recorded as committed while its offsets stay
+    /// pending in the group for good. A cluster with replicas moves the leaders instead.
+    pub fn crash(&self) {
+        run(&["kill"], &self.dir);
     }
 
     /// Starts a stopped broker again on its data and port.
@@ -77,31 +67,14 @@ impl Broker {
     /// Runs one of Kafka's own command-line tools against the broker, with `input` on
     /// stdin, and returns its stdout.
     pub fn tool(&self, name: &str, args: &[&str], input: &str) -> String {
-        use std::io::Write as _;
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg(script())
             .arg("tool")
             .arg(&self.dir)
             .arg(name)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("a Kafka tool runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        let output = child.wait_with_output().expect("the tool ends");
-        assert!(
-            output.status.success(),
-            "kafka tool {name} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+            .args(args);
+        output_of(&mut command, &format!("kafka tool {name}"), input)
     }
 }
 

@@ -84,7 +84,7 @@ fn the_broker_gone_for_thirty_seconds_mid_stream_loses_and_repeats_nothing() {
     let first = 10_000;
     replica.produce("events", &events(0..first), &["--key-field", "k"]);
     replica.wait_processing("counter", 500);
-    broker.stop();
+    broker.crash();
     std::thread::sleep(Duration::from_secs(30));
     broker.start_again();
     let total = first + 5_000;

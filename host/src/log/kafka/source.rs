@@ -319,7 +319,15 @@ impl KafkaSource {
         let committed = self
             .consumer
             .committed_offsets(list, REQUEST_TIMEOUT)
-            .context("reading the group's committed offsets")?;
+            .with_context(|| {
+                format!(
+                    "reading the group's committed offsets of partition {partition} of {} \
+                     (the broker holds them back while a transaction that commits offsets \
+                     for the group is open; `kafka-transactions.sh find-hanging` lists one \
+                     that never ends)",
+                    self.inputs.join(", ")
+                )
+            })?;
         let mut positions = Positions::new();
         for topic in &self.inputs {
             let offset = committed
