@@ -73,7 +73,7 @@ impl Dataset {
 /// The same seed and scale always give the same data.
 pub fn generate(seed: u64, scale: usize) -> Dataset {
     let scale = scale.max(1);
-    let payments = payments(&mut Rng::stream(seed, 1), scale);
+    let payments = payments_of(&mut Rng::stream(seed, 1), scale);
     let logs = service_logs(&mut Rng::stream(seed, 2), scale);
     Dataset {
         transactions: payments.transactions,
@@ -268,13 +268,23 @@ struct Tx {
     planted: bool,
 }
 
-struct Payments {
-    profiles: Vec<Value>,
-    transactions: Vec<Value>,
-    planted: BTreeSet<String>,
+/// The payments part of a [`Dataset`] alone, for those who need only that at a size where
+/// the rest would not fit.
+pub struct Payments {
+    /// As [`Dataset::customer_profiles`].
+    pub profiles: Vec<Value>,
+    /// As [`Dataset::transactions`].
+    pub transactions: Vec<Value>,
+    /// As [`Dataset::planted_frauds`].
+    pub planted: BTreeSet<String>,
 }
 
-fn payments(rng: &mut Rng, scale: usize) -> Payments {
+/// The payments [`generate`] makes for `seed` and `scale`, without the other datasets.
+pub fn payments(seed: u64, scale: usize) -> Payments {
+    payments_of(&mut Rng::stream(seed, 1), scale.max(1))
+}
+
+fn payments_of(rng: &mut Rng, scale: usize) -> Payments {
     let category_weights: Vec<f64> = MERCHANT_CATEGORIES.iter().map(|c| c.1).collect();
     let merchant_category: Vec<usize> = (0..MERCHANTS)
         .map(|_| rng.weighted(&category_weights))

@@ -550,7 +550,7 @@ fn main() {
             .create_topic(topic, PARTITIONS, &append_time)
             .expect("topic");
     }
-    let data = streamfn_demo::generate::generate(9, (events / 50).max(1));
+    let data = streamfn_demo::generate::payments(9, (events / 50).max(1));
     let transactions: Vec<Record> = data
         .transactions
         .iter()
@@ -564,7 +564,7 @@ fn main() {
         .filter_map(|v| v["id"].as_str().map(str::to_owned))
         .collect();
     let profiles: Vec<Record> = data
-        .customer_profiles
+        .profiles
         .iter()
         .map(|v| support::record(v, "customer_id"))
         .collect();

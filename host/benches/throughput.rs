@@ -116,20 +116,40 @@ impl Workload {
     }
 }
 
-fn workloads(events: usize) -> Vec<Workload> {
-    // About 50 transactions per customer, as in the demo.
-    let data = streamfn_demo::generate::generate(3, (events / 50).max(1));
-    let profiles: Vec<Record> = data
-        .customer_profiles
+/// The demo's profiles and first `events` transactions as records, about 50 transactions
+/// per customer as in the demo.
+fn payments(events: usize) -> (Vec<Record>, Vec<Record>) {
+    let data = streamfn_demo::generate::payments(3, (events / 50).max(1));
+    let profiles = data
+        .profiles
         .iter()
         .map(|v| support::record(v, "customer_id"))
         .collect();
-    let transactions: Vec<Record> = data
+    // Each value goes as soon as it is a record: at 10 M events both would not fit.
+    let transactions = data
         .transactions
-        .iter()
+        .into_iter()
         .take(events)
-        .map(|v| support::record(v, "customer_id"))
+        .map(|v| support::record(&v, "customer_id"))
         .collect();
+    (profiles, transactions)
+}
+
+fn fraud_scorer_workload(profiles: Vec<Record>, transactions: Vec<Record>) -> Workload {
+    Workload {
+        name: "fraud-scorer",
+        guest: "fraud_scorer",
+        native: fraud_scorer::handle,
+        inputs: vec![
+            ("customer-profiles", profiles),
+            ("transactions", transactions),
+        ],
+        outputs: vec!["fraud-alerts"],
+    }
+}
+
+fn workloads(events: usize) -> Vec<Workload> {
+    let (profiles, transactions) = payments(events);
     vec![
         Workload {
             name: "passthrough",
@@ -138,16 +158,7 @@ fn workloads(events: usize) -> Vec<Workload> {
             inputs: vec![("transactions", transactions.clone())],
             outputs: vec!["out"],
         },
-        Workload {
-            name: "fraud-scorer",
-            guest: "fraud_scorer",
-            native: fraud_scorer::handle,
-            inputs: vec![
-                ("customer-profiles", profiles),
-                ("transactions", transactions),
-            ],
-            outputs: vec!["fraud-alerts"],
-        },
+        fraud_scorer_workload(profiles, transactions),
     ]
 }
 
@@ -588,12 +599,10 @@ fn main() {
         // them alike, and each run's rates are compared with that run's first.
         let sized: Vec<(usize, Workload)> = multiples
             .iter()
-            .filter_map(|multiple| {
+            .map(|multiple| {
                 let n = events * multiple;
-                let workload = workloads(n)
-                    .into_iter()
-                    .find(|w| w.name == "fraud-scorer")?;
-                Some((n, workload))
+                let (profiles, transactions) = payments(n);
+                (n, fraud_scorer_workload(profiles, transactions))
             })
             .collect();
         let mut rates = vec![Vec::new(); sized.len()];
