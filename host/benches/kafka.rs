@@ -327,6 +327,8 @@ fn fraud_spec(
             .collect(),
         limits: Limits::default(),
         start,
+        input_formats: Default::default(),
+        output_formats: Default::default(),
     }
 }
 

@@ -284,6 +284,8 @@ fn deploy(replica: &Replica, workload: &Workload) -> Deployment {
             config: BTreeMap::new(),
             limits: Limits::default(),
             start: StartFrom::Earliest,
+            input_formats: BTreeMap::new(),
+            output_formats: BTreeMap::new(),
         })
         .expect("deploy")
 }

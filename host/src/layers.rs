@@ -8,6 +8,7 @@ use std::path::Path;
 /// The top-level modules by layer, the bottom first.
 const LAYERS: &[&[&str]] = &[
     &["model"],
+    &["schema"],
     &["state"],
     &["sandbox"],
     &["dispatch"],

@@ -2,6 +2,7 @@
 //! of a log. The modules are layers, each using only those listed before it:
 //!
 //! - [`model`]: records, events, effects and commits, deployments, limits, failures;
+//! - [`schema`]: values in a schema registry's formats, decoded for the function;
 //! - [`state`]: a partition's state as a batch sees it, over what is committed;
 //! - [`sandbox`]: the wasmtime engine, components and instances with their imports;
 //! - [`dispatch`]: a batch through an instance: timers, bisection, dead letters;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod replica;
 pub mod runner;
 pub mod sandbox;
+pub mod schema;
 pub mod state;
 
 #[cfg(test)]

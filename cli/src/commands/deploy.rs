@@ -1,5 +1,6 @@
 //! `fnctl deploy`: uploads a component and deploys it under a name.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
@@ -8,6 +9,7 @@ use clap::Args;
 use super::{Globals, parse_key_value};
 use crate::output::{self, Format};
 use streamfn_host::model::deployment::{DeploySpec, StartFrom};
+use streamfn_host::model::format::Format as ValueFormat;
 use streamfn_host::model::limits::Limits;
 use streamfn_host::sandbox::sha256_hex;
 
@@ -68,6 +70,16 @@ pub struct Deploy {
     /// Where a function without committed offsets starts.
     #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
     from: StartArg,
+    /// Format of an input topic's values (repeat): avro (decoded to JSON through the
+    /// schema registry of `fnctl serve --schema-registry`), json (checked) or raw [default:
+    /// raw]. A value that does not decode is dead-lettered as decode-error.
+    #[arg(long = "input-format", value_name = "TOPIC=FORMAT", value_parser = parse_key_value)]
+    input_formats: Vec<(String, String)>,
+    /// Format of an output topic's values (repeat): avro (the function's JSON encoded
+    /// with the latest schema of subject TOPIC-value), json (checked) or raw [default:
+    /// raw]. An event whose output does not fit fails as encode-error.
+    #[arg(long = "output-format", value_name = "TOPIC=FORMAT", value_parser = parse_key_value)]
+    output_formats: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,8 +116,31 @@ impl Deploy {
         }
     }
 
+    /// The formats given with `flag` for `topics`, each one of them.
+    fn formats(
+        flag: &str,
+        given: &[(String, String)],
+        topics: &[String],
+    ) -> Result<BTreeMap<String, ValueFormat>> {
+        let mut formats = BTreeMap::new();
+        for (topic, format) in given {
+            anyhow::ensure!(
+                topics.contains(topic),
+                "{flag} names {topic}, which is not one of {}",
+                topics.join(", ")
+            );
+            let format: ValueFormat = format
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{flag} {topic}: {e}"))?;
+            formats.insert(topic.clone(), format);
+        }
+        Ok(formats)
+    }
+
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
+        let input_formats = Self::formats("--input-format", &self.input_formats, &self.inputs)?;
+        let output_formats = Self::formats("--output-format", &self.output_formats, &self.outputs)?;
         let bytes = std::fs::read(&self.file)
             .with_context(|| format!("cannot read {}", self.file.display()))?;
         let limits = self.limits();
@@ -132,6 +167,8 @@ impl Deploy {
                 StartArg::Earliest => StartFrom::Earliest,
                 StartArg::Latest => StartFrom::Latest,
             },
+            input_formats,
+            output_formats,
         };
         let deployment = client.deploy(&spec)?;
         match globals.format {

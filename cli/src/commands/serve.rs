@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
@@ -11,8 +12,9 @@ use streamfn_host::log::Mode;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::kafka::KafkaOptions;
 use streamfn_host::replica::{Replica, Settings};
+use streamfn_host::schema::registry::SchemaRegistry;
 
-use super::Globals;
+use super::{Globals, parse_key_value};
 
 /// Run a replica: on the embedded log by default, or on Kafka with --brokers.
 #[derive(Debug, Args)]
@@ -50,6 +52,14 @@ pub struct Serve {
     /// Host log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A Confluent-compatible schema registry (Confluent's, Apicurio's /apis/ccompat/v7,
+    /// Redpanda's), for inputs deployed with --input-format TOPIC=avro.
+    #[arg(long, value_name = "URL", env = "STREAMFN_SCHEMA_REGISTRY")]
+    schema_registry: Option<String>,
+    /// A setting of the schema registry client, as Confluent's clients name it (repeat):
+    /// basic.auth.user.info=USER:PASSWORD.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "schema_registry")]
+    schema_registry_option: Vec<(String, String)>,
 }
 
 /// Format of the host's own logs.
@@ -123,11 +133,17 @@ impl Serve {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let admin = format!("{scheme}://{address}");
+        let schema_registry = self
+            .schema_registry
+            .as_deref()
+            .map(|url| SchemaRegistry::new(url, &self.schema_registry_option).map(Arc::new))
+            .transpose()?;
         let settings = Settings {
             max_instances: self.max_instances,
             workers: self
                 .workers
                 .map_or_else(streamfn_host::replica::default_workers, usize::from),
+            schema_registry,
         };
         let replica = tokio::task::spawn_blocking(move || {
             Replica::open_with(&data_dir, mode, &admin, &settings)

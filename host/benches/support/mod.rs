@@ -37,6 +37,7 @@ pub fn dispatcher(
         version: 1,
         config: Arc::new(BTreeMap::new()),
         outputs: Arc::new(outputs.iter().map(|s| (*s).to_owned()).collect()),
+        encoder: Arc::default(),
         limits: Limits::default(),
         max_record_bytes: 1 << 20,
         log: Arc::new(|_| {}),

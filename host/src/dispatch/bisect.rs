@@ -99,24 +99,26 @@ impl Run<'_> {
         }
     }
 
-    fn dead_letter_event(&mut self, index: usize, failure: Failure) {
+    pub(super) fn dead_letter_event(&mut self, index: usize, failure: Failure) {
         *self.out.stats.failures.entry(failure.kind).or_default() += 1;
         let event = &self.events[index];
+        // The record as it came, not as the function saw it decoded.
+        let record = self.originals.remove(&index).unwrap_or_else(|| Record {
+            timestamp_ms: event.timestamp_ms,
+            key: event.key.clone(),
+            value: event.value.clone(),
+            headers: event
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect(),
+        });
         self.out.dead_letters.push(DeadLetter {
             origin: Origin::Event {
                 topic: event.topic.clone(),
                 offset: event.offset,
             },
-            record: Record {
-                timestamp_ms: event.timestamp_ms,
-                key: event.key.clone(),
-                value: event.value.clone(),
-                headers: event
-                    .headers
-                    .iter()
-                    .map(|h| (h.key.clone(), h.value.clone()))
-                    .collect(),
-            },
+            record,
             failure,
         });
     }

@@ -20,7 +20,10 @@ pub(super) fn classify(failure: CallFailure, limits: &Limits) -> Result<Failure>
     } = failure;
     if let Some(host) = error.downcast_ref::<HostError>() {
         return match host {
-            HostError::Storage(_) => Err(anyhow!("{host}")),
+            HostError::Storage(_) | HostError::RegistryUnreachable(_) => Err(anyhow!("{host}")),
+            HostError::EncodeFailed(reason) => {
+                Ok(Failure::new(FailureKind::EncodeError, reason.clone()))
+            }
             HostError::OutputDenied(reason) => {
                 Ok(Failure::new(FailureKind::OutputDenied, reason.clone()))
             }

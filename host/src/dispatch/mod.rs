@@ -1,8 +1,10 @@
-//! Runs one batch of a partition through a function: hands the events to an instance,
-//! fires timers as stream time passes them (`timers.rs`), and when a call fails finds the
-//! event that caused it by splitting the batch (`bisect.rs`), so that only that event is
-//! dead-lettered (`dead_letter.rs`, with the failure classified by `classify.rs`) and the
-//! effects of every other event are kept. Knows nothing of where records come from or go.
+//! Runs one batch of a partition through a function: decodes the input values by their
+//! topics' formats (one that does not decode is dead-lettered unseen), hands the events
+//! to an instance, fires timers as stream time passes them (`timers.rs`), and when a call
+//! fails finds the event that caused it by splitting the batch (`bisect.rs`), so that
+//! only that event is dead-lettered (`dead_letter.rs`, with the failure classified by
+//! `classify.rs`) and the effects of every other event are kept. Knows nothing of where
+//! records come from or go.
 
 mod bisect;
 mod classify;
@@ -18,12 +20,15 @@ use prometheus_client::metrics::gauge::Gauge;
 
 pub use self::dead_letter::{DeadLetter, DeadLetterTopic, Origin};
 use crate::model::event::InputEvent;
-use crate::model::failure::FailureKind;
+use crate::model::failure::{Failure, FailureKind};
 use crate::model::limits::Limits;
+use crate::model::record::Record;
 use crate::sandbox::bindings::{Event, FiredTimer, Header, Outcome};
 use crate::sandbox::{
     CallFailure, CallResult, Engine, Instance, InstanceConfig, LoadedComponent, PoolFull,
 };
+use crate::schema::headers::SCHEMA_ID;
+use crate::schema::{Decoder, Encoder, Undecodable};
 use crate::state::PartitionState;
 
 /// A live function instance the dispatcher calls: the sandbox's, or a fake in tests.
@@ -174,6 +179,8 @@ pub struct BatchReport {
 pub struct Dispatcher {
     guests: Arc<dyn Guests>,
     limits: Limits,
+    decoder: Arc<Decoder>,
+    encoder: Arc<Encoder>,
     instance: Option<Box<dyn Guest>>,
     instances: Gauge,
 }
@@ -192,9 +199,19 @@ impl Dispatcher {
         Dispatcher {
             guests,
             limits,
+            decoder: Arc::default(),
+            encoder: Arc::default(),
             instance: None,
             instances,
         }
+    }
+
+    /// The same dispatcher, decoding input values with `decoder` before each call, and
+    /// readying `encoder` (the one its instances encode outputs with) before each batch.
+    pub fn with_formats(mut self, decoder: Arc<Decoder>, encoder: Arc<Encoder>) -> Self {
+        self.decoder = decoder;
+        self.encoder = encoder;
+        self
     }
 
     /// A dispatcher of `component` in the sandbox of `engine`.
@@ -221,12 +238,15 @@ impl Dispatcher {
             self.limits.clone(),
             self.instances.clone(),
         )
+        .with_formats(self.decoder.clone(), self.encoder.clone())
     }
 
     /// Runs `batch` over `state`. An error means the batch must be abandoned (storage
-    /// failed, or no instance could be made) and nothing of it committed.
+    /// failed, no instance could be made, the schema registry could not be reached) and
+    /// nothing of it committed.
     pub fn run(&mut self, state: PartitionState, batch: Batch) -> Result<Dispatched> {
-        let mut run = Run::new(self, state, batch);
+        self.encoder.prepare()?;
+        let mut run = Run::new(self, state, batch)?;
         run.all()?;
         let Run { state, out, .. } = run;
         Ok(Dispatched {
@@ -287,56 +307,74 @@ struct Run<'a> {
     state: Option<PartitionState>,
     partition: u32,
     events: Vec<Event>,
+    /// The records as they came, of events whose values were decoded: what a dead
+    /// letter carries.
+    originals: BTreeMap<usize, Record>,
+    /// Events whose values do not decode, with why.
+    undecodable: BTreeMap<usize, Undecodable>,
     retries_spent: Option<usize>,
     out: BatchReport,
 }
 
 impl<'a> Run<'a> {
-    fn new(dispatcher: &'a mut Dispatcher, state: PartitionState, batch: Batch) -> Self {
+    fn new(dispatcher: &'a mut Dispatcher, state: PartitionState, batch: Batch) -> Result<Self> {
         let retries_spent = batch.retries_spent.and_then(|(topic, offset)| {
             batch
                 .events
                 .iter()
                 .position(|e| e.topic == topic && e.offset == offset)
         });
+        let decoder = dispatcher.decoder.clone();
+        let mut originals = BTreeMap::new();
+        let mut undecodable = BTreeMap::new();
         let mut stream_time = batch.stream_time_ms;
-        let events: Vec<Event> = batch
-            .events
-            .into_iter()
-            .map(|input| {
-                let InputEvent {
-                    topic,
-                    offset,
-                    record,
-                } = input;
-                stream_time = stream_time.max(record.timestamp_ms);
-                Event {
-                    topic,
-                    partition: batch.partition,
-                    offset,
-                    timestamp_ms: record.timestamp_ms,
-                    stream_time_ms: stream_time,
-                    key: record.key,
-                    value: record.value,
-                    headers: record
-                        .headers
-                        .into_iter()
-                        .map(|(key, value)| Header { key, value })
-                        .collect(),
+        let mut events = Vec::with_capacity(batch.events.len());
+        for (index, input) in batch.events.into_iter().enumerate() {
+            let InputEvent {
+                topic,
+                offset,
+                mut record,
+            } = input;
+            let original = decoder.transforms(&topic).then(|| record.clone());
+            match decoder.decode(&topic, &mut record)? {
+                Ok(()) => {
+                    if let Some(original) = original {
+                        originals.insert(index, original);
+                    }
                 }
-            })
-            .collect();
-        Run {
+                Err(why) => {
+                    undecodable.insert(index, why);
+                }
+            }
+            stream_time = stream_time.max(record.timestamp_ms);
+            events.push(Event {
+                topic,
+                partition: batch.partition,
+                offset,
+                timestamp_ms: record.timestamp_ms,
+                stream_time_ms: stream_time,
+                key: record.key,
+                value: record.value,
+                headers: record
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| Header { key, value })
+                    .collect(),
+            });
+        }
+        Ok(Run {
             dispatcher,
             state: Some(state),
             partition: batch.partition,
             events,
+            originals,
+            undecodable,
             retries_spent,
             out: BatchReport {
                 stream_time_ms: batch.stream_time_ms,
                 ..BatchReport::default()
             },
-        }
+        })
     }
 
     fn state(&mut self) -> &mut PartitionState {
@@ -351,9 +389,23 @@ impl<'a> Run<'a> {
         self.fire_due_timers(start_time)?;
         let mut next = 0;
         while next < self.events.len() {
-            let end = self.segment_end(next)?;
-            if let Flow::Stopped = self.range(next, end)? {
-                break;
+            let mut end = self.segment_end(next)?;
+            if let Some(why) = self.undecodable.remove(&next) {
+                // Never handed to the function: it could not read it.
+                self.dead_letter_event(next, Failure::new(FailureKind::DecodeError, why.reason));
+                if let (Some(id), Some(letter)) = (why.schema_id, self.out.dead_letters.last_mut())
+                {
+                    let header = (SCHEMA_ID.to_owned(), id.to_string().into_bytes());
+                    letter.record.headers.push(header);
+                }
+                end = next + 1;
+            } else {
+                if let Some((&undecodable, _)) = self.undecodable.range(next..end).next() {
+                    end = undecodable;
+                }
+                if let Flow::Stopped = self.range(next, end)? {
+                    break;
+                }
             }
             next = end;
             self.out.processed = end;

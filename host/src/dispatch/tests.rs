@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::model::effects::Output;
 use crate::model::failure::HostError;
+use crate::model::format::Format;
 use crate::model::record::Record;
 use crate::sandbox::CallFailure;
+use crate::schema::Decoder;
 use crate::state::MemoryState;
 
 /// The calls a scripted guest received, as text.
@@ -68,8 +70,10 @@ impl Guest for Script {
             .push(format!("handle {first}..{}", first + events.len() as u64));
         let mut outcomes = Vec::new();
         for event in events {
-            let script =
-                String::from_utf8(event.value.clone().unwrap_or_default()).expect("a script");
+            let value = event.value.clone().unwrap_or_default();
+            // A script may come as a JSON string, for the tests of JSON inputs.
+            let script = serde_json::from_slice::<String>(&value)
+                .unwrap_or_else(|_| String::from_utf8(value).expect("a script"));
             let mut outcome = Outcome::Ok;
             for command in script.split(';') {
                 let words: Vec<&str> = command.split_whitespace().collect();
@@ -481,4 +485,36 @@ fn a_failing_timer_is_dead_lettered_and_the_others_fire() {
     let letter = &done.report.dead_letters[0];
     assert_eq!(letter.record.key.as_deref(), Some(&b"bad"[..]));
     assert_eq!(letter.record.value, None);
+}
+
+#[test]
+fn a_value_that_does_not_decode_is_dead_lettered_unseen_and_the_rest_handled() {
+    let journal = Journal::default();
+    let formats = [("in".to_owned(), Format::Json)].into_iter().collect();
+    let mut dispatcher =
+        dispatcher(&journal).with_formats(Arc::new(Decoder::new(formats, None)), Arc::default());
+    let batch = Batch {
+        partition: 0,
+        events: events(&["\"emit a\"", "emit b", "\"emit c\""]),
+        stream_time_ms: i64::MIN,
+        retries_spent: None,
+    };
+    let done = dispatcher
+        .run(PartitionState::new(Box::new(MemoryState::default())), batch)
+        .expect("the batch runs");
+    assert_eq!(outputs(&done, "out"), ["a", "c"]);
+    assert_eq!(dead(&done), [(1, FailureKind::DecodeError)]);
+    let letter = &done.report.dead_letters[0];
+    assert!(
+        letter.failure.reason.contains("not JSON"),
+        "{}",
+        letter.failure.reason
+    );
+    assert_eq!(letter.record.value.as_deref(), Some(&b"emit b"[..]));
+    assert_eq!(done.report.processed, 3);
+    // The function never saw the event it could not have read.
+    assert_eq!(
+        journal.lines(),
+        ["new instance", "handle 0..1", "handle 2..3"]
+    );
 }

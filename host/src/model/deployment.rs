@@ -1,12 +1,13 @@
-//! What a deployment is: a function's name, component (by sha256), topics, config and
-//! limits, each version of it, and where a new function starts. The registry keeps them;
-//! this module only says what they are.
+//! What a deployment is: a function's name, component (by sha256), topics and their value
+//! formats, config and limits, each version of it, and where a new function starts. The
+//! registry keeps them; this module only says what they are.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::format::Format;
 use super::limits::Limits;
 
 /// Where a new function starts reading its inputs.
@@ -45,6 +46,12 @@ pub struct DeploySpec {
     /// Where to start when the function has no committed offsets yet.
     #[serde(default)]
     pub start: StartFrom,
+    /// Formats of input topics' values, by topic; raw for a topic not named.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_formats: BTreeMap<String, Format>,
+    /// Formats of output topics' values, by topic; raw for a topic not named.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_formats: BTreeMap<String, Format>,
 }
 
 impl DeploySpec {

@@ -26,11 +26,16 @@ pub enum FailureKind {
     Rejected,
     /// The guest asked for a retry more times than allowed.
     RetryExhausted,
+    /// The record's value does not decode in its topic's format (no schema registry
+    /// frame, an unknown schema id, a payload that does not fit its schema).
+    DecodeError,
+    /// The guest emitted a value that does not fit its output's format or schema.
+    EncodeError,
 }
 
 impl FailureKind {
     /// Every kind, in a stable order.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::OutOfFuel,
         FailureKind::OutOfMemory,
         FailureKind::Timeout,
@@ -39,6 +44,8 @@ impl FailureKind {
         FailureKind::StateDenied,
         FailureKind::Rejected,
         FailureKind::RetryExhausted,
+        FailureKind::DecodeError,
+        FailureKind::EncodeError,
     ];
 
     /// The kebab-case name used in headers, metrics and JSON.
@@ -52,6 +59,8 @@ impl FailureKind {
             FailureKind::StateDenied => "state-denied",
             FailureKind::Rejected => "rejected",
             FailureKind::RetryExhausted => "retry-exhausted",
+            FailureKind::DecodeError => "decode-error",
+            FailureKind::EncodeError => "encode-error",
         }
     }
 
@@ -103,6 +112,13 @@ pub enum HostError {
     /// A state write broke the deployment's state limits.
     #[error("{0}")]
     StateDenied(String),
+    /// An emitted value does not fit its output's format.
+    #[error("{0}")]
+    EncodeFailed(String),
+    /// The schema registry could not be asked. Not the event's fault: the batch is
+    /// abandoned and run again later.
+    #[error("{0:#}")]
+    RegistryUnreachable(anyhow::Error),
     /// The instance asked for more memory than its limit.
     #[error("memory limit of {limit_mib} MiB exceeded (asked for {requested_bytes} bytes)")]
     OutOfMemory {

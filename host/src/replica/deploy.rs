@@ -33,6 +33,22 @@ impl Replica {
             !spec.inputs.is_empty(),
             "a function needs at least one --input topic"
         );
+        for (side, formats, topics) in [
+            ("input", &spec.input_formats, &spec.inputs),
+            ("output", &spec.output_formats, &spec.outputs),
+        ] {
+            for (topic, format) in formats {
+                ensure!(
+                    topics.contains(topic),
+                    "{topic} has an {side} format but is not an {side} (those: {})",
+                    topics.join(", ")
+                );
+                ensure!(
+                    !format.needs_registry() || self.schema_registry.is_some(),
+                    "{side} {topic} is {format}, and this replica has no schema registry: start it with `fnctl serve --schema-registry URL`"
+                );
+            }
+        }
         let bytes = self
             .registry
             .artifact(&spec.component)?

@@ -26,6 +26,7 @@ use crate::model::clock::now_ms;
 use crate::registry::Registry;
 use crate::runner::{RunnerContext, RunnerHandle, Workers};
 use crate::sandbox::{Engine, MAX_INSTANCES};
+use crate::schema::registry::SchemaRegistry;
 
 /// A running replica.
 pub struct Replica {
@@ -43,6 +44,7 @@ pub struct Replica {
     rates: Rates,
     runners: Mutex<BTreeMap<String, RunnerHandle>>,
     workers: Arc<Workers>,
+    schema_registry: Option<Arc<SchemaRegistry>>,
     ready: AtomicBool,
 }
 
@@ -53,6 +55,8 @@ pub struct Settings {
     pub max_instances: u32,
     /// Threads that run partitions, shared by all functions.
     pub workers: usize,
+    /// The schema registry of inputs in its formats, when there is one.
+    pub schema_registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl Default for Settings {
@@ -60,6 +64,7 @@ impl Default for Settings {
         Settings {
             max_instances: MAX_INSTANCES,
             workers: default_workers(),
+            schema_registry: None,
         }
     }
 }
@@ -120,6 +125,7 @@ impl Replica {
             rates: Rates::default(),
             runners: Mutex::new(BTreeMap::new()),
             workers: Workers::start(settings.workers)?,
+            schema_registry: settings.schema_registry.clone(),
             ready: AtomicBool::new(false),
         });
         replica.reconcile()?;
@@ -173,6 +179,7 @@ impl Replica {
             metrics: self.metrics.clone(),
             logs: self.logs.clone(),
             workers: self.workers.clone(),
+            schema_registry: self.schema_registry.clone(),
         }
     }
 

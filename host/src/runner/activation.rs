@@ -1,5 +1,5 @@
 //! Loading a version of the function: its component from the registry, a dispatcher with
-//! the deployment's configuration and limits, and a source for its inputs, kept from the
+//! the deployment's configuration, limits and value formats, and a source for its inputs, kept from the
 //! version it replaces when the inputs are the same (with Kafka, that keeps the consumer
 //! group's assignment).
 
@@ -14,6 +14,7 @@ use crate::metrics::FunctionLabels;
 use crate::model::deployment::Deployment;
 use crate::sandbox::bindings::streamfn::function::log::Level;
 use crate::sandbox::{InstanceConfig, LogLine, LogSink};
+use crate::schema::{Decoder, Encoder};
 
 /// The loaded version of the function.
 pub(super) struct Active {
@@ -71,11 +72,16 @@ impl Runner {
             .filter(|t| **t != dlq)
             .cloned()
             .collect();
+        let encoder = Arc::new(Encoder::new(
+            spec.output_formats.clone(),
+            self.context.schema_registry.clone(),
+        ));
         let config = InstanceConfig {
             function: Arc::from(spec.name.as_str()),
             version: deployment.version,
             config: Arc::new(spec.config.clone()),
             outputs: Arc::new(outputs),
+            encoder: encoder.clone(),
             limits: spec.limits.clone(),
             max_record_bytes: self.context.sources.max_record_bytes(),
             log: guest_log_sink(
@@ -94,8 +100,13 @@ impl Runner {
                 version: deployment.version.to_string(),
             })
             .clone();
+        let decoder = Decoder::new(
+            spec.input_formats.clone(),
+            self.context.schema_registry.clone(),
+        );
         let template =
-            Dispatcher::sandboxed(self.context.engine.clone(), component, config, instances);
+            Dispatcher::sandboxed(self.context.engine.clone(), component, config, instances)
+                .with_formats(Arc::new(decoder), encoder);
         let dead_letters = DeadLetterTopic {
             topic: dlq,
             function: spec.name.clone(),

@@ -27,6 +27,7 @@ use crate::logbook::LogBook;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sandbox::Engine;
+use crate::schema::registry::SchemaRegistry;
 
 /// What every runner of a replica shares.
 #[derive(Clone)]
@@ -43,6 +44,8 @@ pub struct RunnerContext {
     pub logs: Arc<LogBook>,
     /// The threads that run partitions.
     pub workers: Arc<Workers>,
+    /// The schema registry of inputs in its formats, when there is one.
+    pub schema_registry: Option<Arc<SchemaRegistry>>,
 }
 
 /// A running function's thread.

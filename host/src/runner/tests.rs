@@ -177,6 +177,8 @@ fn deployment(limits: Limits) -> Deployment {
             config: BTreeMap::new(),
             limits,
             start: StartFrom::Earliest,
+            input_formats: BTreeMap::new(),
+            output_formats: BTreeMap::new(),
         },
     }
 }
@@ -208,6 +210,7 @@ fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Op
         metrics: Metrics::new(),
         logs: Arc::new(LogBook::default()),
         workers: Workers::start(2).expect("workers"),
+        schema_registry: None,
     };
     let mut runner = Runner::new(context, "f".into(), Arc::new(AtomicBool::new(false)));
     runner.active = Some(Active {

@@ -86,7 +86,7 @@ impl InstanceState {
         }
         let max_record_bytes = self.shared.max_record_bytes;
         let stream_time_ms = self.call().stream_time_ms;
-        let record = Record {
+        let mut record = Record {
             timestamp_ms: output.timestamp_ms.unwrap_or(stream_time_ms),
             key: output.key,
             value: output.value,
@@ -96,6 +96,11 @@ impl InstanceState {
                 .map(|h| (h.key, h.value))
                 .collect(),
         };
+        match self.shared.encoder.encode(&output.topic, &mut record) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(wasmtime::Error::new(HostError::EncodeFailed(reason))),
+            Err(e) => return Err(wasmtime::Error::new(HostError::RegistryUnreachable(e))),
+        }
         let size = record.payload_len();
         let call = self.call();
         call.outputs += 1;

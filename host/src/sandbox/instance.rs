@@ -16,6 +16,7 @@ use super::bindings::{Event, FiredTimer, Function, FunctionPre, Outcome};
 use super::wasi::{GuestRandom, StderrTail, seed};
 use crate::model::failure::HostError;
 use crate::model::limits::Limits;
+use crate::schema::Encoder;
 use crate::state::PartitionState;
 
 /// A guest log line, with where it was written.
@@ -46,6 +47,8 @@ pub struct InstanceConfig {
     pub config: Arc<BTreeMap<String, String>>,
     /// Topics the guest may emit to.
     pub outputs: Arc<BTreeSet<String>>,
+    /// Encodes what it emits by the outputs' formats.
+    pub encoder: Arc<Encoder>,
     /// The deployment's limits.
     pub limits: Limits,
     /// Largest record the log accepts, in bytes.

@@ -1,0 +1,60 @@
+//! How a topic's record values are written: raw bytes, JSON, or a format of a schema
+//! registry, framed with the id of the schema that wrote them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The format of a topic's record values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Bytes, handed over as they are.
+    #[default]
+    Raw,
+    /// JSON text; a value that does not parse is a decode error.
+    Json,
+    /// Avro of a schema in the registry, in the registry's framing (magic byte 0, the
+    /// schema id in four bytes, the datum); handed over as JSON.
+    Avro,
+}
+
+impl Format {
+    /// Every format, in the order help texts list them.
+    pub const ALL: [Format; 3] = [Format::Avro, Format::Json, Format::Raw];
+
+    /// The name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::Avro => "avro",
+        }
+    }
+
+    /// Whether values of this format need a schema registry.
+    pub fn needs_registry(self) -> bool {
+        matches!(self, Format::Avro)
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown format {s:?} (use one of {})", known.join(", "))
+            })
+    }
+}

@@ -1,0 +1,185 @@
+//! Record values in the formats of a schema registry: Avro inputs decoded to the JSON a
+//! function reads, with the writer schema's id and subject in headers, and the JSON a
+//! function emits encoded with its output subject's latest schema; JSON checked both
+//! ways. A value that does not decode is the record's fault and becomes a dead letter;
+//! one that does not encode is the event's; a registry that cannot be reached is
+//! nobody's, and the batch waits for it.
+
+pub mod avro;
+pub mod registry;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+
+use self::registry::{Lookup, SchemaRegistry};
+use crate::model::format::Format;
+use crate::model::record::Record;
+
+/// Headers a decoded event carries for the function.
+pub mod headers {
+    /// The id of the schema that wrote the value.
+    pub const SCHEMA_ID: &str = "streamfn.schema.id";
+    /// The subject that schema is registered under.
+    pub const SCHEMA_SUBJECT: &str = "streamfn.schema.subject";
+}
+
+/// Why a record's value does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// In words a producer's author can act on.
+    pub reason: String,
+    /// The schema id the value is framed with, when it is framed.
+    pub schema_id: Option<u32>,
+}
+
+impl Undecodable {
+    fn new(reason: impl Into<String>, schema_id: Option<u32>) -> Self {
+        Undecodable {
+            reason: reason.into(),
+            schema_id,
+        }
+    }
+}
+
+/// Decodes the values of a deployment's inputs by the formats it was deployed with.
+#[derive(Clone, Default)]
+pub struct Decoder {
+    formats: BTreeMap<String, Format>,
+    registry: Option<Arc<SchemaRegistry>>,
+}
+
+impl Decoder {
+    /// A decoder of `formats` (by topic; raw for the others), with `registry` for those
+    /// that need one.
+    pub fn new(formats: BTreeMap<String, Format>, registry: Option<Arc<SchemaRegistry>>) -> Self {
+        Decoder { formats, registry }
+    }
+
+    /// Whether values of `topic` change on their way to the function.
+    pub fn transforms(&self, topic: &str) -> bool {
+        matches!(self.formats.get(topic), Some(Format::Avro))
+    }
+
+    /// Decodes `record` of `topic` in place. The inner error says why the record does not
+    /// decode; the outer one that decoding could not be tried (the registry is away).
+    pub fn decode(&self, topic: &str, record: &mut Record) -> Result<Result<(), Undecodable>> {
+        let format = self.formats.get(topic).copied().unwrap_or_default();
+        let Some(value) = &record.value else {
+            // A tombstone stays one, whatever the format.
+            return Ok(Ok(()));
+        };
+        match format {
+            Format::Raw => Ok(Ok(())),
+            Format::Json => Ok(serde_json::from_slice::<serde::de::IgnoredAny>(value)
+                .map(drop)
+                .map_err(|e| Undecodable::new(format!("the value is not JSON: {e}"), None))),
+            Format::Avro => {
+                let registry = self.registry.as_ref().ok_or_else(|| {
+                    anyhow!("topic {topic} is Avro, and this replica has no schema registry")
+                })?;
+                let (id, payload) = match wire::unframe(value) {
+                    Ok(framed) => framed,
+                    Err(e) => return Ok(Err(Undecodable::new(e.to_string(), None))),
+                };
+                let schema = match registry.schema(id, topic) {
+                    Ok(schema) => schema,
+                    Err(Lookup::Refused(why)) => return Ok(Err(Undecodable::new(why, Some(id)))),
+                    Err(Lookup::Unreachable(e)) => return Err(e),
+                };
+                let json = match schema.avro.decode(payload) {
+                    Ok(json) => json,
+                    Err(e) => {
+                        return Ok(Err(Undecodable::new(format!("schema {id}: {e}"), Some(id))));
+                    }
+                };
+                record.value = Some(json.to_string().into_bytes());
+                record
+                    .headers
+                    .push((headers::SCHEMA_ID.to_owned(), id.to_string().into_bytes()));
+                record.headers.push((
+                    headers::SCHEMA_SUBJECT.to_owned(),
+                    schema.subject.clone().into_bytes(),
+                ));
+                Ok(Ok(()))
+            }
+        }
+    }
+}
+
+/// Encodes the values a deployment emits by its outputs' formats.
+#[derive(Clone, Default)]
+pub struct Encoder {
+    formats: BTreeMap<String, Format>,
+    registry: Option<Arc<SchemaRegistry>>,
+}
+
+impl Encoder {
+    /// An encoder of `formats` (by topic; raw for the others), with `registry` for those
+    /// that need one.
+    pub fn new(formats: BTreeMap<String, Format>, registry: Option<Arc<SchemaRegistry>>) -> Self {
+        Encoder { formats, registry }
+    }
+
+    /// Brings the latest schemas of the Avro outputs' subjects up to date, before a
+    /// batch, so that a call never waits for the registry. A subject the registry has no
+    /// schema for is left to fail the events that emit to it.
+    pub fn prepare(&self) -> Result<()> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        for (topic, format) in &self.formats {
+            if *format == Format::Avro
+                && let Err(Lookup::Unreachable(e)) = registry.latest(&format!("{topic}-value"))
+            {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the value of `record`, emitted to `topic`, in place. The inner error says
+    /// why the value does not fit the topic's format; the outer one that encoding could
+    /// not be tried (the registry is away).
+    pub fn encode(&self, topic: &str, record: &mut Record) -> Result<Result<(), String>> {
+        let format = self.formats.get(topic).copied().unwrap_or_default();
+        let Some(value) = &record.value else {
+            return Ok(Ok(()));
+        };
+        if format == Format::Raw {
+            return Ok(Ok(()));
+        }
+        let json: serde_json::Value = match serde_json::from_slice(value) {
+            Ok(json) => json,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "emitted to {topic} a value that is not JSON: {e}"
+                )));
+            }
+        };
+        if format == Format::Json {
+            return Ok(Ok(()));
+        }
+        let registry = self.registry.as_ref().ok_or_else(|| {
+            anyhow!("output {topic} is Avro, and this replica has no schema registry")
+        })?;
+        let subject = format!("{topic}-value");
+        let schema = match registry.known_latest(&subject) {
+            Ok(schema) => schema,
+            Err(Lookup::Refused(why)) => return Ok(Err(format!("subject {subject}: {why}"))),
+            Err(Lookup::Unreachable(e)) => return Err(e),
+        };
+        match schema.avro.encode(&json) {
+            Ok(datum) => {
+                record.value = Some(wire::frame(schema.id, &datum));
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(format!(
+                "emitted to {topic} a value that does not fit schema {} of {subject}: {e}",
+                schema.id
+            ))),
+        }
+    }
+}
