@@ -49,11 +49,12 @@ impl Broker {
 
     /// Kills the broker at once, keeping its data.
     ///
-    /// Not a graceful stop: the controlled shutdown of a cluster's only broker leaves its
-    /// partitions without a leader while the transaction coordinator may still be writing
-    /// commit markers, and it skips those of partitions without a leader (taking them for
-    /// deleted), so a transaction can be recorded as committed while its offsets stay
-    /// pending in the group for good. A cluster with replicas moves the leaders instead.
+    /// Tests kill it between transactions, never inside one: a cluster's only broker
+    /// that stops or restarts leaves its partitions without a leader for a moment, and
+    /// the transaction coordinator skips the commit markers of partitions without one
+    /// (taking them for deleted), so a transaction it then records as committed stays
+    /// open on its partitions, and its offsets pending in the group, for good. A cluster
+    /// whose partitions have replicas moves their leaders instead.
     pub fn crash(&self) {
         run(&["kill"], &self.dir);
     }
