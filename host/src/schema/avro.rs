@@ -3,7 +3,7 @@
 //! default, else as null). Not Avro object container files: registry-framed records carry
 //! one datum each.
 //!
-//! The JSON of a datum: records are objects (fields in schema order), maps objects, arrays
+//! The JSON of a datum: records are objects, maps objects, arrays
 //! arrays; a union is the value of its branch, with no wrapper; enums are their symbol;
 //! `bytes` and `fixed` are base64 (standard alphabet, padded); `decimal` is a string with
 //! exactly the schema's scale ("12.30"); `float`/`double` are numbers, NaN and the
@@ -116,6 +116,8 @@ impl AvroSchema {
         let mut reader = Reader {
             bytes: payload,
             at: 0,
+            // Values of no bytes (nulls, empty records) must not multiply unbounded.
+            values_left: 100_000 + 16 * payload.len(),
         };
         let value = self.read(&self.root, &mut reader, 0)?;
         if reader.at != payload.len() {
@@ -130,7 +132,11 @@ impl AvroSchema {
     /// Encodes `value` as one datum.
     pub fn encode(&self, value: &Value) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.write(&self.root, value, &mut out, "$", 0)?;
+        let mut walk = Walk {
+            steps: 0,
+            strict: false,
+        };
+        self.write(&self.root, value, &mut out, "$", 0, &mut walk)?;
         Ok(out)
     }
 
@@ -138,6 +144,10 @@ impl AvroSchema {
         if depth > MAX_DEPTH {
             return Err(AvroError::Decode("nested too deeply".into()));
         }
+        r.values_left = r
+            .values_left
+            .checked_sub(1)
+            .ok_or_else(|| AvroError::Decode("more values than its bytes can hold".into()))?;
         Ok(match self.resolve(t) {
             Type::Null => Value::Null,
             Type::Boolean => match r.byte()? {
@@ -215,6 +225,23 @@ impl AvroSchema {
         })
     }
 
+    /// A field's default as the JSON [`write`](Self::write) takes: Avro writes the default
+    /// of `bytes` and `fixed` (and of a union whose first branch is one) as a string of
+    /// code points 0 to 255, not base64.
+    fn default_json(&self, t: &Type, default: &Value) -> Value {
+        let t = match self.resolve(t) {
+            Type::Union(branches) => branches.first().map_or(t, |b| self.resolve(b)),
+            other => other,
+        };
+        match (t, default) {
+            (Type::Bytes | Type::Fixed(_) | Type::Decimal { .. }, Value::String(s)) => {
+                let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(c).ok()).collect();
+                bytes.map_or(Value::Null, |b| Value::String(BASE64.encode(b)))
+            }
+            _ => default.clone(),
+        }
+    }
+
     fn write(
         &self,
         t: &Type,
@@ -222,6 +249,7 @@ impl AvroSchema {
         out: &mut Vec<u8>,
         path: &str,
         depth: usize,
+        walk: &mut Walk,
     ) -> Result<()> {
         let mismatch = |expected: &str| {
             AvroError::Encode(format!(
@@ -232,7 +260,21 @@ impl AvroSchema {
         if depth > MAX_DEPTH {
             return Err(AvroError::Encode(format!("{path}: nested too deeply")));
         }
+        walk.steps += 1;
+        if walk.steps > MAX_STEPS {
+            return Err(AvroError::Encode(format!(
+                "{path}: the value takes more than {MAX_STEPS} steps to fit the schema"
+            )));
+        }
+        let strict = walk.strict;
         match (self.resolve(t), value) {
+            // Inside a union, a string goes to a string (or enum) branch before any other.
+            (
+                Type::Bytes | Type::Fixed(_) | Type::Decimal { .. } | Type::Float | Type::Double,
+                Value::String(_),
+            ) if strict => {
+                return Err(mismatch("a value of this branch exactly"));
+            }
             (Type::Null, Value::Null) => {}
             (Type::Boolean, Value::Bool(b)) => out.push(u8::from(*b)),
             (Type::Int, Value::Number(n)) => {
@@ -247,7 +289,11 @@ impl AvroSchema {
             }
             (Type::Float, v) => {
                 let f = json_float(v).ok_or_else(|| mismatch("a float"))?;
-                out.extend_from_slice(&(f as f32).to_le_bytes());
+                let single = f as f32;
+                if f.is_finite() && !single.is_finite() {
+                    return Err(mismatch("a number within a float's range"));
+                }
+                out.extend_from_slice(&single.to_le_bytes());
             }
             (Type::Double, v) => {
                 let f = json_float(v).ok_or_else(|| mismatch("a double"))?;
@@ -283,13 +329,25 @@ impl AvroSchema {
                 write_long(out, i as i64);
             }
             (Type::Union(branches), v) => {
-                // The first branch the value fits, as JSON carries no branch name.
-                for (i, branch) in branches.iter().enumerate() {
-                    let mut attempt = Vec::new();
-                    write_long(&mut attempt, i as i64);
-                    if self.write(branch, v, &mut attempt, path, depth + 1).is_ok() {
-                        out.extend_from_slice(&attempt);
-                        return Ok(());
+                // JSON names no branch: the first the value fits exactly (no object key
+                // the record lacks, no string taken for bytes or a number), else the
+                // first it fits at all.
+                for exact in [true, false] {
+                    for (i, branch) in branches.iter().enumerate() {
+                        let mut attempt = Vec::new();
+                        write_long(&mut attempt, i as i64);
+                        walk.strict = exact;
+                        let fits = self.write(branch, v, &mut attempt, path, depth + 1, walk);
+                        walk.strict = strict;
+                        if let Err(AvroError::Encode(why)) = &fits
+                            && why.contains("steps to fit")
+                        {
+                            return fits;
+                        }
+                        if fits.is_ok() {
+                            out.extend_from_slice(&attempt);
+                            return Ok(());
+                        }
                     }
                 }
                 return Err(mismatch("a value of one of the union's branches"));
@@ -298,7 +356,7 @@ impl AvroSchema {
                 if !values.is_empty() {
                     write_long(out, values.len() as i64);
                     for (i, v) in values.iter().enumerate() {
-                        self.write(items, v, out, &format!("{path}[{i}]"), depth + 1)?;
+                        self.write(items, v, out, &format!("{path}[{i}]"), depth + 1, walk)?;
                     }
                 }
                 write_long(out, 0);
@@ -308,19 +366,31 @@ impl AvroSchema {
                     write_long(out, entries.len() as i64);
                     for (key, v) in entries {
                         write_sized(out, key.as_bytes());
-                        self.write(types, v, out, &format!("{path}.{key}"), depth + 1)?;
+                        self.write(types, v, out, &format!("{path}.{key}"), depth + 1, walk)?;
                     }
                 }
                 write_long(out, 0);
             }
             (Type::Record(fields), Value::Object(entries)) => {
+                if strict
+                    && let Some(key) = entries
+                        .keys()
+                        .find(|k| !fields.iter().any(|f| f.name == **k))
+                {
+                    return Err(mismatch(&format!("a record without the key {key:?}")));
+                }
                 for field in fields {
-                    let v = entries
-                        .get(&field.name)
-                        .or(field.default.as_ref())
-                        .unwrap_or(&Value::Null);
                     let path = format!("{path}.{}", field.name);
-                    self.write(&field.t, v, out, &path, depth + 1)?;
+                    match (entries.get(&field.name), &field.default) {
+                        (Some(v), _) => self.write(&field.t, v, out, &path, depth + 1, walk)?,
+                        (None, Some(default)) => {
+                            let default = self.default_json(&field.t, default);
+                            self.write(&field.t, &default, out, &path, depth + 1, walk)?;
+                        }
+                        (None, None) => {
+                            self.write(&field.t, &Value::Null, out, &path, depth + 1, walk)?
+                        }
+                    }
                 }
             }
             (Type::Null, _) => return Err(mismatch("null")),
@@ -342,12 +412,30 @@ impl AvroSchema {
 /// the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Most values one encoding may visit, tries of union branches included, so that a
+/// schema whose unions nest cannot make an emit take exponential time.
+const MAX_STEPS: usize = 1_000_000;
+
+/// Largest `fixed` a schema may declare: no record the host takes is larger.
+const MAX_FIXED: usize = 1 << 20;
+
+/// Most digits of a decimal: what 128 bits hold.
+const MAX_PRECISION: u64 = 38;
+
+/// How an encoding goes: the values visited so far, and whether the branch being tried
+/// must fit exactly.
+struct Walk {
+    steps: usize,
+    strict: bool,
+}
+
 /// Longest a block count or a length may claim: more than any record can hold.
 const MAX_LENGTH: i64 = 64 << 20;
 
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    values_left: usize,
 }
 
 impl Reader<'_> {
@@ -417,7 +505,7 @@ impl Reader<'_> {
                     .ok_or_else(|| AvroError::Decode("count".into()))?;
                 self.length()?;
             }
-            if count > MAX_LENGTH || count as usize > self.bytes.len() - self.at + 1 {
+            if count > MAX_LENGTH || count as usize > self.values_left {
                 return Err(AvroError::Decode(format!("a block of {count} items")));
             }
             for _ in 0..count {
@@ -475,7 +563,13 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// The decimal text of a big-endian two's-complement unscaled value at `scale`.
-fn decimal_text(bytes: &[u8], scale: u32) -> Result<String> {
+fn decimal_text(mut bytes: &[u8], scale: u32) -> Result<String> {
+    // A fixed wider than 16 bytes is sign-extended; those bytes say nothing.
+    while bytes.len() > 16
+        && ((bytes[0] == 0 && bytes[1] & 0x80 == 0) || (bytes[0] == 0xff && bytes[1] & 0x80 != 0))
+    {
+        bytes = &bytes[1..];
+    }
     if bytes.len() > 16 {
         return Err(AvroError::Decode(format!(
             "a decimal of {} bytes (at most 16 are read)",
@@ -613,17 +707,30 @@ fn parse_complex(
     let text = |key: &str| object.get(key).and_then(Value::as_str);
     // A named type's own namespace applies to the names inside it.
     let own_name = text("name").map(|name| full_name(name, text("namespace").or(namespace)));
-    let inner_ns = own_name
-        .as_deref()
-        .and_then(|n| n.rsplit_once('.').map(|(ns, _)| ns.to_owned()));
-    let inner_ns = inner_ns.as_deref().or(namespace);
-    let scale = || {
-        object
-            .get("scale")
-            .and_then(Value::as_u64)
-            .map_or(Ok(0), |s| {
-                u32::try_from(s).map_err(|_| schema_error("a decimal scale too large"))
-            })
+    // Inside a named type, its own namespace (none for a name without one); elsewhere
+    // the enclosing one.
+    let inner_ns = match &own_name {
+        Some(name) => name.rsplit_once('.').map(|(ns, _)| ns.to_owned()),
+        None => namespace.map(str::to_owned),
+    };
+    let inner_ns = inner_ns.as_deref();
+    // A decimal logical type that is not valid is ignored, as the specification says;
+    // one of more digits than 128 bits hold cannot be read here.
+    let decimal_scale = || -> Result<Option<u32>> {
+        if logical != Some("decimal") {
+            return Ok(None);
+        }
+        let precision = object.get("precision").and_then(Value::as_u64).unwrap_or(0);
+        let scale = object.get("scale").and_then(Value::as_u64).unwrap_or(0);
+        if precision == 0 || scale > precision {
+            return Ok(None);
+        }
+        if precision > MAX_PRECISION {
+            return Err(schema_error(format!(
+                "a decimal of {precision} digits (at most {MAX_PRECISION} are supported)"
+            )));
+        }
+        Ok(Some(scale as u32))
     };
     let t = match kind.as_str() {
         "record" | "error" => {
@@ -667,14 +774,17 @@ fn parse_complex(
             let size = object
                 .get("size")
                 .and_then(Value::as_u64)
-                .ok_or_else(|| schema_error("a fixed without a size"))?
-                as usize;
-            match logical {
-                Some("decimal") => Type::Decimal {
-                    scale: scale()?,
+                .ok_or_else(|| schema_error("a fixed without a size"))?;
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= MAX_FIXED)
+                .ok_or_else(|| schema_error(format!("a fixed of {size} bytes")))?;
+            match decimal_scale()? {
+                Some(scale) => Type::Decimal {
+                    scale,
                     fixed: Some(size),
                 },
-                _ => Type::Fixed(size),
+                None => Type::Fixed(size),
             }
         }
         "array" => Type::Array(Box::new(parse_type(
@@ -691,8 +801,8 @@ fn parse_complex(
             namespace,
             named,
         )?)),
-        "bytes" if logical == Some("decimal") => Type::Decimal {
-            scale: scale()?,
+        "bytes" if decimal_scale()?.is_some() => Type::Decimal {
+            scale: decimal_scale()?.unwrap_or(0),
             fixed: None,
         },
         other => match primitive(other) {
@@ -841,5 +951,107 @@ mod tests {
             let err = AvroSchema::parse(text).expect_err("an error").to_string();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_union_takes_the_branch_the_value_fits_exactly() {
+        let schema = AvroSchema::parse(
+            r#"[{"type":"record","name":"A","fields":[{"name":"x","type":["null","int"],"default":null}]},
+                {"type":"record","name":"B","fields":[{"name":"y","type":"string"}]},
+                "bytes", "string"]"#,
+        )
+        .expect("schema");
+        for value in [json!({"y": "b"}), json!({"x": 1}), json!("test")] {
+            let bytes = schema.encode(&value).expect("encode");
+            assert_eq!(schema.decode(&bytes).expect("decode"), value);
+        }
+    }
+
+    #[test]
+    fn unions_nested_in_unions_cannot_make_an_encoding_endless() {
+        let schema = AvroSchema::parse(
+            r#"{"type":"record","name":"A","fields":[{"name":"n","type":["null","A",
+                {"type":"record","name":"B","fields":[{"name":"n","type":["null","A","B"]},{"name":"tag","type":"string"}]}]},
+                {"name":"tag","type":"int"}]}"#,
+        )
+        .expect("schema");
+        let mut value = json!(null);
+        for _ in 0..40 {
+            value = json!({"n": value, "tag": "s"});
+        }
+        let started = std::time::Instant::now();
+        assert!(schema.encode(&json!({"n": value, "tag": 1})).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn values_of_no_bytes_cannot_multiply_past_a_bound() {
+        let schema =
+            AvroSchema::parse(r#"{"type":"array","items":{"type":"array","items":"null"}}"#)
+                .expect("schema");
+        // 1000 blocks of a million nulls each, in a few kilobytes.
+        let mut payload = Vec::new();
+        write_long(&mut payload, 1000);
+        for _ in 0..1000 {
+            write_long(&mut payload, 1_000_000);
+            write_long(&mut payload, 0);
+        }
+        write_long(&mut payload, 0);
+        assert!(schema.decode(&payload).is_err());
+        // A few nulls more than bytes are fine.
+        let small = [2, 20, 0, 0];
+        assert_eq!(schema.decode(&small).expect("decode"), json!([vec![Value::Null; 10]]));
+    }
+
+    #[test]
+    fn hostile_decimals_and_fixed_sizes_are_ignored_or_refused() {
+        // A scale above the precision is not a valid decimal: plain bytes.
+        let ignored = AvroSchema::parse(
+            r#"{"type":"bytes","logicalType":"decimal","precision":1,"scale":4000000000}"#,
+        )
+        .expect("schema");
+        assert_eq!(ignored.decode(&[2, 7]).expect("decode"), json!("Bw=="));
+        assert!(
+            AvroSchema::parse(
+                r#"{"type":"bytes","logicalType":"decimal","precision":60,"scale":2}"#
+            )
+            .is_err()
+        );
+        assert!(AvroSchema::parse(r#"{"type":"fixed","name":"F","size":4000000000}"#).is_err());
+        // A wide fixed decimal is sign-extended, as Java writes it.
+        let wide = AvroSchema::parse(
+            r#"{"type":"fixed","name":"W","size":20,"logicalType":"decimal","precision":30,"scale":2}"#,
+        )
+        .expect("schema");
+        let bytes = wide.encode(&json!("-1.50")).expect("encode");
+        assert_eq!(bytes.len(), 20);
+        assert_eq!(wide.decode(&bytes).expect("decode"), json!("-1.50"));
+    }
+
+    #[test]
+    fn a_bytes_default_is_its_code_points() {
+        let schema = AvroSchema::parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"b","type":"bytes","default":"\u00ffA"}]}"#,
+        )
+        .expect("schema");
+        let bytes = schema.encode(&json!({})).expect("encode");
+        assert_eq!(
+            schema.decode(&bytes).expect("decode"),
+            json!({"b": BASE64.encode([0xff, b'A'])})
+        );
+    }
+
+    #[test]
+    fn an_empty_namespace_is_the_null_namespace() {
+        let schema = AvroSchema::parse(
+            r#"{"type":"record","name":"Outer","namespace":"a","fields":[
+                {"name":"inner","type":{"type":"record","name":"Inner","namespace":"","fields":[
+                    {"name":"e","type":{"type":"enum","name":"E","symbols":["X"]}}]}},
+                {"name":"again","type":"E"}]}"#,
+        )
+        .expect("schema: E is in the null namespace");
+        let value = json!({"inner": {"e": "X"}, "again": "X"});
+        let bytes = schema.encode(&value).expect("encode");
+        assert_eq!(schema.decode(&bytes).expect("decode"), value);
     }
 }

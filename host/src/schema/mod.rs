@@ -84,11 +84,15 @@ impl Decoder {
                     Ok(framed) => framed,
                     Err(e) => return Ok(Err(Undecodable::new(e.to_string(), None))),
                 };
-                let schema = match registry.schema(id, topic) {
+                let schema = match registry.schema(id) {
                     Ok(schema) => schema,
                     Err(Lookup::Refused(why)) => return Ok(Err(Undecodable::new(why, Some(id)))),
                     Err(Lookup::Unreachable(e)) => return Err(e),
                 };
+                let subject = registry.subject(id, topic).map_err(|e| match e {
+                    Lookup::Unreachable(e) => e,
+                    Lookup::Refused(why) => anyhow!(why),
+                })?;
                 let json = match schema.avro.decode(payload) {
                     Ok(json) => json,
                     Err(e) => {
@@ -96,13 +100,16 @@ impl Decoder {
                     }
                 };
                 record.value = Some(json.to_string().into_bytes());
+                // The host's say, not a producer's headers of the same names.
+                record.headers.retain(|(name, _)| {
+                    name != headers::SCHEMA_ID && name != headers::SCHEMA_SUBJECT
+                });
                 record
                     .headers
                     .push((headers::SCHEMA_ID.to_owned(), id.to_string().into_bytes()));
-                record.headers.push((
-                    headers::SCHEMA_SUBJECT.to_owned(),
-                    schema.subject.clone().into_bytes(),
-                ));
+                record
+                    .headers
+                    .push((headers::SCHEMA_SUBJECT.to_owned(), subject.into_bytes()));
                 Ok(Ok(()))
             }
         }

@@ -28,7 +28,10 @@ pub struct SchemaRegistry {
     agent: ureq::Agent,
     authorization: Option<String>,
     by_id: RwLock<HashMap<u32, Arc<Registered>>>,
+    subjects: RwLock<HashMap<(u32, String), String>>,
     latest: RwLock<HashMap<String, (Instant, Arc<Registered>)>>,
+    /// Lookups the registry refused, with when and why.
+    refused: RwLock<HashMap<String, (Instant, String)>>,
 }
 
 /// The Avro schema of a registered `text` of `kind`.
@@ -55,9 +58,6 @@ impl std::fmt::Debug for SchemaRegistry {
 pub struct Registered {
     /// Its id.
     pub id: u32,
-    /// The subject it is registered under: the topic's value subject when it is one of
-    /// them, else the first.
-    pub subject: String,
     /// The parsed schema.
     pub avro: AvroSchema,
 }
@@ -97,8 +97,13 @@ struct SubjectVersion {
 #[derive(Deserialize)]
 struct ErrorAnswer {
     #[serde(default)]
+    error_code: u32,
+    #[serde(default)]
     message: String,
 }
+
+/// The registry's error codes for a subject, version or schema it does not have.
+const NOT_FOUND: [u32; 3] = [40401, 40402, 40403];
 
 impl SchemaRegistry {
     /// A client of the registry at `url` (e.g. `http://registry:8081`), with `options` as
@@ -130,7 +135,9 @@ impl SchemaRegistry {
             agent,
             authorization,
             by_id: RwLock::new(HashMap::new()),
+            subjects: RwLock::new(HashMap::new()),
             latest: RwLock::new(HashMap::new()),
+            refused: RwLock::new(HashMap::new()),
         })
     }
 
@@ -139,25 +146,46 @@ impl SchemaRegistry {
         &self.base
     }
 
-    /// The schema registered as `id`, with `topic`'s value subject preferred.
-    pub fn schema(&self, id: u32, topic: &str) -> Result<Arc<Registered>, Lookup> {
+    /// The schema registered as `id`.
+    pub fn schema(&self, id: u32) -> Result<Arc<Registered>, Lookup> {
         if let Some(found) = self.by_id.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(found);
         }
-        let answer: SchemaAnswer = self.get(&format!("/schemas/ids/{id}"))?;
-        let avro = avro_of(id, answer.schema_type.as_deref(), &answer.schema)?;
-        let subjects: Vec<SubjectVersion> = self.get(&format!("/schemas/ids/{id}/versions"))?;
-        let wanted = format!("{topic}-value");
-        let subject = subjects
-            .iter()
-            .find(|s| s.subject == wanted)
-            .or(subjects.first())
-            .map_or(wanted.clone(), |s| s.subject.clone());
-        let registered = Arc::new(Registered { id, subject, avro });
+        let key = format!("schema {id}");
+        self.unless_refused(&key)?;
+        let found = self
+            .get::<SchemaAnswer>(&format!("/schemas/ids/{id}"))
+            .and_then(|answer| avro_of(id, answer.schema_type.as_deref(), &answer.schema));
+        let avro = self.remember_refusal(&key, found)?;
+        let registered = Arc::new(Registered { id, avro });
         if let Ok(mut cache) = self.by_id.write() {
             cache.insert(id, registered.clone());
         }
         Ok(registered)
+    }
+
+    /// The subject schema `id` is registered under, `topic`'s value subject when it is one
+    /// of them, else the first; the value subject when the registry does not say.
+    pub fn subject(&self, id: u32, topic: &str) -> Result<String, Lookup> {
+        let key = (id, topic.to_owned());
+        if let Some(found) = self.subjects.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let wanted = format!("{topic}-value");
+        let subject = match self.get::<Vec<SubjectVersion>>(&format!("/schemas/ids/{id}/versions"))
+        {
+            Ok(subjects) => subjects
+                .iter()
+                .find(|s| s.subject == wanted)
+                .or(subjects.first())
+                .map_or(wanted.clone(), |s| s.subject.clone()),
+            Err(Lookup::Refused(_)) => wanted,
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut cache) = self.subjects.write() {
+            cache.insert(key, subject.clone());
+        }
+        Ok(subject)
     }
 
     /// The latest schema of `subject` as last asked, asking only when it never was.
@@ -185,17 +213,39 @@ impl SchemaRegistry {
         {
             return Ok(registered);
         }
-        let answer: LatestAnswer = self.get(&format!("/subjects/{subject}/versions/latest"))?;
-        let avro = avro_of(answer.id, answer.schema_type.as_deref(), &answer.schema)?;
-        let registered = Arc::new(Registered {
-            id: answer.id,
-            subject: subject.to_owned(),
-            avro,
-        });
+        let key = format!("subject {subject}");
+        self.unless_refused(&key)?;
+        let found = self
+            .get::<LatestAnswer>(&format!("/subjects/{subject}/versions/latest"))
+            .and_then(|answer| {
+                let avro = avro_of(answer.id, answer.schema_type.as_deref(), &answer.schema)?;
+                Ok(Arc::new(Registered {
+                    id: answer.id,
+                    avro,
+                }))
+            });
+        let registered = self.remember_refusal(&key, found)?;
         if let Ok(mut cache) = self.latest.write() {
             cache.insert(subject.to_owned(), (Instant::now(), registered.clone()));
         }
         Ok(registered)
+    }
+
+    /// The refusal of `key` when one was answered less than [`LATEST_FOR`] ago: a record
+    /// naming an unknown schema must not cost a request each.
+    fn unless_refused(&self, key: &str) -> Result<(), Lookup> {
+        let refused = self.refused.read().ok().and_then(|m| m.get(key).cloned());
+        match refused {
+            Some((at, why)) if at.elapsed() < LATEST_FOR => Err(Lookup::Refused(why)),
+            _ => Ok(()),
+        }
+    }
+
+    fn remember_refusal<T>(&self, key: &str, found: Result<T, Lookup>) -> Result<T, Lookup> {
+        if let (Err(Lookup::Refused(why)), Ok(mut refused)) = (&found, self.refused.write()) {
+            refused.insert(key.to_owned(), (Instant::now(), why.clone()));
+        }
+        found
     }
 
     fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, Lookup> {
@@ -223,10 +273,12 @@ impl SchemaRegistry {
             return serde_json::from_str(&body)
                 .map_err(|e| unreachable(anyhow!("the schema registry's answer {body:?}: {e}")));
         }
-        let message = serde_json::from_str::<ErrorAnswer>(&body)
-            .map(|e| e.message)
-            .unwrap_or(body);
-        if status.as_u16() == 404 {
+        let answer = serde_json::from_str::<ErrorAnswer>(&body).ok();
+        let code = answer.as_ref().map_or(0, |e| e.error_code);
+        let message = answer.map_or(body, |e| e.message);
+        // Only the registry's own "no such schema, subject or version" is the record's
+        // fault; a 404 of anything else (a wrong URL, a proxy) is the setup's.
+        if status.as_u16() == 404 && NOT_FOUND.contains(&code) {
             return Err(Lookup::Refused(format!(
                 "the schema registry says: {message}"
             )));
