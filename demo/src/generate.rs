@@ -430,6 +430,12 @@ fn plant_frauds(
     let bursts = (scale / 50).max(1);
     let mut victims: Vec<usize> = (0..customers.len()).collect();
     rng.shuffle(&mut victims);
+    // Each customer's normal transactions, found once: scanning them all per victim
+    // would make the data's generation quadratic in its size.
+    let mut own: Vec<Vec<usize>> = vec![Vec::new(); customers.len()];
+    for (i, tx) in txs.iter().enumerate() {
+        own[tx.customer].push(i);
+    }
 
     let mut planned = 0;
     for victim in victims {
@@ -437,25 +443,16 @@ fn plant_frauds(
             break;
         }
         let at = START_MS + rng.between(45 * MINUTE_MS, 110 * MINUTE_MS);
-        let history: Vec<&Tx> = txs
-            .iter()
-            .filter(|t| t.customer == victim && t.ts < at)
-            .collect();
+        // Victims differ, so a victim's transactions are all normal ones.
+        let mine: Vec<&Tx> = own[victim].iter().map(|&i| &txs[i]).collect();
+        let history: Vec<&Tx> = mine.iter().copied().filter(|t| t.ts < at).collect();
         if history.len() < VICTIM_MIN_HISTORY {
             continue;
         }
         // The customer's whole normal history, not only what precedes the fraud, so a
         // planted merchant or country is new by any measure.
-        let known_merchants: BTreeSet<usize> = txs
-            .iter()
-            .filter(|t| t.customer == victim)
-            .map(|t| t.merchant)
-            .collect();
-        let known_countries: BTreeSet<usize> = txs
-            .iter()
-            .filter(|t| t.customer == victim)
-            .map(|t| t.country)
-            .collect();
+        let known_merchants: BTreeSet<usize> = mine.iter().map(|t| t.merchant).collect();
+        let known_countries: BTreeSet<usize> = mine.iter().map(|t| t.country).collect();
         let mean = history.iter().map(|t| t.amount).sum::<f64>() / history.len() as f64;
         let fresh = |category: &str, rng: &mut Rng| {
             let unknown = (0..MERCHANTS).filter(|m| !known_merchants.contains(m));
