@@ -1000,7 +1000,10 @@ mod tests {
         assert!(schema.decode(&payload).is_err());
         // A few nulls more than bytes are fine.
         let small = [2, 20, 0, 0];
-        assert_eq!(schema.decode(&small).expect("decode"), json!([vec![Value::Null; 10]]));
+        assert_eq!(
+            schema.decode(&small).expect("decode"),
+            json!([vec![Value::Null; 10]])
+        );
     }
 
     #[test]
