@@ -27,8 +27,7 @@ use crate::sandbox::bindings::{Event, FiredTimer, Header, Outcome};
 use crate::sandbox::{
     CallFailure, CallResult, Engine, Instance, InstanceConfig, LoadedComponent, PoolFull,
 };
-use crate::schema::headers::SCHEMA_ID;
-use crate::schema::{Decoder, Encoder, Undecodable};
+use crate::schema::{Decoder, Encoder};
 use crate::state::PartitionState;
 
 /// A live function instance the dispatcher calls: the sandbox's, or a fake in tests.
@@ -311,7 +310,7 @@ struct Run<'a> {
     /// letter carries.
     originals: BTreeMap<usize, Record>,
     /// Events whose values do not decode, with why.
-    undecodable: BTreeMap<usize, Undecodable>,
+    undecodable: BTreeMap<usize, String>,
     retries_spent: Option<usize>,
     out: BatchReport,
 }
@@ -392,12 +391,7 @@ impl<'a> Run<'a> {
             let mut end = self.segment_end(next)?;
             if let Some(why) = self.undecodable.remove(&next) {
                 // Never handed to the function: it could not read it.
-                self.dead_letter_event(next, Failure::new(FailureKind::DecodeError, why.reason));
-                if let (Some(id), Some(letter)) = (why.schema_id, self.out.dead_letters.last_mut())
-                {
-                    let header = (SCHEMA_ID.to_owned(), id.to_string().into_bytes());
-                    letter.record.headers.push(header);
-                }
+                self.dead_letter_event(next, Failure::new(FailureKind::DecodeError, why));
                 end = next + 1;
             } else {
                 if let Some((&undecodable, _)) = self.undecodable.range(next..end).next() {

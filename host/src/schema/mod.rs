@@ -26,22 +26,15 @@ pub mod headers {
     pub const SCHEMA_SUBJECT: &str = "streamfn.schema.subject";
 }
 
-/// Why a record's value does not decode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undecodable {
-    /// In words a producer's author can act on.
-    pub reason: String,
-    /// The schema id the value is framed with, when it is framed.
-    pub schema_id: Option<u32>,
+/// The subject of `topic`'s values under the registry's default naming.
+pub fn value_subject(topic: &str) -> String {
+    format!("{topic}-value")
 }
 
-impl Undecodable {
-    fn new(reason: impl Into<String>, schema_id: Option<u32>) -> Self {
-        Undecodable {
-            reason: reason.into(),
-            schema_id,
-        }
-    }
+/// Marks `record` with the host's `name` header, dropping a producer's of that name.
+fn mark(record: &mut Record, name: &str, value: String) {
+    record.headers.retain(|(n, _)| n != name);
+    record.headers.push((name.to_owned(), value.into_bytes()));
 }
 
 /// Decodes the values of a deployment's inputs by the formats it was deployed with.
@@ -64,8 +57,9 @@ impl Decoder {
     }
 
     /// Decodes `record` of `topic` in place. The inner error says why the record does not
-    /// decode; the outer one that decoding could not be tried (the registry is away).
-    pub fn decode(&self, topic: &str, record: &mut Record) -> Result<Result<(), Undecodable>> {
+    /// decode (a framed one is then marked with its schema id, for its dead letter); the
+    /// outer one that decoding could not be tried (the registry is away).
+    pub fn decode(&self, topic: &str, record: &mut Record) -> Result<Result<(), String>> {
         let format = self.formats.get(topic).copied().unwrap_or_default();
         let Some(value) = &record.value else {
             // A tombstone stays one, whatever the format.
@@ -75,41 +69,34 @@ impl Decoder {
             Format::Raw => Ok(Ok(())),
             Format::Json => Ok(serde_json::from_slice::<serde::de::IgnoredAny>(value)
                 .map(drop)
-                .map_err(|e| Undecodable::new(format!("the value is not JSON: {e}"), None))),
+                .map_err(|e| format!("the value is not JSON: {e}"))),
             Format::Avro => {
                 let registry = self.registry.as_ref().ok_or_else(|| {
                     anyhow!("topic {topic} is Avro, and this replica has no schema registry")
                 })?;
                 let (id, payload) = match wire::unframe(value) {
                     Ok(framed) => framed,
-                    Err(e) => return Ok(Err(Undecodable::new(e.to_string(), None))),
+                    Err(e) => return Ok(Err(e.to_string())),
                 };
-                let schema = match registry.schema(id) {
-                    Ok(schema) => schema,
-                    Err(Lookup::Refused(why)) => return Ok(Err(Undecodable::new(why, Some(id)))),
+                let decoded = match registry.schema(id) {
+                    Ok(schema) => schema
+                        .avro
+                        .decode(payload)
+                        .map_err(|e| format!("schema {id}: {e}")),
+                    Err(Lookup::Refused(why)) => Err(why),
                     Err(Lookup::Unreachable(e)) => return Err(e),
                 };
-                let subject = registry.subject(id, topic).map_err(|e| match e {
-                    Lookup::Unreachable(e) => e,
-                    Lookup::Refused(why) => anyhow!(why),
-                })?;
-                let json = match schema.avro.decode(payload) {
+                mark(record, headers::SCHEMA_ID, id.to_string());
+                let json = match decoded {
                     Ok(json) => json,
-                    Err(e) => {
-                        return Ok(Err(Undecodable::new(format!("schema {id}: {e}"), Some(id))));
-                    }
+                    Err(why) => return Ok(Err(why)),
                 };
                 record.value = Some(json.to_string().into_bytes());
-                // The host's say, not a producer's headers of the same names.
-                record.headers.retain(|(name, _)| {
-                    name != headers::SCHEMA_ID && name != headers::SCHEMA_SUBJECT
-                });
-                record
-                    .headers
-                    .push((headers::SCHEMA_ID.to_owned(), id.to_string().into_bytes()));
-                record
-                    .headers
-                    .push((headers::SCHEMA_SUBJECT.to_owned(), subject.into_bytes()));
+                mark(
+                    record,
+                    headers::SCHEMA_SUBJECT,
+                    registry.subject(id, topic)?,
+                );
                 Ok(Ok(()))
             }
         }
@@ -139,7 +126,7 @@ impl Encoder {
         };
         for (topic, format) in &self.formats {
             if *format == Format::Avro
-                && let Err(Lookup::Unreachable(e)) = registry.latest(&format!("{topic}-value"))
+                && let Err(Lookup::Unreachable(e)) = registry.latest(&value_subject(topic))
             {
                 return Err(e);
             }
@@ -158,21 +145,21 @@ impl Encoder {
         if format == Format::Raw {
             return Ok(Ok(()));
         }
+        let not_json =
+            |e: serde_json::Error| format!("emitted to {topic} a value that is not JSON: {e}");
+        if format == Format::Json {
+            return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(value)
+                .map(drop)
+                .map_err(not_json));
+        }
         let json: serde_json::Value = match serde_json::from_slice(value) {
             Ok(json) => json,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "emitted to {topic} a value that is not JSON: {e}"
-                )));
-            }
+            Err(e) => return Ok(Err(not_json(e))),
         };
-        if format == Format::Json {
-            return Ok(Ok(()));
-        }
         let registry = self.registry.as_ref().ok_or_else(|| {
             anyhow!("output {topic} is Avro, and this replica has no schema registry")
         })?;
-        let subject = format!("{topic}-value");
+        let subject = value_subject(topic);
         let schema = match registry.known_latest(&subject) {
             Ok(schema) => schema,
             Err(Lookup::Refused(why)) => return Ok(Err(format!("subject {subject}: {why}"))),

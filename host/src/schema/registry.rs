@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::avro::AvroSchema;
+use super::value_subject;
 
 /// Longest one request to the registry may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,13 +166,14 @@ impl SchemaRegistry {
     }
 
     /// The subject schema `id` is registered under, `topic`'s value subject when it is one
-    /// of them, else the first; the value subject when the registry does not say.
-    pub fn subject(&self, id: u32, topic: &str) -> Result<String, Lookup> {
+    /// of them, else the first; the value subject when the registry does not say. An
+    /// error means the registry could not be asked.
+    pub fn subject(&self, id: u32, topic: &str) -> anyhow::Result<String> {
         let key = (id, topic.to_owned());
         if let Some(found) = self.subjects.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(found);
         }
-        let wanted = format!("{topic}-value");
+        let wanted = value_subject(topic);
         let subject = match self.get::<Vec<SubjectVersion>>(&format!("/schemas/ids/{id}/versions"))
         {
             Ok(subjects) => subjects
@@ -180,7 +182,7 @@ impl SchemaRegistry {
                 .or(subjects.first())
                 .map_or(wanted.clone(), |s| s.subject.clone()),
             Err(Lookup::Refused(_)) => wanted,
-            Err(e) => return Err(e),
+            Err(Lookup::Unreachable(e)) => return Err(e),
         };
         if let Ok(mut cache) = self.subjects.write() {
             cache.insert(key, subject.clone());
