@@ -21,6 +21,8 @@ pub struct Replica {
     pub admin: String,
     /// Kafka brokers the replica runs on, also handed to every `fnctl` run.
     pub brokers: Option<String>,
+    /// The replica's `--kafka-option` settings, also handed to every `fnctl` run.
+    kafka_options: Vec<String>,
     log: PathBuf,
 }
 
@@ -78,11 +80,17 @@ impl Replica {
             .position(|a| *a == "--brokers")
             .and_then(|i| args.get(i + 1))
             .map(|b| (*b).to_owned());
+        let kafka_options = args
+            .windows(2)
+            .filter(|pair| pair[0] == "--kafka-option")
+            .map(|pair| pair[1].to_owned())
+            .collect();
         let mut replica = Replica {
             fnctl: fnctl.to_path_buf(),
             child: Some(child),
             admin: format!("http://127.0.0.1:{port}"),
             brokers,
+            kafka_options,
             log,
         };
         let ready = wait_for(START_TIMEOUT, "the replica to be ready", || {
@@ -114,6 +122,7 @@ impl Replica {
             child: None,
             admin: admin.to_owned(),
             brokers: None,
+            kafka_options: Vec::new(),
             log: PathBuf::new(),
         }
     }
@@ -127,6 +136,9 @@ impl Replica {
     /// `fnctl args` aimed at this replica (and its Kafka cluster).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.fnctl);
+        for option in &self.kafka_options {
+            command.args(["--kafka-option", option]);
+        }
         command.args(args).env("FNCTL_ADMIN", &self.admin);
         match &self.brokers {
             Some(brokers) => command.env("FNCTL_BROKERS", brokers),

@@ -32,12 +32,73 @@ fn run(args: &[&str], dir: &Path) -> String {
 impl Broker {
     /// Starts a broker keeping its data in `dir`.
     pub fn start(dir: &Path) -> Broker {
-        let address = run(&["start"], dir);
+        Broker::start_with(dir, &[])
+    }
+
+    /// Starts a broker whose clients log in with SASL/SCRAM-SHA-256 over TLS and may do
+    /// only what ACLs grant them; its super user is `admin`.
+    pub fn start_secure(dir: &Path) -> Broker {
+        Broker::start_with(dir, &["--secure"])
+    }
+
+    fn start_with(dir: &Path, flags: &[&str]) -> Broker {
+        let mut command = Command::new("bash");
+        command.arg(script()).arg("start").arg(dir).args(flags);
+        let address = output_of(&mut command, "scripts/kafka start", "")
+            .trim()
+            .to_owned();
         stop_after_this_process(&script(), dir);
         Broker {
             dir: dir.to_path_buf(),
             address,
         }
+    }
+
+    /// The librdkafka settings that log in to a secure broker as `user` with `password`.
+    pub fn login(&self, user: &str, password: &str) -> Vec<String> {
+        let ca = self.dir.join("tls/ca.pem");
+        vec![
+            "security.protocol=SASL_SSL".to_owned(),
+            "sasl.mechanisms=SCRAM-SHA-256".to_owned(),
+            format!("sasl.username={user}"),
+            format!("sasl.password={password}"),
+            format!("ssl.ca.location={}", ca.display()),
+        ]
+    }
+
+    /// The librdkafka settings that log in to a secure broker as its super user.
+    pub fn admin_login(&self) -> Vec<String> {
+        let config = std::fs::read_to_string(self.dir.join("admin.properties"))
+            .expect("a secure broker has admin.properties");
+        let password = config
+            .split("password=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("admin.properties names the admin's password");
+        self.login("admin", password)
+    }
+
+    /// Adds a SCRAM-SHA-256 user to a secure broker.
+    pub fn add_user(&self, user: &str, password: &str) {
+        let mut command = Command::new("bash");
+        command
+            .arg(script())
+            .args(["user"])
+            .arg(&self.dir)
+            .args([user, password]);
+        output_of(&mut command, "scripts/kafka user", "");
+    }
+
+    /// Grants `principal` (`User:NAME`) `operations` on the resource that `resource`
+    /// names as Kafka's ACL tool takes it (`--topic T`, `--group G`, `--transactional-id
+    /// I`, with `--resource-pattern-type prefixed` for a prefix).
+    pub fn grant(&self, principal: &str, operations: &[&str], resource: &[&str]) {
+        let mut args = vec!["--add", "--allow-principal", principal];
+        for operation in operations {
+            args.extend(["--operation", operation]);
+        }
+        args.extend_from_slice(resource);
+        self.tool("acls", &args, "");
     }
 
     /// Kills the broker (SIGKILL, as a crash would) and starts it again on the same data

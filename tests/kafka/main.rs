@@ -6,5 +6,6 @@ mod examples;
 mod failover;
 mod faults;
 mod restart;
+mod secured;
 #[path = "../e2e/support.rs"]
 mod support;

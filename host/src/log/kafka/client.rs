@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::BaseProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::cluster::{KafkaCluster, KafkaOptions, REQUEST_TIMEOUT};
-use super::records::{flush, record_of, send_record};
+use super::records::{BaseProducer, Deliveries, flush, record_of, send_record};
 use crate::log::{NewTopic, TopicInfo};
 use crate::model::record::Record;
 
@@ -77,7 +76,7 @@ pub fn producer(options: &KafkaOptions) -> Result<Producer> {
             ("acks", "all"),
             ("partitioner", "murmur2_random"),
         ])
-        .create()
+        .create_with_context(Deliveries::default())
         .map(Producer)
         .context("configuring the Kafka producer")
 }

@@ -13,6 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::denied::{Denied, Resource, explain};
+
 /// How long a metadata or offsets request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -59,6 +61,9 @@ pub struct KafkaCluster {
     admin: AdminClient<DefaultClientContext>,
     metadata: BaseConsumer,
     partition_counts: Mutex<BTreeMap<String, u32>>,
+    /// Consumer groups the authorizer refused this replica, and what it said: asking
+    /// such a group's offsets would only wait out a timeout.
+    denied_groups: Mutex<BTreeMap<String, String>>,
 }
 
 impl KafkaCluster {
@@ -80,6 +85,7 @@ impl KafkaCluster {
             admin,
             metadata,
             partition_counts: Mutex::new(BTreeMap::new()),
+            denied_groups: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -100,7 +106,14 @@ impl KafkaCluster {
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Ok(None);
         };
-        if found.error().is_some() || found.partitions().is_empty() {
+        if let Some(err) = found.error() {
+            let code = RDKafkaErrorCode::from(err);
+            if let Some(denied) = explain(code, "DESCRIBE", Resource::Topic(topic)) {
+                bail!("{denied}");
+            }
+            return Ok(None);
+        }
+        if found.partitions().is_empty() {
             return Ok(None);
         }
         let n = found.partitions().len() as u32;
@@ -156,7 +169,10 @@ impl KafkaCluster {
             match result {
                 Ok(_) => {}
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
-                Err((topic, code)) => bail!("cannot create topic {topic}: {code}"),
+                Err((topic, code)) => match explain(code, "CREATE", Resource::Topic(&topic)) {
+                    Some(denied) => bail!("cannot create topic {topic}: {denied}"),
+                    None => bail!("cannot create topic {topic}: {code}"),
+                },
             }
         }
         // Metadata can lag creation; wait until the topic shows.
@@ -193,6 +209,16 @@ impl KafkaCluster {
         Ok((low.max(0) as u64, high.max(0) as u64))
     }
 
+    /// Notes that the authorizer refused this replica `group`, as `denied` says; `None`
+    /// once a member of the group got in.
+    pub fn set_group_denied(&self, group: &str, denied: Option<&str>) {
+        let mut groups = self.denied_groups.lock().unwrap_or_else(|p| p.into_inner());
+        match denied {
+            Some(denied) => groups.insert(group.to_owned(), denied.to_owned()),
+            None => groups.remove(group),
+        };
+    }
+
     /// The offsets `group` has committed on `topic`'s partitions.
     pub fn group_offsets(
         &self,
@@ -200,6 +226,15 @@ impl KafkaCluster {
         topic: &str,
         partitions: u32,
     ) -> Result<Vec<Option<u64>>> {
+        let denied = self
+            .denied_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group)
+            .cloned();
+        if let Some(denied) = denied {
+            return Err(Denied(denied).into());
+        }
         let consumer: BaseConsumer = self
             .options
             .config(&[

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::BaseRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::cluster::{KafkaCluster, MAX_MESSAGE_BYTES};
-use super::records::flush;
+use super::records::{BaseProducer, Deliveries, flush};
 use crate::log::embedded::EmbeddedLog;
 use crate::model::deployment::History;
 use crate::registry::{Registry, RegistryStore};
@@ -57,7 +57,7 @@ impl KafkaRegistryStore {
                 ("linger.ms", "0"),
                 ("message.max.bytes", max.as_str()),
             ])
-            .create()
+            .create_with_context(Deliveries::default())
             .context("configuring the registry producer")?;
         Ok(Arc::new(KafkaRegistryStore {
             cluster,

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
 
@@ -20,8 +21,9 @@ use super::assignment::Assignment;
 use super::buffers::Buffers;
 use super::changelog::{Changelog, changelog_topic};
 use super::cluster::{KafkaCluster, REQUEST_TIMEOUT};
+use super::denied::{Resource, code_of, explain};
 use super::membership::Assignments;
-use super::records::record_of;
+use super::records::{BaseProducer, Deliveries, record_of};
 use crate::log::embedded::EmbeddedLog;
 use crate::log::merge_from;
 use crate::metrics::{Metrics, NameLabels};
@@ -107,6 +109,8 @@ pub(super) struct KafkaSource {
     known_ends: BTreeMap<(String, u32), (Instant, u64)>,
     /// Why the transactional producer cannot go on, once it cannot.
     pub(super) broken: Option<String>,
+    /// What Kafka's authorizer refused the consumer, once it did.
+    denied: Option<String>,
 }
 
 impl KafkaSource {
@@ -153,12 +157,21 @@ impl KafkaSource {
         }
         let producer: BaseProducer = options
             .config(&settings)
-            .create()
+            .create_with_context(Deliveries::default())
             .context("configuring the function's producer")?;
         if exactly_once {
             producer
                 .init_transactions(REQUEST_TIMEOUT * 2)
-                .map_err(|e| anyhow!("cannot start Kafka transactions for {}: {e}", spec.name))?;
+                .map_err(|e| {
+                    let denied = code_of(&e).and_then(|code| {
+                        explain(code, "WRITE", Resource::TransactionalId(&transactional_id))
+                    });
+                    let reason = denied.unwrap_or_else(|| e.to_string());
+                    anyhow!(
+                        "cannot start Kafka transactions for {}: {reason}",
+                        spec.name
+                    )
+                })?;
         }
         Ok(KafkaSource {
             cluster: backend.cluster.clone(),
@@ -182,6 +195,7 @@ impl KafkaSource {
             waiting: BTreeMap::new(),
             known_ends: BTreeMap::new(),
             broken: None,
+            denied: None,
         })
     }
 
@@ -210,10 +224,28 @@ impl KafkaSource {
                     message.offset() as u64,
                     record_of(&message),
                 ),
-                Err(err) => tracing::warn!(function = %self.function, "consumer: {err}"),
+                Err(err) => self.consumer_error(&err),
             }
         }
         self.throttle();
+    }
+
+    /// Takes in an error the consumer reported: a refusal of the authorizer stops the
+    /// function until it is granted what it needs; the consumer retries anything else.
+    fn consumer_error(&mut self, err: &KafkaError) {
+        tracing::warn!(function = %self.function, "consumer: {err}");
+        let denied = code_of(err).and_then(|code| match code {
+            RDKafkaErrorCode::GroupAuthorizationFailed => {
+                explain(code, "READ", Resource::Group(&self.function))
+            }
+            _ => explain(code, "READ", Resource::Topics(&self.inputs)),
+        });
+        if let Some(denied) = denied {
+            if code_of(err) == Some(RDKafkaErrorCode::GroupAuthorizationFailed) {
+                self.cluster.set_group_denied(&self.function, Some(&denied));
+            }
+            self.denied = Some(denied);
+        }
     }
 
     /// Pauses fetching for partitions with a full buffer, resumes drained ones.
@@ -384,7 +416,13 @@ impl KafkaSource {
 impl Source for KafkaSource {
     fn partitions(&mut self) -> Result<Vec<u32>> {
         self.poll(Duration::ZERO);
+        if let Some(denied) = &self.denied {
+            bail!("{denied}");
+        }
         self.apply_changes()?;
+        if !self.assignment.running().is_empty() {
+            self.cluster.set_group_denied(&self.function, None);
+        }
         Ok(self.assignment.running().iter().copied().collect())
     }
 
