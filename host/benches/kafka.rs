@@ -329,6 +329,7 @@ fn fraud_spec(
         start,
         input_formats: Default::default(),
         output_formats: Default::default(),
+        output_schemas: Default::default(),
     }
 }
 

@@ -286,6 +286,7 @@ fn deploy(replica: &Replica, workload: &Workload) -> Deployment {
             start: StartFrom::Earliest,
             input_formats: BTreeMap::new(),
             output_formats: BTreeMap::new(),
+            output_schemas: BTreeMap::new(),
         })
         .expect("deploy")
 }

@@ -6,6 +6,7 @@ mod crash;
 mod deploy;
 mod examples;
 mod failures;
+mod formats;
 mod languages;
 mod logs;
 mod metrics;

@@ -1,6 +1,7 @@
 //! A schema registry for one test (Apicurio Registry, started by the project's own
-//! script and stopped when the test ends), and an Avro implementation independent of
-//! Streamfn's (Python's fastavro) to write inputs and read outputs with.
+//! script and stopped when the test ends), and implementations of Avro (Python's
+//! fastavro), Protobuf (Google's protobuf runtime) and JSON Schema (Python's jsonschema)
+//! independent of Streamfn's, to write inputs and read outputs with.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,15 +39,59 @@ impl Registry {
 
     /// Registers `schema` (Avro, as JSON) under `subject`; returns its id.
     pub fn register(&self, subject: &str, schema: &Value) -> u32 {
-        let answer: Value = ureq::post(format!("{}/subjects/{subject}/versions", self.url))
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .send_json(serde_json::json!({ "schema": schema.to_string() }))
-            .expect("the registry takes the schema")
+        self.register_typed(subject, "AVRO", &schema.to_string())
+    }
+
+    /// Registers the schema `text` of type `kind` (AVRO, JSON or PROTOBUF) under
+    /// `subject`; returns its id.
+    pub fn register_typed(&self, subject: &str, kind: &str, text: &str) -> u32 {
+        let answer = self.send(
+            "POST",
+            &format!("/subjects/{subject}/versions"),
+            &serde_json::json!({ "schemaType": kind, "schema": text }),
+        );
+        let id = answer["id"].as_u64().expect("an id");
+        u32::try_from(id).expect("a 32-bit id")
+    }
+
+    /// Sets the compatibility rule of `subject` (BACKWARD, FORWARD, FULL, NONE, ...).
+    pub fn set_compatibility(&self, subject: &str, level: &str) {
+        self.send(
+            "PUT",
+            &format!("/config/{subject}"),
+            &serde_json::json!({ "compatibility": level }),
+        );
+    }
+
+    /// The versions `subject` has.
+    pub fn versions(&self, subject: &str) -> Vec<u64> {
+        let answer: Value = ureq::get(format!("{}/subjects/{subject}/versions", self.url))
+            .call()
+            .expect("the registry answers")
             .body_mut()
             .read_json()
             .expect("the registry answers JSON");
-        let id = answer["id"].as_u64().expect("an id");
-        u32::try_from(id).expect("a 32-bit id")
+        answer
+            .as_array()
+            .expect("a list of versions")
+            .iter()
+            .map(|v| v.as_u64().expect("a version number"))
+            .collect()
+    }
+
+    fn send(&self, method: &str, path: &str, body: &Value) -> Value {
+        let url = format!("{}{path}", self.url);
+        let request = match method {
+            "PUT" => ureq::put(&url),
+            _ => ureq::post(&url),
+        };
+        request
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("the registry takes {method} {path}: {e}"))
+            .body_mut()
+            .read_json()
+            .expect("the registry answers JSON")
     }
 }
 
@@ -60,26 +105,27 @@ impl Drop for Registry {
     }
 }
 
-/// fastavro's Python, from the environment `scripts/test` sets up.
+/// The Python of the schema tools' environment, which `scripts/test` sets up.
 fn python() -> PathBuf {
-    let python = root().join(".cache/avro-tools/bin/python");
+    let python = root().join(".cache/schema-tools/bin/python");
     assert!(
         python.exists(),
-        "{} is missing: run scripts/test, or python3 -m venv .cache/avro-tools && .cache/avro-tools/bin/pip install -r tests/e2e/avro/requirements.txt",
+        "{} is missing: run scripts/test, or python3 -m venv .cache/schema-tools && .cache/schema-tools/bin/pip install -r tests/e2e/schema_tools/requirements.txt",
         python.display()
     );
     python
 }
 
-fn avro_tool(args: &[&str], input: &str) -> Vec<String> {
+/// Runs `tests/e2e/schema_tools/TOOL.py args` with `lines` on stdin; its output lines.
+fn schema_tool(tool: &str, args: &[&str], lines: &[String]) -> Vec<String> {
     let mut command = Command::new(python());
     command
-        .arg(root().join("tests/e2e/avro/avro_tool.py"))
+        .arg(root().join(format!("tests/e2e/schema_tools/{tool}.py")))
         .args(args);
     output_of(
         &mut command,
-        &format!("avro_tool {}", args.join(" ")),
-        input,
+        &format!("{tool} {}", args.join(" ")),
+        &(lines.join("\n") + "\n"),
     )
     .lines()
     .map(str::to_owned)
@@ -92,9 +138,10 @@ pub fn encode(dir: &Path, schema: &Value, id: u32, data: &[Value]) -> Vec<String
     let file = dir.join(format!("schema-{id}.avsc"));
     std::fs::write(&file, schema.to_string()).expect("the schema file is written");
     let lines: Vec<String> = data.iter().map(Value::to_string).collect();
-    avro_tool(
+    schema_tool(
+        "avro_tool",
         &["encode", &file.to_string_lossy(), &id.to_string()],
-        &(lines.join("\n") + "\n"),
+        &lines,
     )
 }
 
@@ -103,18 +150,50 @@ pub fn encode(dir: &Path, schema: &Value, id: u32, data: &[Value]) -> Vec<String
 pub fn decode(dir: &Path, schema: &Value, values: &[String]) -> Vec<(u32, Value)> {
     let file = dir.join("reader.avsc");
     std::fs::write(&file, schema.to_string()).expect("the schema file is written");
-    avro_tool(
-        &["decode", &file.to_string_lossy()],
-        &(values.join("\n") + "\n"),
+    schema_tool("avro_tool", &["decode", &file.to_string_lossy()], values)
+        .iter()
+        .map(|line| {
+            let read: Value = serde_json::from_str(line).expect("the tool prints JSON");
+            let id = read["schema_id"].as_u64().expect("a schema id");
+            (
+                u32::try_from(id).expect("a 32-bit id"),
+                read["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// `data` written by Google's protobuf runtime as message `message` of the `.proto` in
+/// `proto` and framed with schema `id`, as base64 lines.
+pub fn proto_encode(proto: &Path, message: &str, id: u32, data: &[Value]) -> Vec<String> {
+    let lines: Vec<String> = data.iter().map(Value::to_string).collect();
+    schema_tool(
+        "proto_tool",
+        &["encode", &proto.to_string_lossy(), message, &id.to_string()],
+        &lines,
     )
-    .iter()
-    .map(|line| {
-        let read: Value = serde_json::from_str(line).expect("the tool prints JSON");
-        let id = read["schema_id"].as_u64().expect("a schema id");
-        (
-            u32::try_from(id).expect("a 32-bit id"),
-            read["value"].clone(),
-        )
-    })
-    .collect()
+}
+
+/// Framed Protobuf values (base64) read by Google's protobuf runtime with the `.proto`
+/// in `proto`: each one's schema id, message name and protobuf's own JSON of it.
+pub fn proto_decode(proto: &Path, values: &[String]) -> Vec<Value> {
+    schema_tool("proto_tool", &["decode", &proto.to_string_lossy()], values)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("the tool prints JSON"))
+        .collect()
+}
+
+/// JSON `data` framed with JSON Schema `id`, as base64 lines.
+pub fn json_encode(id: u32, data: &[Value]) -> Vec<String> {
+    let lines: Vec<String> = data.iter().map(Value::to_string).collect();
+    schema_tool("json_tool", &["encode", &id.to_string()], &lines)
+}
+
+/// Framed JSON values (base64) checked by Python's jsonschema against the schema in
+/// `schema`: each one's schema id, JSON, and whether it fits.
+pub fn json_decode(schema: &Path, values: &[String]) -> Vec<Value> {
+    schema_tool("json_tool", &["decode", &schema.to_string_lossy()], values)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("the tool prints JSON"))
+        .collect()
 }

@@ -70,16 +70,40 @@ pub struct Deploy {
     /// Where a function without committed offsets starts.
     #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
     from: StartArg,
-    /// Format of an input topic's values (repeat): avro (decoded to JSON through the
-    /// schema registry of `fnctl serve --schema-registry`), json (checked) or raw [default:
-    /// raw]. A value that does not decode is dead-lettered as decode-error.
+    /// Format of an input topic's values (repeat): avro, json-schema or protobuf
+    /// (decoded to JSON through the schema registry of `fnctl serve --schema-registry`),
+    /// json (checked) or raw [default: raw]. A value that does not decode is
+    /// dead-lettered as decode-error.
     #[arg(long = "input-format", value_name = "TOPIC=FORMAT", value_parser = parse_key_value)]
     input_formats: Vec<(String, String)>,
-    /// Format of an output topic's values (repeat): avro (the function's JSON encoded
-    /// with the latest schema of subject TOPIC-value), json (checked) or raw [default:
-    /// raw]. An event whose output does not fit fails as encode-error.
+    /// Format of an output topic's values (repeat): avro, json-schema or protobuf (the
+    /// function's JSON encoded with the schema of --output-schema, else with the latest
+    /// schema of subject TOPIC-value), json (checked) or raw [default: raw]. An event
+    /// whose output does not fit fails as encode-error.
     #[arg(long = "output-format", value_name = "TOPIC=FORMAT", value_parser = parse_key_value)]
     output_formats: Vec<(String, String)>,
+    /// The schema an output topic's values are written with (repeat): an Avro .avsc, a
+    /// JSON Schema .json or a Protobuf .proto file, which also sets the topic's format.
+    /// The deploy registers it under subject TOPIC-value, and is refused, changing
+    /// nothing, when the subject's compatibility rules refuse it.
+    #[arg(long = "output-schema", value_name = "TOPIC=FILE", value_parser = parse_key_value)]
+    output_schemas: Vec<(String, String)>,
+}
+
+/// The format of values a schema file writes, by its extension.
+fn format_of_schema_file(file: &str) -> Result<ValueFormat> {
+    let extension = std::path::Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    Ok(match extension {
+        "avsc" => ValueFormat::Avro,
+        "json" => ValueFormat::JsonSchema,
+        "proto" => ValueFormat::Protobuf,
+        _ => anyhow::bail!(
+            "--output-schema {file}: name an .avsc (Avro), .json (JSON Schema) or .proto (Protobuf) file"
+        ),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -137,10 +161,37 @@ impl Deploy {
         Ok(formats)
     }
 
+    /// The schemas of `--output-schema`, by topic, read from their files; each sets its
+    /// topic's format in `formats`, which must not say otherwise.
+    fn output_schemas(
+        &self,
+        formats: &mut BTreeMap<String, ValueFormat>,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut schemas = BTreeMap::new();
+        for (topic, file) in &self.output_schemas {
+            anyhow::ensure!(
+                self.outputs.contains(topic),
+                "--output-schema names {topic}, which is not one of the --output topics"
+            );
+            let format = format_of_schema_file(file)?;
+            let given = *formats.entry(topic.clone()).or_insert(format);
+            anyhow::ensure!(
+                given == format,
+                "--output-schema {topic}={file} is {format}, and --output-format says {given}"
+            );
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the schema {file}"))?;
+            schemas.insert(topic.clone(), text);
+        }
+        Ok(schemas)
+    }
+
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
         let input_formats = Self::formats("--input-format", &self.input_formats, &self.inputs)?;
-        let output_formats = Self::formats("--output-format", &self.output_formats, &self.outputs)?;
+        let mut output_formats =
+            Self::formats("--output-format", &self.output_formats, &self.outputs)?;
+        let output_schemas = self.output_schemas(&mut output_formats)?;
         let bytes = std::fs::read(&self.file)
             .with_context(|| format!("cannot read {}", self.file.display()))?;
         let limits = self.limits();
@@ -169,6 +220,7 @@ impl Deploy {
             },
             input_formats,
             output_formats,
+            output_schemas,
         };
         let deployment = client.deploy(&spec)?;
         match globals.format {

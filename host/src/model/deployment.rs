@@ -52,6 +52,12 @@ pub struct DeploySpec {
     /// Formats of output topics' values, by topic; raw for a topic not named.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub output_formats: BTreeMap<String, Format>,
+    /// Schemas (their text, of the topic's format) that output topics' values are
+    /// written with, by topic: registered under the topic's value subject at deploy,
+    /// if the subject's compatibility rules allow; an output of a registry format not
+    /// named here is written with its subject's latest schema.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_schemas: BTreeMap<String, String>,
 }
 
 impl DeploySpec {

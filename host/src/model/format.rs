@@ -18,11 +18,22 @@ pub enum Format {
     /// Avro of a schema in the registry, in the registry's framing (magic byte 0, the
     /// schema id in four bytes, the datum); handed over as JSON.
     Avro,
+    /// JSON checked against a JSON Schema in the registry, in the registry's framing.
+    JsonSchema,
+    /// Protobuf of a schema in the registry, in the registry's framing (with the message
+    /// indexes after the id); handed over as JSON.
+    Protobuf,
 }
 
 impl Format {
     /// Every format, in the order help texts list them.
-    pub const ALL: [Format; 3] = [Format::Avro, Format::Json, Format::Raw];
+    pub const ALL: [Format; 5] = [
+        Format::Avro,
+        Format::JsonSchema,
+        Format::Protobuf,
+        Format::Json,
+        Format::Raw,
+    ];
 
     /// The name used on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
@@ -30,12 +41,24 @@ impl Format {
             Format::Raw => "raw",
             Format::Json => "json",
             Format::Avro => "avro",
+            Format::JsonSchema => "json-schema",
+            Format::Protobuf => "protobuf",
+        }
+    }
+
+    /// The registry's name of the schema type of this format, for those it has.
+    pub fn schema_type(self) -> Option<&'static str> {
+        match self {
+            Format::Raw | Format::Json => None,
+            Format::Avro => Some("AVRO"),
+            Format::JsonSchema => Some("JSON"),
+            Format::Protobuf => Some("PROTOBUF"),
         }
     }
 
     /// Whether values of this format need a schema registry.
     pub fn needs_registry(self) -> bool {
-        matches!(self, Format::Avro)
+        self.schema_type().is_some()
     }
 }
 

@@ -8,6 +8,7 @@ use super::Replica;
 use crate::model::clock::now_ms;
 use crate::model::deployment::{DeploySpec, Deployment, validate_name};
 use crate::sandbox::sha256_hex;
+use crate::schema::value_subject;
 
 impl Replica {
     /// Checks `bytes` is a component of the Streamfn world and stores it. Returns its
@@ -49,6 +50,13 @@ impl Replica {
                 );
             }
         }
+        for topic in spec.output_schemas.keys() {
+            let format = spec.output_formats.get(topic).copied().unwrap_or_default();
+            ensure!(
+                format.needs_registry(),
+                "output {topic} has a schema, and its format is {format}: give it --output-format {topic}=avro|json-schema|protobuf"
+            );
+        }
         let bytes = self
             .registry
             .artifact(&spec.component)?
@@ -66,10 +74,26 @@ impl Replica {
                 Some(_) => {}
             }
         }
+        self.register_output_schemas(&spec)?;
         self.log.prepare(&spec, partitions.unwrap_or(1))?;
         let deployment = self.registry.deploy(spec, now_ms())?;
         self.ensure_runner(&deployment.spec.name)?;
         Ok(deployment)
+    }
+
+    /// Registers the schemas `spec` writes its outputs with, each under its topic's
+    /// value subject, unless the subject's compatibility rules refuse it.
+    fn register_output_schemas(&self, spec: &DeploySpec) -> Result<()> {
+        let Some(registry) = &self.schema_registry else {
+            return Ok(());
+        };
+        for (topic, text) in &spec.output_schemas {
+            let format = spec.output_formats.get(topic).copied().unwrap_or_default();
+            let subject = value_subject(topic);
+            let id = registry.register(&subject, format, text)?;
+            tracing::info!(function = %spec.name, %subject, id, "output schema registered");
+        }
+        Ok(())
     }
 
     /// Stops `name` after its current batch.

@@ -74,6 +74,7 @@ impl Runner {
             .collect();
         let encoder = Arc::new(Encoder::new(
             spec.output_formats.clone(),
+            spec.output_schemas.clone(),
             self.context.schema_registry.clone(),
         ));
         let config = InstanceConfig {

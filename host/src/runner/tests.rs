@@ -179,6 +179,7 @@ fn deployment(limits: Limits) -> Deployment {
             start: StartFrom::Earliest,
             input_formats: BTreeMap::new(),
             output_formats: BTreeMap::new(),
+            output_schemas: BTreeMap::new(),
         },
     }
 }

@@ -1,7 +1,9 @@
 //! A client of a Confluent-compatible schema registry's REST API (Confluent Schema
 //! Registry, Apicurio's `/apis/ccompat/v7`, Redpanda's): schemas by id, each fetched once
-//! and kept, since a registered id never changes its schema, and subjects' latest
-//! schemas, asked again every so often, since a subject moves on.
+//! and kept, since a registered id never changes its schema; subjects' latest schemas,
+//! asked again every so often, since a subject moves on; the id a given schema has under
+//! a subject; and registering a schema, checked first against the subject's
+//! compatibility rules.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,9 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
-use super::avro::AvroSchema;
-use super::value_subject;
+use super::{Schema, value_subject};
+use crate::model::format::Format;
 
 /// Longest one request to the registry may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,19 +34,16 @@ pub struct SchemaRegistry {
     by_id: RwLock<HashMap<u32, Arc<Registered>>>,
     subjects: RwLock<HashMap<(u32, String), String>>,
     latest: RwLock<HashMap<String, (Instant, Arc<Registered>)>>,
+    /// Schemas of a deployment's outputs by (subject, text): the ids they have there.
+    pinned: RwLock<HashMap<(String, String), Arc<Registered>>>,
     /// Lookups the registry refused, with when and why.
     refused: RwLock<HashMap<String, (Instant, String)>>,
 }
 
-/// The Avro schema of a registered `text` of `kind`.
-fn avro_of(id: u32, kind: Option<&str>, text: &str) -> Result<AvroSchema, Lookup> {
-    let kind = kind.unwrap_or("AVRO");
-    if kind != "AVRO" {
-        return Err(Lookup::Refused(format!(
-            "schema {id} is {kind}, and the topic's format is Avro"
-        )));
-    }
-    AvroSchema::parse(text).map_err(|e| Lookup::Refused(format!("schema {id}: {e}")))
+/// The schema of a registered `text` of `kind` (the registry leaves AVRO unsaid).
+fn parse(id: u32, kind: Option<&str>, text: &str) -> Result<Schema, Lookup> {
+    Schema::parse(kind.unwrap_or("AVRO"), text)
+        .map_err(|e| Lookup::Refused(format!("schema {id}: {e:#}")))
 }
 
 impl std::fmt::Debug for SchemaRegistry {
@@ -60,7 +60,7 @@ pub struct Registered {
     /// Its id.
     pub id: u32,
     /// The parsed schema.
-    pub avro: AvroSchema,
+    pub schema: Schema,
 }
 
 /// Why a schema could not be had.
@@ -93,6 +93,11 @@ struct LatestAnswer {
 #[derive(Deserialize)]
 struct SubjectVersion {
     subject: String,
+}
+
+#[derive(Deserialize)]
+struct IdAnswer {
+    id: u32,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +143,7 @@ impl SchemaRegistry {
             by_id: RwLock::new(HashMap::new()),
             subjects: RwLock::new(HashMap::new()),
             latest: RwLock::new(HashMap::new()),
+            pinned: RwLock::new(HashMap::new()),
             refused: RwLock::new(HashMap::new()),
         })
     }
@@ -152,13 +158,11 @@ impl SchemaRegistry {
         if let Some(found) = self.by_id.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(found);
         }
-        let key = format!("schema {id}");
-        self.unless_refused(&key)?;
-        let found = self
-            .get::<SchemaAnswer>(&format!("/schemas/ids/{id}"))
-            .and_then(|answer| avro_of(id, answer.schema_type.as_deref(), &answer.schema));
-        let avro = self.remember_refusal(&key, found)?;
-        let registered = Arc::new(Registered { id, avro });
+        let registered = self.remembering(&format!("schema {id}"), || {
+            let answer = self.get::<SchemaAnswer>(&format!("/schemas/ids/{id}"))?;
+            let schema = parse(id, answer.schema_type.as_deref(), &answer.schema)?;
+            Ok(Arc::new(Registered { id, schema }))
+        })?;
         if let Ok(mut cache) = self.by_id.write() {
             cache.insert(id, registered.clone());
         }
@@ -215,35 +219,86 @@ impl SchemaRegistry {
         {
             return Ok(registered);
         }
-        let key = format!("subject {subject}");
-        self.unless_refused(&key)?;
-        let found = self
-            .get::<LatestAnswer>(&format!("/subjects/{subject}/versions/latest"))
-            .and_then(|answer| {
-                let avro = avro_of(answer.id, answer.schema_type.as_deref(), &answer.schema)?;
-                Ok(Arc::new(Registered {
-                    id: answer.id,
-                    avro,
-                }))
-            });
-        let registered = self.remember_refusal(&key, found)?;
+        let registered = self.remembering(&format!("subject {subject}"), || {
+            let answer =
+                self.get::<LatestAnswer>(&format!("/subjects/{subject}/versions/latest"))?;
+            let schema = parse(answer.id, answer.schema_type.as_deref(), &answer.schema)?;
+            Ok(Arc::new(Registered {
+                id: answer.id,
+                schema,
+            }))
+        })?;
         if let Ok(mut cache) = self.latest.write() {
             cache.insert(subject.to_owned(), (Instant::now(), registered.clone()));
         }
         Ok(registered)
     }
 
-    /// The refusal of `key` when one was answered less than [`LATEST_FOR`] ago: a record
-    /// naming an unknown schema must not cost a request each.
-    fn unless_refused(&self, key: &str) -> Result<(), Lookup> {
-        let refused = self.refused.read().ok().and_then(|m| m.get(key).cloned());
-        match refused {
-            Some((at, why)) if at.elapsed() < LATEST_FOR => Err(Lookup::Refused(why)),
-            _ => Ok(()),
+    /// The schema `text` of `format` as registered under `subject`: the id it has there,
+    /// asked once. A deployment's outputs are written with the schema it was deployed with.
+    pub fn pinned(
+        &self,
+        subject: &str,
+        format: Format,
+        text: &str,
+    ) -> Result<Arc<Registered>, Lookup> {
+        let key = (subject.to_owned(), text.to_owned());
+        if let Some(found) = self.pinned.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let kind = format.schema_type().unwrap_or("AVRO");
+        let registered =
+            self.remembering(&format!("{kind} schema under {subject}: {text}"), || {
+                let body = json!({"schemaType": kind, "schema": text});
+                let answer = self.post::<IdAnswer>(&format!("/subjects/{subject}"), &body)?;
+                let schema = parse(answer.id, Some(kind), text)?;
+                Ok(Arc::new(Registered {
+                    id: answer.id,
+                    schema,
+                }))
+            })?;
+        if let Ok(mut cache) = self.pinned.write() {
+            cache.insert(key, registered.clone());
+        }
+        Ok(registered)
+    }
+
+    /// Registers the schema `text` of `format` under `subject`, unless the subject's
+    /// compatibility rules refuse it: then the error says why, in the registry's words,
+    /// and nothing changed (a registry registers a schema whole or not at all). Returns
+    /// its id; a schema the subject has already keeps its id.
+    pub fn register(&self, subject: &str, format: Format, text: &str) -> Result<u32> {
+        let kind = format
+            .schema_type()
+            .with_context(|| format!("{format} has no schemas"))?;
+        Schema::parse(kind, text).with_context(|| format!("the {kind} schema for {subject}"))?;
+        let body = json!({"schemaType": kind, "schema": text});
+        match self.post::<IdAnswer>(&format!("/subjects/{subject}/versions"), &body) {
+            Ok(answer) => Ok(answer.id),
+            Err(Lookup::Refused(why)) => bail!(
+                "the schema registry refuses the {kind} schema for {subject} (is it compatible with the subject's latest?): {why}"
+            ),
+            Err(Lookup::Unreachable(e)) => {
+                Err(e.context(format!("registering the schema for {subject}")))
+            }
         }
     }
 
-    fn remember_refusal<T>(&self, key: &str, found: Result<T, Lookup>) -> Result<T, Lookup> {
+    /// What `fetch` finds, unless the registry refused `key` less than [`LATEST_FOR`]
+    /// ago: a record naming an unknown schema must not cost a request each. A refusal is
+    /// remembered.
+    fn remembering<T>(
+        &self,
+        key: &str,
+        fetch: impl FnOnce() -> Result<T, Lookup>,
+    ) -> Result<T, Lookup> {
+        let refused = self.refused.read().ok().and_then(|m| m.get(key).cloned());
+        if let Some((at, why)) = refused
+            && at.elapsed() < LATEST_FOR
+        {
+            return Err(Lookup::Refused(why));
+        }
+        let found = fetch();
         if let (Err(Lookup::Refused(why)), Ok(mut refused)) = (&found, self.refused.write()) {
             refused.insert(key.to_owned(), (Instant::now(), why.clone()));
         }
@@ -251,20 +306,49 @@ impl SchemaRegistry {
     }
 
     fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, Lookup> {
+        self.ask("GET", path, None)
+    }
+
+    fn post<T: for<'de> Deserialize<'de>>(&self, path: &str, body: &Value) -> Result<T, Lookup> {
+        self.ask("POST", path, Some(body))
+    }
+
+    /// Sends a request; the registry's answer as `T`, its refusal of what was asked, or
+    /// why it could not be asked.
+    fn ask<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, Lookup> {
+        const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
         let url = format!("{}{path}", self.base);
-        let mut request = self
-            .agent
-            .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json");
-        if let Some(authorization) = &self.authorization {
-            request = request.header("Authorization", authorization);
-        }
-        let unreachable = |e: anyhow::Error| Lookup::Unreachable(e.context(format!("GET {url}")));
-        let mut response = request
-            .call()
-            .map_err(|e| unreachable(anyhow!("cannot reach the schema registry: {e}")))?;
+        let unreachable =
+            |e: anyhow::Error| Lookup::Unreachable(e.context(format!("{method} {url}")));
+        let called = match body {
+            None => {
+                let mut request = self.agent.get(&url).header("Accept", MEDIA_TYPE);
+                if let Some(authorization) = &self.authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.call()
+            }
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(&url)
+                    .header("Accept", MEDIA_TYPE)
+                    .header("Content-Type", MEDIA_TYPE);
+                if let Some(authorization) = &self.authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.send(body.to_string())
+            }
+        };
+        let mut response =
+            called.map_err(|e| unreachable(anyhow!("cannot reach the schema registry: {e}")))?;
         let status = response.status();
-        let body = response
+        let text = response
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
@@ -272,15 +356,18 @@ impl SchemaRegistry {
             .context("reading the schema registry's answer")
             .map_err(unreachable)?;
         if status.is_success() {
-            return serde_json::from_str(&body)
-                .map_err(|e| unreachable(anyhow!("the schema registry's answer {body:?}: {e}")));
+            return serde_json::from_str(&text)
+                .map_err(|e| unreachable(anyhow!("the schema registry's answer {text:?}: {e}")));
         }
-        let answer = serde_json::from_str::<ErrorAnswer>(&body).ok();
+        let answer = serde_json::from_str::<ErrorAnswer>(&text).ok();
         let code = answer.as_ref().map_or(0, |e| e.error_code);
-        let message = answer.map_or(body, |e| e.message);
-        // Only the registry's own "no such schema, subject or version" is the record's
-        // fault; a 404 of anything else (a wrong URL, a proxy) is the setup's.
-        if status.as_u16() == 404 && NOT_FOUND.contains(&code) {
+        let message = answer.map_or(text, |e| e.message);
+        // Only the registry's own "no such schema, subject or version" blames what was
+        // asked for, and its refusal of a schema it was given; a 404 of anything else (a
+        // wrong URL, a proxy) is the setup's.
+        let refused = (status.as_u16() == 404 && NOT_FOUND.contains(&code))
+            || (body.is_some() && matches!(status.as_u16(), 409 | 422));
+        if refused {
             return Err(Lookup::Refused(format!(
                 "the schema registry says: {message}"
             )));
