@@ -36,7 +36,6 @@ use streamfn_host::log::Mode;
 use streamfn_host::log::kafka::{KafkaCluster, KafkaOptions, record_of, send_record};
 use streamfn_host::model::clock::now_ms;
 use streamfn_host::model::deployment::{DeploySpec, StartFrom};
-use streamfn_host::model::limits::Limits;
 use streamfn_host::model::record::Record;
 use streamfn_host::replica::{Replica, Settings};
 use support::{Rates, runs};
@@ -316,20 +315,13 @@ fn fraud_spec(
     start: StartFrom,
 ) -> DeploySpec {
     DeploySpec {
-        name: name.to_owned(),
-        component: component.to_owned(),
-        inputs: vec!["transactions".into(), "customer-profiles".into()],
         outputs: vec!["fraud-alerts".into()],
-        dlq: None,
         config: threshold
             .map(|t| ("alert_threshold".to_owned(), t.to_owned()))
             .into_iter()
             .collect(),
-        limits: Limits::default(),
         start,
-        input_formats: Default::default(),
-        output_formats: Default::default(),
-        output_schemas: Default::default(),
+        ..DeploySpec::new(name, component, &["transactions", "customer-profiles"])
     }
 }
 

@@ -28,9 +28,8 @@ use streamfn::{Context, Event, Failure, Host, Level, Output};
 use streamfn_host::dispatch::Batch;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::{Mode, NewTopic};
-use streamfn_host::model::deployment::{DeploySpec, Deployment, StartFrom};
+use streamfn_host::model::deployment::{DeploySpec, Deployment};
 use streamfn_host::model::event::InputEvent;
-use streamfn_host::model::limits::Limits;
 use streamfn_host::model::record::Record;
 use streamfn_host::replica::{Replica, Settings};
 use streamfn_host::sandbox::{Engine, Tuning};
@@ -270,23 +269,11 @@ fn append(replica: &Replica, topic: &str, records: &[Record], partitions: u32) {
 fn deploy(replica: &Replica, workload: &Workload) -> Deployment {
     let bytes = std::fs::read(guest_path(workload.guest)).expect("read guest");
     let sha256 = replica.upload(&bytes, None).expect("upload");
+    let inputs: Vec<&str> = workload.inputs.iter().map(|(t, _)| *t).collect();
     replica
         .deploy(DeploySpec {
-            name: workload.name.to_owned(),
-            component: sha256,
-            inputs: workload
-                .inputs
-                .iter()
-                .map(|(t, _)| (*t).to_owned())
-                .collect(),
             outputs: workload.outputs.iter().map(|s| (*s).to_owned()).collect(),
-            dlq: None,
-            config: BTreeMap::new(),
-            limits: Limits::default(),
-            start: StartFrom::Earliest,
-            input_formats: BTreeMap::new(),
-            output_formats: BTreeMap::new(),
-            output_schemas: BTreeMap::new(),
+            ..DeploySpec::new(workload.name, &sha256, &inputs)
         })
         .expect("deploy")
 }

@@ -5,7 +5,10 @@ mod broker;
 mod examples;
 mod failover;
 mod faults;
+mod patterns;
 mod restart;
+#[path = "../e2e/scenarios.rs"]
+mod scenarios;
 mod secured;
 #[path = "../e2e/support.rs"]
 mod support;

@@ -24,8 +24,13 @@ pub struct Deploy {
     #[arg(long)]
     name: String,
     /// Input topic (repeat for co-partitioned inputs, which must have equal partition counts).
-    #[arg(long = "input", required = true)]
+    #[arg(long = "input", required_unless_present = "input_pattern")]
     inputs: Vec<String>,
+    /// A regular expression of further input topics, matching whole names (e.g.
+    /// 'logs-.*'): every topic it matches, now or once created (taken in within
+    /// seconds), with the partition count of the first one it matches at the deploy.
+    #[arg(long, value_name = "REGEX")]
+    input_pattern: Option<String>,
     /// Topic the function may emit to (repeat); created when missing.
     #[arg(long = "output")]
     outputs: Vec<String>,
@@ -210,6 +215,8 @@ impl Deploy {
             name: self.name,
             component: sha256,
             inputs: self.inputs,
+            input_pattern: self.input_pattern,
+            partitions: None,
             outputs: self.outputs,
             dlq: self.dlq,
             config: self.config.into_iter().collect(),
@@ -227,12 +234,18 @@ impl Deploy {
             Format::Json => output::json(&deployment),
             Format::Text => {
                 let spec = &deployment.spec;
+                let mut inputs = spec.inputs.clone();
+                inputs.extend(
+                    spec.input_pattern
+                        .iter()
+                        .map(|p| format!("every topic matching {p:?}")),
+                );
                 println!(
                     "deployed {} version {} (sha256 {})\n  inputs: {}\n  outputs: {}\n  dead letters: {}",
                     spec.name,
                     deployment.version,
                     &spec.component[..12],
-                    spec.inputs.join(", "),
+                    inputs.join(", "),
                     if spec.outputs.is_empty() {
                         "none".to_owned()
                     } else {

@@ -29,7 +29,13 @@ impl List {
                 vec![
                     d.spec.name.clone(),
                     d.version.to_string(),
-                    d.spec.inputs.join(","),
+                    d.spec
+                        .inputs
+                        .iter()
+                        .cloned()
+                        .chain(d.spec.input_pattern.iter().map(|p| format!("/{p}/")))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     if d.spec.outputs.is_empty() {
                         "-".to_owned()
                     } else {

@@ -75,6 +75,12 @@ fn print_status(status: &FunctionStatus) {
         status.state_entries,
         bytes(status.state_bytes)
     );
+    let pattern = d
+        .spec
+        .input_pattern
+        .as_ref()
+        .map_or_else(String::new, |p| format!("  (pattern {p:?})"));
+    println!("  inputs: {}{pattern}", status.inputs.join(", "));
     println!("  failures: {failures}");
     if let Some(failing) = &status.failing {
         println!("  FAILING on this replica: {failing}");

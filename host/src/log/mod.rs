@@ -209,6 +209,18 @@ pub trait Backend: Sources {
     /// The partition count of `topic`, or an error that says it does not exist.
     fn partitions(&self, topic: &str) -> Result<u32>;
 
+    /// Every topic functions may read, with its partition count: what an input pattern
+    /// is matched against.
+    fn topic_partitions(&self) -> Result<Vec<(String, u32)>>;
+
+    /// The inputs `spec` reads now: its named topics and those its pattern matches.
+    fn inputs_of(&self, spec: &DeploySpec) -> Result<Vec<String>> {
+        if spec.input_pattern.is_none() {
+            return Ok(spec.inputs.clone());
+        }
+        spec.inputs_among(&self.topic_partitions()?)
+    }
+
     /// Makes what `spec` needs before it runs, its inputs having `partitions` each: its
     /// output and dead-letter topics, its state's changelog, and for a function that
     /// starts at the end, its starting offsets.

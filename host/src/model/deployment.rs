@@ -1,10 +1,12 @@
-//! What a deployment is: a function's name, component (by sha256), topics and their value
-//! formats, config and limits, each version of it, and where a new function starts. The
-//! registry keeps them; this module only says what they are.
+//! What a deployment is: a function's name, component (by sha256), topics (named, or
+//! matched by a pattern) and their value formats, config and limits, each version of it,
+//! and where a new function starts. The registry keeps them; this module only says what
+//! they are.
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::format::Format;
@@ -30,7 +32,16 @@ pub struct DeploySpec {
     /// Hex sha256 of a component uploaded before.
     pub component: String,
     /// Input topics; with more than one they must have the same partition count.
+    #[serde(default)]
     pub inputs: Vec<String>,
+    /// A regular expression (matching whole names) of further input topics: every topic
+    /// that matches, now or once created, with the function's partition count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_pattern: Option<String>,
+    /// The partition count of the function's inputs, as the deploy found it; a topic
+    /// the pattern matches is read only when it has as many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
     /// Topics the function may emit to; created when missing.
     #[serde(default)]
     pub outputs: Vec<String>,
@@ -60,7 +71,80 @@ pub struct DeploySpec {
     pub output_schemas: BTreeMap<String, String>,
 }
 
+/// The topic that keeps a copy of `function`'s state, where the log needs one.
+pub fn changelog_topic(function: &str) -> String {
+    format!("{function}-changelog")
+}
+
 impl DeploySpec {
+    /// A deployment of `component` (its sha256) as `name`, reading `inputs`, with
+    /// defaults for everything else: no outputs, config or formats, default limits, from
+    /// the earliest records.
+    pub fn new(name: &str, component: &str, inputs: &[&str]) -> DeploySpec {
+        DeploySpec {
+            name: name.to_owned(),
+            component: component.to_owned(),
+            inputs: inputs.iter().map(|t| (*t).to_owned()).collect(),
+            input_pattern: None,
+            partitions: None,
+            outputs: Vec::new(),
+            dlq: None,
+            config: BTreeMap::new(),
+            limits: Limits::default(),
+            start: StartFrom::Earliest,
+            input_formats: BTreeMap::new(),
+            output_formats: BTreeMap::new(),
+            output_schemas: BTreeMap::new(),
+        }
+    }
+
+    /// The input pattern, compiled to match whole topic names.
+    pub fn input_regex(&self) -> Result<Option<Regex>> {
+        self.input_pattern
+            .as_deref()
+            .map(|pattern| {
+                Regex::new(&format!("^(?:{pattern})$")).with_context(|| {
+                    format!("--input-pattern {pattern:?} is not a regular expression")
+                })
+            })
+            .transpose()
+    }
+
+    /// The function's inputs among `topics` (every topic of the log, with its partition
+    /// count): the named ones, then those the pattern matches that have the function's
+    /// partition count, in name order. A topic the function writes, its changelog and
+    /// internal topics (`_...`) are never inputs, whatever the pattern.
+    pub fn inputs_among(&self, topics: &[(String, u32)]) -> Result<Vec<String>> {
+        let mut inputs = self.inputs.clone();
+        let Some(pattern) = self.input_regex()? else {
+            return Ok(inputs);
+        };
+        let own = self.written_topics();
+        let changelog = changelog_topic(&self.name);
+        let mut matched: Vec<&String> = topics
+            .iter()
+            .filter(|(name, partitions)| {
+                pattern.is_match(name)
+                    && self.partitions.is_none_or(|p| p == *partitions)
+                    && !name.starts_with('_')
+                    && *name != changelog
+                    && !own.contains(name)
+                    && !inputs.contains(name)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        matched.sort();
+        inputs.extend(matched.into_iter().cloned());
+        Ok(inputs)
+    }
+
+    /// Whether `other` reads the same inputs, so that a source of one serves the other.
+    pub fn same_inputs(&self, other: &DeploySpec) -> bool {
+        self.inputs == other.inputs
+            && self.input_pattern == other.input_pattern
+            && self.partitions == other.partitions
+    }
+
     /// The dead-letter topic.
     pub fn dlq_topic(&self) -> String {
         self.dlq
@@ -120,4 +204,51 @@ pub fn validate_name(name: &str) -> Result<()> {
         "invalid function name {name:?}: use 1 to 200 of the characters a-z A-Z 0-9 . _ -"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(inputs: &[&str], pattern: Option<&str>, partitions: Option<u32>) -> DeploySpec {
+        DeploySpec {
+            input_pattern: pattern.map(str::to_owned),
+            partitions,
+            outputs: vec!["logs-out".to_owned()],
+            ..DeploySpec::new("f", "", inputs)
+        }
+    }
+
+    #[test]
+    fn a_pattern_matches_whole_names_of_the_functions_partition_count_and_never_its_own_topics() {
+        let topics: Vec<(String, u32)> = [
+            ("logs-web", 4),
+            ("logs-api", 4),
+            ("logs-big", 8),
+            ("my-logs-web", 4),
+            ("logs-out", 4),
+            ("f-changelog", 4),
+            ("f-dlq", 4),
+            ("_logs-internal", 4),
+            ("orders", 4),
+        ]
+        .iter()
+        .map(|(n, p)| ((*n).to_owned(), *p))
+        .collect();
+        let spec = spec(&["orders"], Some("logs-.*|f-.*"), Some(4));
+        assert_eq!(
+            spec.inputs_among(&topics).expect("a pattern"),
+            ["orders", "logs-api", "logs-web"]
+        );
+        let plain = super::tests::spec(&["orders"], None, None);
+        assert_eq!(plain.inputs_among(&topics).expect("no pattern"), ["orders"]);
+    }
+
+    #[test]
+    fn a_pattern_that_is_no_regular_expression_is_refused() {
+        let err = spec(&[], Some("logs-("), None)
+            .input_regex()
+            .expect_err("unbalanced");
+        assert!(err.to_string().contains("--input-pattern"), "{err}");
+    }
 }

@@ -27,13 +27,14 @@ impl Replica {
     }
 
     /// Deploys a new version of `spec.name` after checking that it can run.
-    pub fn deploy(&self, spec: DeploySpec) -> Result<Deployment> {
+    pub fn deploy(&self, mut spec: DeploySpec) -> Result<Deployment> {
         validate_name(&spec.name)?;
         spec.limits.validate()?;
         ensure!(
-            !spec.inputs.is_empty(),
-            "a function needs at least one --input topic"
+            !spec.inputs.is_empty() || spec.input_pattern.is_some(),
+            "a function needs at least one --input topic or an --input-pattern"
         );
+        spec.input_regex()?;
         for (side, formats, topics) in [
             ("input", &spec.input_formats, &spec.inputs),
             ("output", &spec.output_formats, &spec.outputs),
@@ -62,6 +63,18 @@ impl Replica {
             .artifact(&spec.component)?
             .with_context(|| format!("no component with sha256 {} was uploaded", spec.component))?;
         self.engine.load(&bytes)?;
+        let partitions = self.input_partitions(&spec)?;
+        spec.partitions = Some(partitions);
+        self.register_output_schemas(&spec)?;
+        self.log.prepare(&spec, partitions)?;
+        let deployment = self.registry.deploy(spec, now_ms())?;
+        self.ensure_runner(&deployment.spec.name)?;
+        Ok(deployment)
+    }
+
+    /// The partition count the inputs of `spec` share: that of its named inputs, which
+    /// must agree, else that of the first topic its pattern matches, which one must.
+    fn input_partitions(&self, spec: &DeploySpec) -> Result<u32> {
         let mut partitions = None;
         for input in &spec.inputs {
             let count = self.log.partitions(input)?;
@@ -74,11 +87,17 @@ impl Replica {
                 Some(_) => {}
             }
         }
-        self.register_output_schemas(&spec)?;
-        self.log.prepare(&spec, partitions.unwrap_or(1))?;
-        let deployment = self.registry.deploy(spec, now_ms())?;
-        self.ensure_runner(&deployment.spec.name)?;
-        Ok(deployment)
+        if let Some(partitions) = partitions {
+            return Ok(partitions);
+        }
+        let pattern = spec.input_pattern.as_deref().unwrap_or_default();
+        let matched = spec.inputs_among(&self.log.topic_partitions()?)?;
+        let first = matched.first().with_context(|| {
+            format!(
+                "no topic matches --input-pattern {pattern:?} yet: create one first (`fnctl topics create NAME --partitions N`); those created later are read as they come"
+            )
+        })?;
+        self.log.partitions(first)
     }
 
     /// Registers the schemas `spec` writes its outputs with, each under its topic's

@@ -20,6 +20,9 @@ use crate::model::failure::FailureKind;
 pub struct FunctionStatus {
     /// The running version.
     pub deployment: Deployment,
+    /// The topics it reads now: its named inputs and those its pattern matches.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     /// Per input partition.
     pub partitions: Vec<PartitionStatus>,
     /// Total lag.
@@ -61,6 +64,7 @@ impl Replica {
             .current(name)
             .with_context(|| format!("no function named {name:?} is deployed"))?;
         let versions = self.versions(name);
+        let inputs = self.log.inputs_of(&deployment.spec)?;
         let partitions = self.log.partition_status(&deployment)?;
         let owned: BTreeSet<u32> = partitions
             .iter()
@@ -94,6 +98,7 @@ impl Replica {
             state_entries,
             state_bytes,
             failing: self.health(name).0,
+            inputs,
             deployment,
         })
     }

@@ -62,7 +62,7 @@ impl Runner {
             .with_context(|| format!("component {} is not in the registry yet", spec.component))?;
         let component = self.context.engine.load(&bytes)?;
         let source = match previous {
-            Some(previous) if previous.deployment.spec.inputs == spec.inputs => previous.source,
+            Some(previous) if previous.deployment.spec.same_inputs(spec) => previous.source,
             _ => self.context.sources.source(&deployment)?,
         };
         let dlq = spec.dlq_topic();

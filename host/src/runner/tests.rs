@@ -1,7 +1,6 @@
 //! A runner's passes over an in-memory source and a scripted guest: commits that fail,
 //! sources that cannot go on, and an event that asks for retries until they are spent.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +10,7 @@ use anyhow::{Result, bail};
 use super::activation::Active;
 use super::*;
 use crate::dispatch::{DeadLetterTopic, Dispatcher, Guest, Guests};
-use crate::model::deployment::{DeploySpec, Deployment, History, StartFrom};
+use crate::model::deployment::{DeploySpec, Deployment, History};
 use crate::model::effects::{Commit, Output};
 use crate::model::event::InputEvent;
 use crate::model::limits::Limits;
@@ -169,17 +168,9 @@ fn deployment(limits: Limits) -> Deployment {
         version: 1,
         deployed_at_ms: 0,
         spec: DeploySpec {
-            name: "f".into(),
-            component: "0".repeat(64),
-            inputs: vec!["in".into()],
             outputs: vec!["out".into()],
-            dlq: None,
-            config: BTreeMap::new(),
             limits,
-            start: StartFrom::Earliest,
-            input_formats: BTreeMap::new(),
-            output_formats: BTreeMap::new(),
-            output_schemas: BTreeMap::new(),
+            ..DeploySpec::new("f", &"0".repeat(64), &["in"])
         },
     }
 }

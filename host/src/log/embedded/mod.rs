@@ -74,7 +74,7 @@ impl EmbeddedBackend {
 
     /// Commits the inputs' end offsets for a function that has none, so it starts there.
     fn start_at_end(&self, spec: &DeploySpec) -> Result<()> {
-        for input in &spec.inputs {
+        for input in &self.inputs_of(spec)? {
             let topic = self.log.require_topic(input)?;
             for (partition, extent) in self.log.extents(&topic)?.into_iter().enumerate() {
                 let partition = partition as u32;
@@ -96,17 +96,10 @@ impl EmbeddedBackend {
 
 impl Sources for EmbeddedBackend {
     fn source(&self, deployment: &Deployment) -> Result<Box<dyn Source>> {
-        let inputs = deployment
-            .spec
-            .inputs
-            .iter()
-            .map(|t| self.log.require_topic(t))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(EmbeddedSource::new(
             self.log.clone(),
-            deployment.spec.name.clone(),
-            inputs,
-        )))
+            deployment.spec.clone(),
+        )?))
     }
 
     fn max_record_bytes(&self) -> usize {
@@ -182,6 +175,15 @@ impl Backend for EmbeddedBackend {
         Ok(self.log.require_topic(topic)?.partitions)
     }
 
+    fn topic_partitions(&self) -> Result<Vec<(String, u32)>> {
+        Ok(self
+            .log
+            .topics()
+            .into_iter()
+            .map(|meta| (meta.name, meta.partitions))
+            .collect())
+    }
+
     fn prepare(&self, spec: &DeploySpec, partitions: u32) -> Result<()> {
         for output in spec.written_topics() {
             self.log
@@ -197,7 +199,7 @@ impl Backend for EmbeddedBackend {
     fn partition_status(&self, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
         let name = &deployment.spec.name;
         let mut partitions = Vec::new();
-        for input in &deployment.spec.inputs {
+        for input in &self.inputs_of(&deployment.spec)? {
             let topic = self.log.require_topic(input)?;
             for (partition, PartitionExtent { start, end, .. }) in
                 self.log.extents(&topic)?.into_iter().enumerate()

@@ -1,26 +1,33 @@
 //! The embedded log as a function's source: every partition is this replica's, records
-//! come from the log's tables, and a commit is one storage transaction.
+//! come from the log's tables, and a commit is one storage transaction. A function with
+//! an input pattern takes in the topics that come to match it as they are created.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
 use crate::log::merge_from;
+use crate::model::deployment::{DeploySpec, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
 use crate::state::CommittedState;
 use crate::state::cache::StateCache;
 
+/// How often a function with an input pattern looks for topics that came to match it.
+const MATCH_EVERY: Duration = Duration::from_secs(1);
+
 /// One function's view of the embedded log.
 pub(super) struct EmbeddedSource {
     log: Arc<EmbeddedLog>,
-    function: String,
+    spec: DeploySpec,
     inputs: Vec<TopicMeta>,
+    /// When the input pattern was last matched against the topics.
+    matched_at: Instant,
     caches: BTreeMap<u32, StateCache>,
     /// Committed positions of the partitions read so far; only this source commits them.
     committed: BTreeMap<u32, Positions>,
@@ -30,44 +37,99 @@ pub(super) struct EmbeddedSource {
 }
 
 impl EmbeddedSource {
-    pub(super) fn new(log: Arc<EmbeddedLog>, function: String, inputs: Vec<TopicMeta>) -> Self {
-        EmbeddedSource {
+    pub(super) fn new(log: Arc<EmbeddedLog>, spec: DeploySpec) -> Result<Self> {
+        let mut source = EmbeddedSource {
             log,
-            function,
-            inputs,
+            spec,
+            inputs: Vec::new(),
+            matched_at: Instant::now(),
             caches: BTreeMap::new(),
             committed: BTreeMap::new(),
             cursors: BTreeMap::new(),
             generation: 0,
+        };
+        source.match_inputs()?;
+        Ok(source)
+    }
+
+    /// Takes the function's inputs as they are now: its named topics and those its
+    /// pattern matches.
+    fn match_inputs(&mut self) -> Result<()> {
+        let topics: Vec<(String, u32)> = self
+            .log
+            .topics()
+            .into_iter()
+            .map(|meta| (meta.name, meta.partitions))
+            .collect();
+        for name in self.spec.inputs_among(&topics)? {
+            if self.inputs.iter().any(|t| t.name == name) {
+                continue;
+            }
+            if !self.inputs.is_empty() {
+                tracing::info!(function = %self.spec.name, topic = %name, "a new input topic matches");
+            }
+            self.inputs.push(self.log.require_topic(&name)?);
         }
+        self.matched_at = Instant::now();
+        Ok(())
+    }
+
+    /// Where `topic`'s `partition` starts when the function has no commit there: where
+    /// the deployment says, for a topic read the first time, as a Kafka consumer's offset
+    /// reset does (a topic the input pattern matches later too).
+    fn start_of(
+        log: &EmbeddedLog,
+        spec: &DeploySpec,
+        topic: &TopicMeta,
+        partition: u32,
+    ) -> Result<u64> {
+        Ok(match spec.start {
+            StartFrom::Earliest => 0,
+            StartFrom::Latest => log
+                .extents(topic)?
+                .get(partition as usize)
+                .map_or(0, |e| e.end),
+        })
     }
 
     /// Where `partition` reads next, from its committed offsets the first time.
     fn cursor(&mut self, partition: u32) -> Result<&mut Positions> {
-        if !self.committed.contains_key(&partition) {
-            let mut positions = Positions::new();
-            for topic in &self.inputs {
-                let next = self
-                    .log
-                    .committed(&self.function, topic, partition)?
-                    .unwrap_or(0);
-                positions.insert(topic.name.clone(), next);
+        let committed = self.committed.entry(partition).or_default();
+        for topic in &self.inputs {
+            if committed.contains_key(&topic.name) {
+                continue;
             }
-            self.committed.insert(partition, positions);
+            let next = match self.log.committed(&self.spec.name, topic, partition)? {
+                Some(next) => next,
+                None => Self::start_of(&self.log, &self.spec, topic, partition)?,
+            };
+            committed.insert(topic.name.clone(), next);
         }
         let committed = &self.committed[&partition];
-        Ok(self
+        let cursor = self
             .cursors
             .entry(partition)
-            .or_insert_with(|| committed.clone()))
+            .or_insert_with(|| committed.clone());
+        for (topic, next) in committed {
+            cursor.entry(topic.clone()).or_insert(*next);
+        }
+        Ok(cursor)
     }
 }
 
 impl Source for EmbeddedSource {
     fn partitions(&mut self) -> Result<Vec<u32>> {
+        if self.spec.input_pattern.is_some() && self.matched_at.elapsed() >= MATCH_EVERY {
+            self.match_inputs()?;
+        }
         // Appends after this point wake `wait`; earlier ones are fetched by this pass.
         self.generation = self.log.append_generation();
-        Ok((0..self.inputs.first().map_or(0, |t| t.partitions)).collect())
+        let count = self
+            .spec
+            .partitions
+            .or_else(|| self.inputs.first().map(|t| t.partitions))
+            .unwrap_or(0);
+        Ok((0..count).collect())
     }
 
     fn wait(&mut self, timeout: Duration) {
@@ -87,8 +149,8 @@ impl Source for EmbeddedSource {
 
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
         let cache = self.caches.entry(partition).or_default();
-        let state = cache.over(self.log.partition_state(&self.function, partition)?);
-        Ok((state, self.log.stream_time(&self.function, partition)?))
+        let state = cache.over(self.log.partition_state(&self.spec.name, partition)?);
+        Ok((state, self.log.stream_time(&self.spec.name, partition)?))
     }
 
     fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {

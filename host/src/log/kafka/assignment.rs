@@ -24,6 +24,12 @@ impl Assignment {
         }
     }
 
+    /// Reads `inputs` from now on: partitions that do not run yet wait for each of them;
+    /// those that run take a new one in as the group assigns it.
+    pub fn set_inputs(&mut self, inputs: Vec<String>) {
+        self.inputs = inputs;
+    }
+
     /// Takes in topic partitions the group assigned.
     pub fn assign(&mut self, list: impl IntoIterator<Item = (String, u32)>) {
         self.assigned.extend(list);

@@ -15,10 +15,7 @@ use crate::log::embedded::EmbeddedLog;
 use crate::model::effects::{Commit, Effects};
 use crate::model::record::Record;
 
-/// The changelog topic of `function`'s state.
-pub fn changelog_topic(function: &str) -> String {
-    format!("{function}-changelog")
-}
+pub use crate::model::deployment::changelog_topic;
 
 /// Changelog keys start with the kind of entry they hold.
 const STATE_ENTRY: u8 = 0;

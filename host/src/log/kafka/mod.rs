@@ -142,6 +142,10 @@ impl Backend for KafkaBackend {
         self.cluster.require_partitions(topic)
     }
 
+    fn topic_partitions(&self) -> Result<Vec<(String, u32)>> {
+        self.cluster.topics()
+    }
+
     fn prepare(&self, spec: &DeploySpec, partitions: u32) -> Result<()> {
         for output in spec.written_topics() {
             self.cluster
@@ -162,7 +166,7 @@ impl Backend for KafkaBackend {
     fn partition_status(&self, deployment: &Deployment) -> Result<Vec<PartitionStatus>> {
         let name = &deployment.spec.name;
         let mut partitions = Vec::new();
-        for input in &deployment.spec.inputs {
+        for input in &self.inputs_of(&deployment.spec)? {
             let count = self.cluster.require_partitions(input)?;
             let committed = match self.cluster.group_offsets(name, input, count) {
                 Ok(committed) => committed,

@@ -24,10 +24,11 @@ use super::cluster::{KafkaCluster, REQUEST_TIMEOUT};
 use super::denied::{Resource, code_of, explain};
 use super::membership::Assignments;
 use super::records::{BaseProducer, Deliveries, record_of};
+use crate::log::Backend as _;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::merge_from;
 use crate::metrics::{Metrics, NameLabels};
-use crate::model::deployment::{Deployment, StartFrom};
+use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
@@ -40,6 +41,9 @@ const MAX_INPUT_IDLE: Duration = Duration::from_secs(2);
 
 /// How long an input partition's end, as asked of the broker, is taken as current.
 const END_FRESH_FOR: Duration = Duration::from_millis(500);
+
+/// How often a function with an input pattern looks for topics that came to match it.
+const MATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Kafka transactions abort on their own after this long without a commit, so a replica
 /// that died mid-transaction holds its partitions' outputs (and the group's offsets)
@@ -86,7 +90,10 @@ pub(super) struct KafkaSource {
     pub(super) cluster: Arc<KafkaCluster>,
     pub(super) local: Arc<EmbeddedLog>,
     pub(super) function: String,
+    spec: DeploySpec,
     pub(super) inputs: Vec<String>,
+    /// When the input pattern was last matched against the cluster's topics.
+    matched_at: Instant,
     pub(super) changelog: String,
     pub(super) exactly_once: bool,
     start: StartFrom,
@@ -138,10 +145,8 @@ impl KafkaSource {
             ])
             .create_with_context(Rebalances(changes.clone()))
             .context("configuring the function's consumer")?;
-        let topics: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topics)
-            .context("subscribing to the inputs")?;
+        let inputs = backend.inputs_of(spec)?;
+        subscribe(&consumer, &inputs)?;
 
         let exactly_once = options.exactly_once;
         let transactional_id = format!("streamfn-{}-{}", spec.name, backend.replica);
@@ -177,7 +182,9 @@ impl KafkaSource {
             cluster: backend.cluster.clone(),
             local: backend.local.clone(),
             function: spec.name.clone(),
-            inputs: spec.inputs.clone(),
+            spec: spec.clone(),
+            inputs: inputs.clone(),
+            matched_at: Instant::now(),
             changelog: changelog_topic(&spec.name),
             exactly_once,
             start: spec.start,
@@ -187,7 +194,7 @@ impl KafkaSource {
             restoring: backend.restoring.clone(),
             producer,
             announced: backend.membership.assignments.clone(),
-            assignment: Assignment::new(spec.inputs.clone()),
+            assignment: Assignment::new(inputs),
             positions: BTreeMap::new(),
             cursors: BTreeMap::new(),
             buffers: Buffers::default(),
@@ -197,6 +204,26 @@ impl KafkaSource {
             broken: None,
             denied: None,
         })
+    }
+
+    /// Takes in the topics that came to match the input pattern since it last looked:
+    /// the consumer subscribes to them too, and a partition reads them from then on.
+    fn match_inputs(&mut self) -> Result<()> {
+        if self.spec.input_pattern.is_none() || self.matched_at.elapsed() < MATCH_EVERY {
+            return Ok(());
+        }
+        self.matched_at = Instant::now();
+        let inputs = self.spec.inputs_among(&self.cluster.topics()?)?;
+        if inputs == self.inputs {
+            return Ok(());
+        }
+        for topic in inputs.iter().filter(|t| !self.inputs.contains(t)) {
+            tracing::info!(function = %self.function, %topic, "a new input topic matches");
+        }
+        subscribe(&self.consumer, &inputs)?;
+        self.assignment.set_inputs(inputs.clone());
+        self.inputs = inputs;
+        Ok(())
     }
 
     fn changelog(&self) -> Changelog<'_> {
@@ -413,8 +440,17 @@ impl KafkaSource {
     }
 }
 
+/// Subscribes `consumer` to `inputs`.
+fn subscribe(consumer: &BaseConsumer<Rebalances>, inputs: &[String]) -> Result<()> {
+    let topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .context("subscribing to the inputs")
+}
+
 impl Source for KafkaSource {
     fn partitions(&mut self) -> Result<Vec<u32>> {
+        self.match_inputs()?;
         self.poll(Duration::ZERO);
         if let Some(denied) = &self.denied {
             bail!("{denied}");
