@@ -3,7 +3,9 @@
 //! with; `fnctl status` lists the topics it reads.
 
 use crate::scenarios::a_pattern_takes_in_a_topic_created_after_the_deploy;
-use crate::support::{Replica, guest, temp_dir};
+use std::time::Duration;
+
+use crate::support::{Replica, guest, header, temp_dir, value, wait_for};
 
 #[test]
 fn a_pattern_subscription_reads_a_topic_created_after_the_deploy() {
@@ -31,4 +33,35 @@ fn a_pattern_that_matches_nothing_yet_or_is_no_regular_expression_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(said), "{stderr}");
     }
+}
+
+#[test]
+fn the_pattern_names_the_format_of_the_topics_it_matches() {
+    let dir = temp_dir();
+    let replica = Replica::start(&dir.path().join("replica"));
+    replica.ok(&["topics", "create", "events-a", "--partitions", "1"]);
+    replica.deploy(
+        &guest("passthrough"),
+        "checker",
+        &[
+            "--input-pattern",
+            "events-.*",
+            "--input-format",
+            "events-.*=json",
+            "--output",
+            "checked",
+            "--config",
+            "to=checked",
+        ],
+    );
+    replica.ok(&["topics", "create", "events-b", "--partitions", "1"]);
+    let lines = ["{\"n\": 1}".to_owned(), "not json".to_owned()];
+    replica.produce("events-b", &lines, &[]);
+    let dead = wait_for(Duration::from_secs(30), "a dead letter", || {
+        let dead = replica.consume("checker-dlq");
+        (!dead.is_empty()).then_some(dead)
+    });
+    assert_eq!(header(&dead[0], "streamfn.failure.kind"), "decode-error");
+    assert_eq!(value(&dead[0]), "not json");
+    assert_eq!(replica.sorted_values("checked"), ["{\"n\": 1}"]);
 }

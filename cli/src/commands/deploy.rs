@@ -77,8 +77,8 @@ pub struct Deploy {
     from: StartArg,
     /// Format of an input topic's values (repeat): avro, json-schema or protobuf
     /// (decoded to JSON through the schema registry of `fnctl serve --schema-registry`),
-    /// json (checked) or raw [default: raw]. A value that does not decode is
-    /// dead-lettered as decode-error.
+    /// json (checked) or raw [default: raw]; TOPIC may be the --input-pattern, for the
+    /// topics it matches. A value that does not decode is dead-lettered as decode-error.
     #[arg(long = "input-format", value_name = "TOPIC=FORMAT", value_parser = parse_key_value)]
     input_formats: Vec<(String, String)>,
     /// Format of an output topic's values (repeat): avro, json-schema or protobuf (the
@@ -145,19 +145,11 @@ impl Deploy {
         }
     }
 
-    /// The formats given with `flag` for `topics`, each one of them.
-    fn formats(
-        flag: &str,
-        given: &[(String, String)],
-        topics: &[String],
-    ) -> Result<BTreeMap<String, ValueFormat>> {
+    /// The formats given with `flag`, by topic; the replica checks that each names one
+    /// of the deployment's topics.
+    fn formats(flag: &str, given: &[(String, String)]) -> Result<BTreeMap<String, ValueFormat>> {
         let mut formats = BTreeMap::new();
         for (topic, format) in given {
-            anyhow::ensure!(
-                topics.contains(topic),
-                "{flag} names {topic}, which is not one of {}",
-                topics.join(", ")
-            );
             let format: ValueFormat = format
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{flag} {topic}: {e}"))?;
@@ -193,9 +185,8 @@ impl Deploy {
 
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
-        let input_formats = Self::formats("--input-format", &self.input_formats, &self.inputs)?;
-        let mut output_formats =
-            Self::formats("--output-format", &self.output_formats, &self.outputs)?;
+        let input_formats = Self::formats("--input-format", &self.input_formats)?;
+        let mut output_formats = Self::formats("--output-format", &self.output_formats)?;
         let output_schemas = self.output_schemas(&mut output_formats)?;
         let bytes = std::fs::read(&self.file)
             .with_context(|| format!("cannot read {}", self.file.display()))?;

@@ -491,8 +491,10 @@ fn a_failing_timer_is_dead_lettered_and_the_others_fire() {
 fn a_value_that_does_not_decode_is_dead_lettered_unseen_and_the_rest_handled() {
     let journal = Journal::default();
     let formats = [("in".to_owned(), Format::Json)].into_iter().collect();
-    let mut dispatcher =
-        dispatcher(&journal).with_formats(Arc::new(Decoder::new(formats, None)), Arc::default());
+    let mut dispatcher = dispatcher(&journal).with_formats(
+        Arc::new(Decoder::new(formats, Format::Raw, None)),
+        Arc::default(),
+    );
     let batch = Batch {
         partition: 0,
         events: events(&["\"emit a\"", "emit b", "\"emit c\""]),

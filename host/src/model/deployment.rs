@@ -57,7 +57,8 @@ pub struct DeploySpec {
     /// Where to start when the function has no committed offsets yet.
     #[serde(default)]
     pub start: StartFrom,
-    /// Formats of input topics' values, by topic; raw for a topic not named.
+    /// Formats of input topics' values, by topic; the pattern itself names the format of
+    /// the topics it matches; raw for a topic not named.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub input_formats: BTreeMap<String, Format>,
     /// Formats of output topics' values, by topic; raw for a topic not named.
@@ -136,6 +137,16 @@ impl DeploySpec {
         matched.sort();
         inputs.extend(matched.into_iter().cloned());
         Ok(inputs)
+    }
+
+    /// The format of the topics the input pattern matches: the one `input_formats` gives
+    /// the pattern itself.
+    pub fn pattern_format(&self) -> Format {
+        self.input_pattern
+            .as_ref()
+            .and_then(|pattern| self.input_formats.get(pattern))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Whether `other` reads the same inputs, so that a source of one serves the other.

@@ -35,8 +35,14 @@ impl Replica {
             "a function needs at least one --input topic or an --input-pattern"
         );
         spec.input_regex()?;
+        let named_inputs: Vec<String> = spec
+            .inputs
+            .iter()
+            .chain(&spec.input_pattern)
+            .cloned()
+            .collect();
         for (side, formats, topics) in [
-            ("input", &spec.input_formats, &spec.inputs),
+            ("input", &spec.input_formats, &named_inputs),
             ("output", &spec.output_formats, &spec.outputs),
         ] {
             for (topic, format) in formats {

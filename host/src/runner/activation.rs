@@ -103,6 +103,7 @@ impl Runner {
             .clone();
         let decoder = Decoder::new(
             spec.input_formats.clone(),
+            spec.pattern_format(),
             self.context.schema_registry.clone(),
         );
         let template =

@@ -114,28 +114,40 @@ fn mark(record: &mut Record, name: &str, value: String) {
 #[derive(Clone, Default)]
 pub struct Decoder {
     formats: BTreeMap<String, Format>,
+    /// The format of the topics `formats` does not name.
+    others: Format,
     registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl Decoder {
-    /// A decoder of `formats` (by topic; raw for the others), with `registry` for those
-    /// that need one.
-    pub fn new(formats: BTreeMap<String, Format>, registry: Option<Arc<SchemaRegistry>>) -> Self {
-        Decoder { formats, registry }
+    /// A decoder of `formats` (by topic; `others` for the topics not named, those an
+    /// input pattern matches), with `registry` for those that need one.
+    pub fn new(
+        formats: BTreeMap<String, Format>,
+        others: Format,
+        registry: Option<Arc<SchemaRegistry>>,
+    ) -> Self {
+        Decoder {
+            formats,
+            others,
+            registry,
+        }
+    }
+
+    fn format(&self, topic: &str) -> Format {
+        self.formats.get(topic).copied().unwrap_or(self.others)
     }
 
     /// Whether values of `topic` change on their way to the function.
     pub fn transforms(&self, topic: &str) -> bool {
-        self.formats
-            .get(topic)
-            .is_some_and(|format| format.needs_registry())
+        self.format(topic).needs_registry()
     }
 
     /// Decodes `record` of `topic` in place. The inner error says why the record does not
     /// decode (a framed one is then marked with its schema id, for its dead letter); the
     /// outer one that decoding could not be tried (the registry is away).
     pub fn decode(&self, topic: &str, record: &mut Record) -> Result<Result<(), String>> {
-        let format = self.formats.get(topic).copied().unwrap_or_default();
+        let format = self.format(topic);
         let Some(value) = &record.value else {
             // A tombstone stays one, whatever the format.
             return Ok(Ok(()));
