@@ -29,7 +29,7 @@ use crate::log::embedded::EmbeddedLog;
 use crate::log::merge_from;
 use crate::metrics::{Metrics, NameLabels};
 use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
-use crate::model::effects::Commit;
+use crate::model::effects::{Commit, Effects};
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
 use crate::state::CommittedState;
@@ -224,6 +224,57 @@ impl KafkaSource {
         self.assignment.set_inputs(inputs.clone());
         self.inputs = inputs;
         Ok(())
+    }
+
+    /// Moves the committed offsets of drained partitions past what the consumer skipped
+    /// without handing it over (the markers of the transactions that wrote the inputs,
+    /// aborted records), so that a function with nothing left to do shows no lag, as
+    /// Kafka Streams' commits on its interval do. A commit that fails is left to the next
+    /// wait.
+    fn commit_skipped(&mut self) {
+        let Ok(consumed) = self.consumer.position() else {
+            return;
+        };
+        let mut idle = Vec::new();
+        for (&partition, committed) in &self.positions {
+            let read_ahead = self.cursors.get(&partition).is_some_and(|c| c != committed);
+            let mut skipped = false;
+            for (topic, next) in committed {
+                if self.buffers.has_from(topic, partition, *next) {
+                    skipped = false;
+                    break;
+                }
+                let fetched = consumed
+                    .find_partition(topic, partition as i32)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1);
+                skipped |= fetched > *next as i64;
+            }
+            if skipped && !read_ahead {
+                idle.push(partition);
+            }
+        }
+        if idle.is_empty() {
+            return;
+        }
+        let nothing = Effects::default();
+        let function = self.function.clone();
+        let mut commits = Vec::with_capacity(idle.len());
+        for partition in idle {
+            match self.local.stream_time(&function, partition) {
+                Ok(stream_time_ms) => commits.push(Commit {
+                    group: &function,
+                    partition,
+                    offsets: Vec::new(),
+                    stream_time_ms,
+                    effects: &nothing,
+                }),
+                Err(err) => tracing::warn!(%function, partition, "no stream time: {err:#}"),
+            }
+        }
+        if let Err(err) = self.commit_runs(commits) {
+            tracing::warn!(function = %self.function, "committing past skipped records: {err:#}");
+        }
     }
 
     fn changelog(&self) -> Changelog<'_> {
@@ -463,6 +514,7 @@ impl Source for KafkaSource {
     }
 
     fn wait(&mut self, timeout: Duration) {
+        self.commit_skipped();
         self.poll(timeout);
     }
 
