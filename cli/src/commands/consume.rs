@@ -3,13 +3,15 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 
 use streamfn_host::api::wire::ConsumedRecord;
 use streamfn_host::log::kafka::client::{self as kafka, ConsumeOptions};
+use streamfn_host::model::record::Record;
 
 use super::Globals;
+use crate::schemas::{self, RegistryArgs};
 
 /// Print records of a topic, one JSON object per line (topic, partition, offset,
 /// timestamp, key, value, headers). Follows the topic until --max or --timeout ends it.
@@ -29,6 +31,11 @@ pub struct Consume {
     /// Read only this partition.
     #[arg(long)]
     partition: Option<u32>,
+    /// With a registry, values in its framing (Avro, Protobuf, JSON Schema) print as the
+    /// JSON of the schema that wrote them, with header streamfn.schema.id; one that does
+    /// not decode prints as it is, with header streamfn.decode.error saying why.
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// Pause between polls when every partition is drained.
@@ -37,6 +44,14 @@ const POLL: Duration = Duration::from_millis(100);
 impl Consume {
     /// Runs the command.
     pub fn run(self, globals: &Globals) -> Result<()> {
+        let registry = self.registry.client()?;
+        let readable = |record: Record| -> Result<Record> {
+            let mut record = record;
+            if let Some(registry) = &registry {
+                schemas::read(registry, &mut record)?;
+            }
+            Ok(record)
+        };
         if let Some(kafka) = globals.kafka() {
             let how = ConsumeOptions {
                 from_beginning: self.from_beginning,
@@ -47,7 +62,7 @@ impl Consume {
             let mut out = std::io::stdout().lock();
             let topic = &self.topic;
             return kafka::consume(&kafka, topic, &how, |partition, offset, record| {
-                let record = ConsumedRecord::new(topic, partition, offset, record);
+                let record = ConsumedRecord::new(topic, partition, offset, readable(record)?);
                 writeln!(out, "{}", serde_json::to_string(&record)?)
                     .context("writing to stdout")?;
                 out.flush().context("writing to stdout")
@@ -86,6 +101,14 @@ impl Consume {
                 let page = client.consume(&self.topic, *partition, *offset, want)?;
                 *offset = page.next;
                 for record in page.records {
+                    let record = match &registry {
+                        None => record,
+                        Some(_) => {
+                            let (partition, offset) = (record.partition, record.offset);
+                            let stored = record.into_record().map_err(|e| anyhow!(e))?;
+                            ConsumedRecord::new(&self.topic, partition, offset, readable(stored)?)
+                        }
+                    };
                     writeln!(out, "{}", serde_json::to_string(&record)?)
                         .context("writing to stdout")?;
                     printed += 1;

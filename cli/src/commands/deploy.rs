@@ -95,22 +95,6 @@ pub struct Deploy {
     output_schemas: Vec<(String, String)>,
 }
 
-/// The format of values a schema file writes, by its extension.
-fn format_of_schema_file(file: &str) -> Result<ValueFormat> {
-    let extension = std::path::Path::new(file)
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    Ok(match extension {
-        "avsc" => ValueFormat::Avro,
-        "json" => ValueFormat::JsonSchema,
-        "proto" => ValueFormat::Protobuf,
-        _ => anyhow::bail!(
-            "--output-schema {file}: name an .avsc (Avro), .json (JSON Schema) or .proto (Protobuf) file"
-        ),
-    })
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum StartArg {
     /// The oldest record kept.
@@ -170,7 +154,7 @@ impl Deploy {
                 self.outputs.contains(topic),
                 "--output-schema names {topic}, which is not one of the --output topics"
             );
-            let format = format_of_schema_file(file)?;
+            let format = crate::schemas::format_of_file(std::path::Path::new(file))?;
             let given = *formats.entry(topic.clone()).or_insert(format);
             anyhow::ensure!(
                 given == format,

@@ -16,6 +16,7 @@ use streamfn_host::model::clock::now_ms;
 use super::{Globals, parse_key_value};
 use crate::client::Client;
 use crate::output::{self, Format};
+use crate::schemas::{RegistryArgs, Writer};
 
 /// Write records to a topic: one record per line of input (stdin by default), the line
 /// being the value (UTF-8 text, or base64 or hex with --value-format). Blank lines (empty,
@@ -51,6 +52,20 @@ pub struct Produce {
     /// How each line gives the record's value.
     #[arg(long, value_enum, default_value_t = ValueFormat::Text, conflicts_with_all = ["key_field", "timestamp_field"])]
     value_format: ValueFormat,
+    /// Write each line, JSON, with this schema (an Avro .avsc, Protobuf .proto or JSON
+    /// Schema .json file) in the registry's framing, as a Kafka serializer does: the
+    /// schema is registered under subject TOPIC-value of --schema-registry first, unless
+    /// the subject's compatibility rules refuse it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "schema_registry",
+        conflicts_with = "value_format"
+    )]
+    schema: Option<PathBuf>,
+    /// The schema registry of --schema.
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// How a line of input is a value.
@@ -122,9 +137,19 @@ impl Produce {
                 sequence: 0,
             },
         };
+        let writer = match (&self.schema, self.registry.client()?) {
+            (Some(file), Some(registry)) => Some(Writer::register(&registry, &self.topic, file)?),
+            _ => None,
+        };
         let mut produced = 0;
         let mut skipped = 0;
-        let read = self.read_all(input, &mut sink, &mut produced, &mut skipped);
+        let read = self.read_all(
+            input,
+            &mut sink,
+            writer.as_ref(),
+            &mut produced,
+            &mut skipped,
+        );
         progress.finish_and_clear();
         read.with_context(|| match produced {
             0 => format!("nothing was written to {}", self.topic),
@@ -156,6 +181,7 @@ impl Produce {
         &self,
         mut input: Box<dyn BufRead>,
         sink: &mut Sink,
+        writer: Option<&Writer>,
         produced: &mut usize,
         skipped: &mut usize,
     ) -> Result<()> {
@@ -178,7 +204,7 @@ impl Produce {
                 *skipped += 1;
                 continue;
             }
-            pending.push(self.record(line_no, bytes)?);
+            pending.push(self.record(line_no, bytes, writer)?);
             if pending.len() >= self.batch_size.max(1) {
                 *produced += self.send(sink, &mut pending)?;
             }
@@ -222,7 +248,12 @@ impl Produce {
         Ok(n)
     }
 
-    fn record(&self, line_no: usize, bytes: &[u8]) -> Result<ProduceRecord> {
+    fn record(
+        &self,
+        line_no: usize,
+        bytes: &[u8],
+        writer: Option<&Writer>,
+    ) -> Result<ProduceRecord> {
         let mut record = ProduceRecord {
             key: self.key.clone(),
             partition: self.partition,
@@ -280,7 +311,15 @@ impl Produce {
                 record.timestamp_ms = Some(ts);
             }
         }
-        record.value = Some(line);
+        match writer {
+            Some(writer) => {
+                let value = writer
+                    .write(&line)
+                    .map_err(|why| anyhow!("line {line_no} does not fit the schema: {why}"))?;
+                record.value_base64 = Some(BASE64.encode(value));
+            }
+            None => record.value = Some(line),
+        }
         Ok(record)
     }
 }

@@ -12,9 +12,9 @@ use streamfn_host::log::Mode;
 use streamfn_host::log::embedded::LogConfig;
 use streamfn_host::log::kafka::KafkaOptions;
 use streamfn_host::replica::{Replica, Settings};
-use streamfn_host::schema::registry::SchemaRegistry;
 
-use super::{Globals, parse_key_value};
+use super::Globals;
+use crate::schemas::RegistryArgs;
 
 /// Run a replica: on the embedded log by default, or on Kafka with --brokers.
 #[derive(Debug, Args)]
@@ -52,14 +52,10 @@ pub struct Serve {
     /// Host log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// A Confluent-compatible schema registry (Confluent's, Apicurio's /apis/ccompat/v7,
-    /// Redpanda's), for inputs deployed with --input-format TOPIC=avro.
-    #[arg(long, value_name = "URL", env = "STREAMFN_SCHEMA_REGISTRY")]
-    schema_registry: Option<String>,
-    /// A setting of the schema registry client, as Confluent's clients name it (repeat):
-    /// basic.auth.user.info=USER:PASSWORD.
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "schema_registry")]
-    schema_registry_option: Vec<(String, String)>,
+    /// The schema registry of the topics deployed with a registry format (avro,
+    /// json-schema, protobuf).
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// Format of the host's own logs.
@@ -133,11 +129,7 @@ impl Serve {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let admin = format!("{scheme}://{address}");
-        let schema_registry = self
-            .schema_registry
-            .as_deref()
-            .map(|url| SchemaRegistry::new(url, &self.schema_registry_option).map(Arc::new))
-            .transpose()?;
+        let schema_registry = self.registry.client()?.map(Arc::new);
         let settings = Settings {
             max_instances: self.max_instances,
             workers: self

@@ -172,6 +172,32 @@ impl ConsumedRecord {
     }
 }
 
+impl ConsumedRecord {
+    /// The stored record this prints.
+    pub fn into_record(self) -> Result<Record, String> {
+        let bytes = |text: Option<String>| -> Result<Option<Vec<u8>>, String> {
+            match (text, self.encoding.as_deref()) {
+                (None, _) => Ok(None),
+                (Some(text), Some("base64")) => BASE64
+                    .decode(text)
+                    .map(Some)
+                    .map_err(|e| format!("not base64: {e}")),
+                (Some(text), _) => Ok(Some(text.into_bytes())),
+            }
+        };
+        Ok(Record {
+            timestamp_ms: self.timestamp,
+            key: bytes(self.key)?,
+            value: bytes(self.value)?,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+        })
+    }
+}
+
 /// A page of consumed records.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConsumeResponse {

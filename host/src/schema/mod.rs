@@ -68,7 +68,7 @@ impl Schema {
     }
 
     /// The JSON of a framed value's `payload`.
-    fn decode(&self, payload: &[u8]) -> Result<Value, String> {
+    pub fn decode(&self, payload: &[u8]) -> Result<Value, String> {
         match self {
             Schema::Avro(avro) => avro.decode(payload).map_err(|e| e.to_string()),
             Schema::Json(schema) => {
@@ -81,8 +81,8 @@ impl Schema {
         }
     }
 
-    /// The payload to frame for `json`, which a function emitted as `text`.
-    fn encode(&self, json: &Value, text: &[u8]) -> Result<Vec<u8>, String> {
+    /// The payload to frame for `json`, which was written as `text`.
+    pub fn encode(&self, json: &Value, text: &[u8]) -> Result<Vec<u8>, String> {
         match self {
             Schema::Avro(avro) => avro.encode(json).map_err(|e| e.to_string()),
             Schema::Json(schema) => schema.check(json).map(|()| text.to_vec()),
