@@ -17,8 +17,8 @@ pub const ERROR_WINDOW_MS: i64 = 5 * MINUTE_MS;
 pub const ERROR_THRESHOLD: usize = 10;
 
 const SECOND_MS: i64 = 1_000;
-const MINUTE_MS: i64 = 60 * SECOND_MS;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
+pub(crate) const MINUTE_MS: i64 = 60 * SECOND_MS;
+pub(crate) const HOUR_MS: i64 = 60 * MINUTE_MS;
 
 /// Everything the demo feeds the functions, plus what was planted in it.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,12 +86,12 @@ pub fn generate(seed: u64, scale: usize) -> Dataset {
 }
 
 /// splitmix64: tiny, fast and good enough to shape synthetic data.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// An independent stream per dataset, so that changing one generator leaves the
     /// others' data as it was.
-    fn stream(seed: u64, stream: u64) -> Self {
+    pub(crate) fn stream(seed: u64, stream: u64) -> Self {
         let mut rng = Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
         rng.next_u64();
         rng
@@ -110,7 +110,7 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
 
@@ -120,14 +120,14 @@ impl Rng {
     }
 
     /// Uniform integer in [lo, hi]; `lo` when the range is empty.
-    fn between(&mut self, lo: i64, hi: i64) -> i64 {
+    pub(crate) fn between(&mut self, lo: i64, hi: i64) -> i64 {
         if hi <= lo {
             return lo;
         }
         lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
     }
 
-    fn index(&mut self, len: usize) -> usize {
+    pub(crate) fn index(&mut self, len: usize) -> usize {
         (self.next_u64() % len.max(1) as u64) as usize
     }
 
@@ -151,7 +151,7 @@ impl Rng {
         weights.len().saturating_sub(1)
     }
 
-    fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             items.swap(i, self.index(i + 1));
         }

@@ -1,6 +1,8 @@
 //! The Streamfn demo: starts a replica on the embedded log with the real `fnctl`, deploys
 //! the three example functions, feeds them synthetic traffic with planted fraud and error
-//! bursts, waits for their outputs and prints what they found.
+//! bursts, waits for their outputs and prints what they found. `streamfn-demo orders`
+//! does the same with the shop's order pipeline on Avro through a schema registry, with
+//! planted invalid orders.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use streamfn_demo::generate::{self, Dataset};
+use streamfn_demo::orders;
 use streamfn_demo::replica::Replica;
 use streamfn_demo::topology;
 
@@ -22,6 +25,9 @@ struct Options {
     scale: usize,
     seed: u64,
     keep: Option<PathBuf>,
+    /// The order pipeline's demo, with the schema registry at this URL.
+    orders: Option<String>,
+    schemas: PathBuf,
 }
 
 fn options() -> Result<Options> {
@@ -35,11 +41,19 @@ fn options() -> Result<Options> {
         scale: 200,
         seed: 7,
         keep: None,
+        orders: None,
+        schemas: exe_dir.join("../../guests/order-validator/schemas"),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("orders") {
+        args.next();
+        options.orders = Some(String::new());
+    }
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--schema-registry" if options.orders.is_some() => options.orders = Some(value()?),
+            "--schemas" => options.schemas = value()?.into(),
             "--fnctl" => options.fnctl = value()?.into(),
             "--guests" => options.guests = value()?.into(),
             "--scale" => options.scale = value()?.parse().context("--scale takes a number")?,
@@ -47,7 +61,7 @@ fn options() -> Result<Options> {
             "--keep" => options.keep = Some(value()?.into()),
             "--help" | "-h" => {
                 println!(
-                    "usage: streamfn-demo [--scale CUSTOMERS] [--seed N] [--keep DATA_DIR] [--fnctl PATH] [--guests DIR]"
+                    "usage: streamfn-demo [--scale CUSTOMERS] [--seed N] [--keep DATA_DIR] [--fnctl PATH] [--guests DIR]\n       streamfn-demo orders --schema-registry URL [--schemas DIR] [same options]"
                 );
                 std::process::exit(0);
             }
@@ -91,7 +105,13 @@ fn run() -> Result<()> {
         None => std::env::temp_dir().join(format!("streamfn-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&work)?;
-    let result = demo(&options, &work);
+    let result = match options.orders.as_deref() {
+        None => demo(&options, &work),
+        Some("") => Err(anyhow::anyhow!(
+            "the orders demo needs --schema-registry URL (scripts/demo-orders starts one)"
+        )),
+        Some(registry) => orders_demo(&options, registry, &work),
+    };
     if options.keep.is_none() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -156,6 +176,87 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
         error_alerts.len(),
         recommendations.len(),
         dead_letters
+    );
+    Ok(())
+}
+
+fn orders_demo(options: &Options, registry: &str, work: &Path) -> Result<()> {
+    println!(
+        "Streamfn orders demo: the order pipeline on Avro through the schema registry at {registry} ({} customers, seed {})",
+        options.scale, options.seed
+    );
+    let replica = Replica::start(
+        &options.fnctl,
+        &work.join("data"),
+        &["--schema-registry", registry],
+    )?;
+    topology::set_up_orders(&replica, &options.guests, &options.schemas, PARTITIONS)?;
+    for function in topology::ORDER_FUNCTIONS {
+        println!("  deployed {}", function.name);
+    }
+    let data = orders::orders(options.seed, options.scale);
+    let started = Instant::now();
+    topology::feed_orders(&replica, &data, &options.schemas, registry)?;
+    println!("  produced {:>6} Avro orders to orders", data.orders.len());
+    let out = topology::collect_orders(&replica, registry, Duration::from_secs(300))?;
+    let elapsed = started.elapsed();
+    let status = replica.run(&["status"])?;
+    replica.stop();
+
+    println!(
+        "\nAll {} orders handled in {:.1} s.\n",
+        data.orders.len(),
+        elapsed.as_secs_f64()
+    );
+    let rejected: BTreeSet<&str> = out.rejected.iter().map(|(id, _)| id.as_str()).collect();
+    let caught = data
+        .planted
+        .keys()
+        .filter(|id| rejected.contains(id.as_str()))
+        .count();
+    println!(
+        "Order validator: {} valid orders, {} rejected to order-validator-dlq with their reasons",
+        out.valid.len(),
+        out.rejected.len()
+    );
+    println!(
+        "  caught {caught} of {} planted invalid orders",
+        data.planted.len()
+    );
+    for (rule, _) in orders::RULES {
+        if let Some((id, reason)) = out
+            .rejected
+            .iter()
+            .find(|(id, _)| data.planted.get(id).is_some_and(|r| *r == rule))
+        {
+            println!("  e.g. {rule}: {id}: {reason}");
+        }
+    }
+    println!(
+        "\nInventory updater: stock of {} products, {} low",
+        out.stock.len(),
+        out.low_stock
+    );
+    if let Some((sku, sold, orders)) = out.stock.iter().max_by_key(|s| s.1) {
+        println!("  e.g. {sku}: {sold} units sold in {orders} orders");
+    }
+    println!(
+        "\nOrders per hour: {} customer-hours reported",
+        out.hours.len()
+    );
+    if let Some(hour) = out.hours.first() {
+        println!("  e.g. {hour}");
+    }
+    println!("\nReplica status:\n{status}");
+    println!(
+        "orders-demo: orders={} valid={} rejected={} invalid-caught={caught}/{} products={} low-stock={} hours={}",
+        data.orders.len(),
+        out.valid.len(),
+        out.rejected.len(),
+        data.planted.len(),
+        out.stock.len(),
+        out.low_stock,
+        out.hours.len()
     );
     Ok(())
 }

@@ -200,9 +200,17 @@ impl Replica {
 
     /// Every record of `topic`, as `fnctl consume --from-beginning` prints it.
     pub fn consume(&self, topic: &str) -> Result<Vec<Value>> {
+        self.consume_with(topic, &[])
+    }
+
+    /// Every record of `topic`, as `fnctl consume --from-beginning` with further
+    /// arguments `extra` prints it.
+    pub fn consume_with(&self, topic: &str, extra: &[&str]) -> Result<Vec<Value>> {
         // A Kafka consumer needs a moment to find the partitions' leaders.
         let idle = if self.brokers.is_some() { "3" } else { "0.3" };
-        self.run(&["consume", topic, "--from-beginning", "--timeout", idle])?
+        let mut args = vec!["consume", topic, "--from-beginning", "--timeout", idle];
+        args.extend_from_slice(extra);
+        self.run(&args)?
             .lines()
             .map(|line| {
                 serde_json::from_str(line).with_context(|| {

@@ -220,3 +220,171 @@ pub fn collect(replica: &Replica, timeout: Duration) -> Result<Outputs> {
         traces: replica.consume("correlated-traces")?.len(),
     })
 }
+
+/// The shop's order pipeline: the validator reads Avro orders and writes the valid ones
+/// (Avro, with the schema it is deployed with) and their lines re-keyed by product; the
+/// inventory updater keeps stock per product from the lines; orders-per-hour counts each
+/// customer's valid orders per hour.
+pub const ORDER_FUNCTIONS: [Function; 3] = [
+    Function {
+        name: "order-validator",
+        guest: "order-validator",
+        inputs: &["orders"],
+        outputs: &["orders-valid", "order-lines"],
+    },
+    Function {
+        name: "inventory-updater",
+        guest: "inventory-updater",
+        inputs: &["order-lines"],
+        outputs: &["inventory-updates"],
+    },
+    Function {
+        name: "orders-per-hour",
+        guest: "orders-per-hour",
+        inputs: &["orders-valid"],
+        outputs: &["order-analytics"],
+    },
+];
+
+/// The Avro schemas of the order pipeline, in `dir` (`guests/order-validator/schemas`):
+/// the orders the checkout writes, and the valid orders the validator writes.
+pub fn order_schemas(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("order.avsc"), dir.join("valid-order.avsc"))
+}
+
+/// Creates the `orders` topic with `partitions` and deploys the order pipeline with the
+/// components in `guests` and the schemas in `schemas`, on a replica started with a
+/// schema registry.
+pub fn set_up_orders(
+    replica: &Replica,
+    guests: &Path,
+    schemas: &Path,
+    partitions: u32,
+) -> Result<()> {
+    let partitions = partitions.to_string();
+    replica.run(&["topics", "create", "orders", "--partitions", &partitions])?;
+    let (_, valid) = order_schemas(schemas);
+    let valid_schema = format!("orders-valid={}", valid.display());
+    for function in ORDER_FUNCTIONS {
+        let mut args = function.topic_args();
+        match function.name {
+            "order-validator" => args.extend([
+                "--input-format",
+                "orders=avro",
+                "--output-schema",
+                valid_schema.as_str(),
+            ]),
+            "orders-per-hour" => args.extend(["--input-format", "orders-valid=avro"]),
+            // A small warehouse, so that the best sellers run low.
+            "inventory-updater" => args.extend([
+                "--config",
+                "initial_stock=400",
+                "--config",
+                "low_stock_at=100",
+            ]),
+            _ => {}
+        }
+        replica.deploy(&guest(guests, function.guest)?, function.name, &args)?;
+    }
+    Ok(())
+}
+
+/// Produces `orders` to `orders` in Avro with the checkout's schema, registered in the
+/// schema registry at `registry`, as the shop's checkout would.
+pub fn feed_orders(
+    replica: &Replica,
+    orders: &crate::orders::Orders,
+    schemas: &Path,
+    registry: &str,
+) -> Result<()> {
+    let (order, _) = order_schemas(schemas);
+    let lines: Vec<String> = orders.orders.iter().map(Value::to_string).collect();
+    let schema = order.to_string_lossy();
+    replica.produce(
+        "orders",
+        &lines,
+        &[
+            "--schema",
+            &schema,
+            "--schema-registry",
+            registry,
+            "--key-field",
+            "customer_id",
+            "--timestamp-field",
+            "created_at",
+        ],
+    )
+}
+
+/// What the order pipeline wrote.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OrderOutputs {
+    /// Valid orders, as JSON, sorted.
+    pub valid: Vec<String>,
+    /// Each product's stock after the last order line: `(sku, units sold, orders)`. The
+    /// updates in between depend on how lines of several partitions interleave.
+    pub stock: Vec<(String, i64, i64)>,
+    /// Products flagged low on stock at the end.
+    pub low_stock: usize,
+    /// Hours reported per customer, as JSON, sorted.
+    pub hours: Vec<String>,
+    /// The dead letters of the validator: order id and reason, sorted.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Waits for the order pipeline to catch up, then reads what it wrote, Avro read through
+/// the schema registry at `registry`.
+pub fn collect_orders(
+    replica: &Replica,
+    registry: &str,
+    timeout: Duration,
+) -> Result<OrderOutputs> {
+    replica.wait_all_drained(timeout)?;
+    let read = |topic: &str| -> Result<Vec<Value>> {
+        replica.consume_with(topic, &["--schema-registry", registry])
+    };
+    let text = |records: &[Value]| -> Result<Vec<String>> {
+        let mut values = records
+            .iter()
+            .map(|r| crate::check::value(r).map(str::to_owned))
+            .collect::<Result<Vec<_>>>()?;
+        values.sort();
+        Ok(values)
+    };
+    let mut stock: std::collections::BTreeMap<String, (i64, i64, bool)> = Default::default();
+    for update in read("inventory-updates")? {
+        let update: Value = serde_json::from_str(crate::check::value(&update)?)?;
+        let sku = update["sku"].as_str().context("an update without a sku")?;
+        let sold = update["units_sold"].as_i64().unwrap_or_default();
+        let entry = stock.entry(sku.to_owned()).or_default();
+        if sold >= entry.0 {
+            *entry = (
+                sold,
+                update["orders"].as_i64().unwrap_or_default(),
+                update["low_stock"].as_bool().unwrap_or_default(),
+            );
+        }
+    }
+    let mut rejected = read("order-validator-dlq")?
+        .iter()
+        .map(|letter| {
+            let order: Value = serde_json::from_str(crate::check::value(letter)?)?;
+            let reason = crate::check::header(letter, "streamfn.failure.reason")?;
+            Ok((
+                order["order_id"].as_str().unwrap_or_default().to_owned(),
+                reason.to_owned(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rejected.sort();
+    Ok(OrderOutputs {
+        valid: text(&read("orders-valid")?)?,
+        low_stock: stock.values().filter(|s| s.2).count(),
+        stock: stock
+            .into_iter()
+            .map(|(sku, (sold, orders, _))| (sku, sold, orders))
+            .collect(),
+        hours: text(&read("order-analytics")?)?,
+        rejected,
+    })
+}

@@ -3,6 +3,9 @@
 //! fastavro), Protobuf (Google's protobuf runtime) and JSON Schema (Python's jsonschema)
 //! independent of Streamfn's, to write inputs and read outputs with.
 
+// Both test binaries (embedded log and Kafka) include this module; each uses part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

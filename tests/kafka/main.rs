@@ -6,6 +6,8 @@ mod examples;
 mod failover;
 mod faults;
 mod patterns;
+#[path = "../e2e/registry.rs"]
+mod registry;
 mod restart;
 #[path = "../e2e/scenarios.rs"]
 mod scenarios;
