@@ -164,6 +164,20 @@ export class Event {
   headerText(name) {
     return text(this.header(name));
   }
+
+  /**
+   * The id of the registry schema that wrote the value, for an input the host decoded
+   * (deployed with `--input-format TOPIC=avro|protobuf|json-schema`), or null.
+   */
+  schemaId() {
+    const id = this.headerText('streamfn.schema.id');
+    return id == null || !/^[0-9]+$/.test(id) ? null : Number(id);
+  }
+
+  /** The registry subject of the schema that wrote the value, or null. */
+  schemaSubject() {
+    return this.headerText('streamfn.schema.subject');
+  }
 }
 
 /** A stream-time timer that came due. */

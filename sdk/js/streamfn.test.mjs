@@ -52,6 +52,23 @@ function rawEvent(offset, value, extra = {}) {
   };
 }
 
+test('a decoded event names the schema that wrote it', async () => {
+  const { Event } = await import('./streamfn.js');
+  const decoded = new Event(
+    rawEvent(0, '{}', {
+      headers: [
+        { key: 'streamfn.schema.id', value: bytes('42') },
+        { key: 'streamfn.schema.subject', value: bytes('orders-value') },
+      ],
+    }),
+  );
+  assert.equal(decoded.schemaId(), 42);
+  assert.equal(decoded.schemaSubject(), 'orders-value');
+  const plain = new Event(rawEvent(1, '{}'));
+  assert.equal(plain.schemaId(), null);
+  assert.equal(plain.schemaSubject(), null);
+});
+
 test('outcomes follow what the handler returns or throws', () => {
   const wit = fakeInterfaces();
   const handler = exportFunction(

@@ -2,7 +2,10 @@
 
 package streamfn
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Header is a record header.
 type Header struct {
@@ -62,6 +65,25 @@ func (e *Event) Header(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// SchemaID is the id of the registry schema that wrote the value, for an input the host
+// decoded (deployed with --input-format TOPIC=avro|protobuf|json-schema), and whether
+// it was.
+func (e *Event) SchemaID() (uint32, bool) {
+	raw, ok := e.Header("streamfn.schema.id")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(string(raw), 10, 32)
+	return uint32(id), err == nil
+}
+
+// SchemaSubject is the registry subject of the schema that wrote the value, and whether
+// the host decoded it.
+func (e *Event) SchemaSubject() (string, bool) {
+	raw, ok := e.Header("streamfn.schema.subject")
+	return string(raw), ok
 }
 
 // Timer is a stream-time timer that came due.

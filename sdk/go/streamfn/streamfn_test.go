@@ -26,6 +26,26 @@ func TestFailuresSayWhatTheHostDoes(t *testing.T) {
 	}
 }
 
+func TestADecodedEventNamesTheSchemaThatWroteIt(t *testing.T) {
+	decoded := &streamfn.Event{Headers: []streamfn.Header{
+		{Key: "streamfn.schema.id", Value: []byte("42")},
+		{Key: "streamfn.schema.subject", Value: []byte("orders-value")},
+	}}
+	if id, ok := decoded.SchemaID(); !ok || id != 42 {
+		t.Errorf("schema id %d %v", id, ok)
+	}
+	if subject, ok := decoded.SchemaSubject(); !ok || subject != "orders-value" {
+		t.Errorf("subject %q %v", subject, ok)
+	}
+	plain := &streamfn.Event{}
+	if _, ok := plain.SchemaID(); ok {
+		t.Error("a plain event has no schema id")
+	}
+	if _, ok := plain.SchemaSubject(); ok {
+		t.Error("a plain event has no subject")
+	}
+}
+
 func TestEventJSONRejectsWhatDoesNotParse(t *testing.T) {
 	var v struct{ N int }
 	for _, event := range []*streamfn.Event{{Value: nil}, {Value: []byte("{")}, {Value: []byte(`{"N":"x"}`)}} {

@@ -62,6 +62,16 @@ class Event:
                 return header.value
         return None
 
+    def schema_id(self) -> int | None:
+        """The id of the registry schema that wrote the value, for an input the host
+        decoded (deployed with `--input-format TOPIC=avro|protobuf|json-schema`)."""
+        raw = _text(self.header("streamfn.schema.id"))
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    def schema_subject(self) -> str | None:
+        """The registry subject of the schema that wrote the value, if decoded."""
+        return _text(self.header("streamfn.schema.subject"))
+
 
 @dataclass(slots=True)
 class Timer:

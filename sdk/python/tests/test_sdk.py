@@ -34,6 +34,15 @@ class EventTest(unittest.TestCase):
         key, value = event.headers[1]
         self.assertEqual((key, value), ("y", b"\x00"))
 
+    def test_a_decoded_event_names_the_schema_that_wrote_it(self) -> None:
+        headers = [("streamfn.schema.id", b"42"), ("streamfn.schema.subject", b"orders-value")]
+        event = TestHost().event("in", b"k", "{}", headers=headers)
+        self.assertEqual(event.schema_id(), 42)
+        self.assertEqual(event.schema_subject(), "orders-value")
+        plain = Event("in", value=b"{}")
+        self.assertIsNone(plain.schema_id())
+        self.assertIsNone(plain.schema_subject())
+
     def test_bad_or_missing_json_rejects(self) -> None:
         for value in [b"{", b"\xff", b"NaN", None]:
             with self.subTest(value=value), self.assertRaises(Reject) as caught:

@@ -69,7 +69,27 @@ impl Event {
             .find(|h| h.key == name)
             .map(|h| h.value.as_slice())
     }
+
+    /// The id of the registry schema that wrote the value, for an input the host decoded
+    /// (deployed with `--input-format TOPIC=avro|protobuf|json-schema`).
+    pub fn schema_id(&self) -> Option<u32> {
+        std::str::from_utf8(self.header(SCHEMA_ID)?)
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    /// The registry subject that schema is registered under, for an input the host
+    /// decoded.
+    pub fn schema_subject(&self) -> Option<&str> {
+        std::str::from_utf8(self.header(SCHEMA_SUBJECT)?).ok()
+    }
 }
+
+/// The header of a decoded event naming its writer schema's id.
+const SCHEMA_ID: &str = "streamfn.schema.id";
+/// The header of a decoded event naming its writer schema's subject.
+const SCHEMA_SUBJECT: &str = "streamfn.schema.subject";
 
 /// A stream-time timer that came due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,5 +104,35 @@ impl Timer {
     /// The key as UTF-8 text, if it is text.
     pub fn key_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.key).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoded_event_names_the_schema_that_wrote_it() {
+        let header = |key: &str, value: &str| Header {
+            key: key.to_owned(),
+            value: value.as_bytes().to_vec(),
+        };
+        let mut event = Event {
+            topic: "orders".to_owned(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            stream_time_ms: 0,
+            key: None,
+            value: Some(b"{}".to_vec()),
+            headers: vec![
+                header(SCHEMA_ID, "42"),
+                header(SCHEMA_SUBJECT, "orders-value"),
+            ],
+        };
+        assert_eq!(event.schema_id(), Some(42));
+        assert_eq!(event.schema_subject(), Some("orders-value"));
+        event.headers.clear();
+        assert_eq!((event.schema_id(), event.schema_subject()), (None, None));
     }
 }
