@@ -10,7 +10,7 @@ use serde_json::Value;
 use streamfn_host::model::format::Format;
 use streamfn_host::model::record::Record;
 use streamfn_host::schema::registry::{Lookup, SchemaRegistry};
-use streamfn_host::schema::{Schema, headers, value_subject, wire};
+use streamfn_host::schema::{Schema, headers, key_of, value_subject, wire};
 
 use crate::commands::parse_key_value;
 
@@ -83,25 +83,37 @@ impl Writer {
     }
 }
 
+/// The id and JSON of a framed value, or why it is not one of its schema.
+fn decode(registry: &SchemaRegistry, framed: &[u8]) -> Result<Result<(u32, Value), String>> {
+    let (id, payload) = match wire::unframe(framed) {
+        Ok(framed) => framed,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(match registry.schema(id) {
+        Ok(registered) => registered
+            .schema
+            .decode(payload)
+            .map(|json| (id, json))
+            .map_err(|e| format!("schema {id}: {e}")),
+        Err(Lookup::Refused(why)) => Err(why),
+        Err(Lookup::Unreachable(e)) => return Err(anyhow!(e)),
+    })
+}
+
 /// Reads `record`'s framed value in place as the JSON of the schema that wrote it,
 /// marking it with the schema's id. A value that is not framed, or not of its schema, is
-/// left as it is, marked with why.
+/// left as it is, marked with why. A framed key is read the same way (a string as its
+/// text), and kept as it is when it does not decode.
 pub fn read(registry: &SchemaRegistry, record: &mut Record) -> Result<()> {
+    if let Some(key) = &record.key
+        && let Ok((_, json)) = decode(registry, key)?
+    {
+        record.key = Some(key_of(&json));
+    }
     let Some(value) = &record.value else {
         return Ok(());
     };
-    let decoded = match wire::unframe(value) {
-        Err(e) => Err(e.to_string()),
-        Ok((id, payload)) => match registry.schema(id) {
-            Ok(registered) => registered
-                .schema
-                .decode(payload)
-                .map(|json| (id, json))
-                .map_err(|e| format!("schema {id}: {e}")),
-            Err(Lookup::Refused(why)) => Err(why),
-            Err(Lookup::Unreachable(e)) => return Err(anyhow!(e)),
-        },
-    };
+    let decoded = decode(registry, value)?;
     match decoded {
         Ok((id, json)) => {
             record.value = Some(json.to_string().into_bytes());

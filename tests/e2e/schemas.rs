@@ -203,6 +203,82 @@ fn avro_outputs_are_written_with_the_subjects_latest_schema_and_misfits_fail_as_
 }
 
 #[test]
+fn keys_are_read_and_written_in_avro_when_their_subject_exists() {
+    let dir = temp_dir();
+    let registry = Registry::start(&dir.path().join("registry"));
+    let string = json!("string");
+    let value_id = registry.register("orders-value", &order_schema(None));
+    let key_id = registry.register("orders-key", &string);
+    let out_key_id = registry.register("copies-key", &string);
+    registry.register("copies-value", &order_schema(None));
+    let replica = Replica::start_with(
+        &dir.path().join("replica"),
+        &["--schema-registry", &registry.url],
+    );
+    replica.ok(&["topics", "create", "orders", "--partitions", "1"]);
+    replica.deploy(
+        &guest("passthrough"),
+        "copier",
+        &[
+            "--input",
+            "orders",
+            "--input-format",
+            "orders=avro",
+            "--output",
+            "copies",
+            "--output-format",
+            "copies=avro",
+            "--config",
+            "to=copies",
+        ],
+    );
+    let (written, _) = order("o-1", "1.00", None, None);
+    let value = encode(
+        dir.path(),
+        &order_schema(None),
+        value_id,
+        &[written.clone()],
+    )[0]
+    .clone();
+    // An Avro string: its length, zigzag, then its bytes.
+    let key = [&[0][..], &key_id.to_be_bytes(), &[10], b"c-042"].concat();
+    let unframed = b"c-043".to_vec();
+    for key in [&key, &unframed] {
+        let key = BASE64.encode(key);
+        replica.ok_with_input(
+            &[
+                "produce",
+                "orders",
+                "--value-format",
+                "base64",
+                "--key",
+                &key,
+                "--key-format",
+                "base64",
+            ],
+            &format!("{value}\n"),
+        );
+    }
+    replica.wait_drained("copier", std::time::Duration::from_secs(60));
+    let copies = replica.consume("copies");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let key = BASE64
+        .decode(copies[0]["key"].as_str().expect("a key"))
+        .expect("base64");
+    assert_eq!(
+        decode(dir.path(), &string, &[BASE64.encode(&key)]),
+        [(out_key_id, json!("c-042"))]
+    );
+    let dead = replica.consume("copier-dlq");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = header(&dead[0], "streamfn.failure.reason");
+    assert!(
+        reason.contains("the key") && reason.contains("magic byte"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn a_replica_without_a_schema_registry_refuses_an_avro_input() {
     let dir = temp_dir();
     let replica = Replica::start(&dir.path().join("replica"));

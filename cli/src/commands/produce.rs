@@ -52,6 +52,10 @@ pub struct Produce {
     /// How each line gives the record's value.
     #[arg(long, value_enum, default_value_t = ValueFormat::Text, conflicts_with_all = ["key_field", "timestamp_field"])]
     value_format: ValueFormat,
+    /// How --key or --key-field gives the record's key: as text, or the bytes it
+    /// encodes in base64 or hexadecimal.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
+    key_format: ValueFormat,
     /// Write each line, JSON, with this schema (an Avro .avsc, Protobuf .proto or JSON
     /// Schema .json file) in the registry's framing, as a Kafka serializer does: the
     /// schema is registered under subject TOPIC-value of --schema-registry first, unless
@@ -248,6 +252,25 @@ impl Produce {
         Ok(n)
     }
 
+    /// Puts `key`, given as --key-format says, into `record`.
+    fn set_key(&self, record: &mut ProduceRecord, key: String) -> Result<()> {
+        match self.key_format {
+            ValueFormat::Text => record.key = Some(key),
+            ValueFormat::Base64 => {
+                BASE64
+                    .decode(&key)
+                    .with_context(|| format!("the key {key:?} is not base64"))?;
+                record.key_base64 = Some(key);
+            }
+            ValueFormat::Hex => {
+                let bytes = hex::decode(&key)
+                    .with_context(|| format!("the key {key:?} is not hexadecimal"))?;
+                record.key_base64 = Some(BASE64.encode(bytes));
+            }
+        }
+        Ok(())
+    }
+
     fn record(
         &self,
         line_no: usize,
@@ -255,11 +278,13 @@ impl Produce {
         writer: Option<&Writer>,
     ) -> Result<ProduceRecord> {
         let mut record = ProduceRecord {
-            key: self.key.clone(),
             partition: self.partition,
             headers: self.headers.clone(),
             ..ProduceRecord::default()
         };
+        if let Some(key) = &self.key {
+            self.set_key(&mut record, key.clone())?;
+        }
         let text = |bytes: &[u8]| {
             String::from_utf8(bytes.to_vec()).with_context(|| {
                 format!(
@@ -291,13 +316,14 @@ impl Produce {
                 format!("line {line_no} is not JSON (needed for --key-field / --timestamp-field)")
             })?;
             if let Some(field) = &self.key_field {
-                record.key = Some(match json.get(field) {
+                let key = match json.get(field) {
                     Some(serde_json::Value::String(s)) => s.clone(),
                     Some(serde_json::Value::Null) | None => {
                         bail!("line {line_no} has no field {field:?} for the key")
                     }
                     Some(other) => other.to_string(),
-                });
+                };
+                self.set_key(&mut record, key)?;
             }
             if let Some(field) = &self.timestamp_field {
                 let ts = json

@@ -1,7 +1,8 @@
 //! Record values in the formats of a schema registry: Avro, JSON Schema and Protobuf
 //! inputs decoded to the JSON a function reads, with the writer schema's id and subject
 //! in headers, and the JSON a function emits encoded with its output's schema (the one it
-//! was deployed with, else the subject's latest); plain JSON checked both ways. A value
+//! was deployed with, else the subject's latest); keys too, on a topic whose key subject
+//! exists; plain JSON checked both ways. A value
 //! that does not decode is the record's fault and becomes a dead letter; one that does
 //! not encode is the event's; a registry that cannot be reached is nobody's, and the
 //! batch waits for it.
@@ -104,6 +105,97 @@ pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
 }
 
+/// The subject of `topic`'s keys under the registry's default naming.
+pub fn key_subject(topic: &str) -> String {
+    format!("{topic}-key")
+}
+
+/// The key a function sees for the JSON of a decoded key: a string as its text (a
+/// customer id stays `c-1`), anything else as JSON.
+pub fn key_of(json: &Value) -> Vec<u8> {
+    match json {
+        Value::String(text) => text.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+/// The JSON of a key a function emitted: its JSON when it is JSON, else its text as a
+/// string, the inverse of [`key_of`].
+fn json_of_key(key: &[u8]) -> Result<Value, String> {
+    match serde_json::from_slice(key) {
+        Ok(json) => Ok(json),
+        Err(_) => std::str::from_utf8(key)
+            .map(|text| Value::String(text.to_owned()))
+            .map_err(|_| "the key is neither JSON nor text".to_owned()),
+    }
+}
+
+/// Decodes `record`'s key in place when `topic`'s key subject exists in `registry`: the
+/// inner error says why it does not decode, the outer one that the registry is away. A
+/// topic without a key subject keeps its keys as they are.
+fn decode_key(
+    registry: &SchemaRegistry,
+    topic: &str,
+    record: &mut Record,
+) -> Result<Result<(), String>> {
+    match registry.latest(&key_subject(topic)) {
+        Ok(_) => {}
+        Err(Lookup::Refused(_)) => return Ok(Ok(())),
+        Err(Lookup::Unreachable(e)) => return Err(e),
+    }
+    let Some(key) = &record.key else {
+        return Ok(Ok(()));
+    };
+    let (id, payload) = match wire::unframe(key) {
+        Ok(framed) => framed,
+        Err(e) => return Ok(Err(format!("the key: {e}"))),
+    };
+    let decoded = match registry.schema(id) {
+        Ok(registered) => registered.schema.decode(payload),
+        Err(Lookup::Refused(why)) => Err(why),
+        Err(Lookup::Unreachable(e)) => return Err(e),
+    };
+    Ok(match decoded {
+        Ok(json) => {
+            record.key = Some(key_of(&json));
+            Ok(())
+        }
+        Err(why) => Err(format!("the key, schema {id}: {why}")),
+    })
+}
+
+/// Encodes the key of `record`, emitted to `topic`, in place with the latest schema of
+/// the topic's key subject, when it has one.
+fn encode_key(
+    registry: &SchemaRegistry,
+    topic: &str,
+    record: &mut Record,
+) -> Result<Result<(), String>> {
+    let subject = key_subject(topic);
+    let registered = match registry.known_latest(&subject) {
+        Ok(registered) => registered,
+        Err(Lookup::Refused(_)) => return Ok(Ok(())),
+        Err(Lookup::Unreachable(e)) => return Err(e),
+    };
+    let Some(key) = &record.key else {
+        return Ok(Ok(()));
+    };
+    let encoded = json_of_key(key).and_then(|json| {
+        let text = json.to_string();
+        registered.schema.encode(&json, text.as_bytes())
+    });
+    Ok(match encoded {
+        Ok(payload) => {
+            record.key = Some(wire::frame(registered.id, &payload));
+            Ok(())
+        }
+        Err(why) => Err(format!(
+            "emitted to {topic} a key that does not fit schema {} of {subject}: {why}",
+            registered.id
+        )),
+    })
+}
+
 /// Marks `record` with the host's `name` header, dropping a producer's of that name.
 fn mark(record: &mut Record, name: &str, value: String) {
     record.headers.retain(|(n, _)| n != name);
@@ -148,21 +240,24 @@ impl Decoder {
     /// outer one that decoding could not be tried (the registry is away).
     pub fn decode(&self, topic: &str, record: &mut Record) -> Result<Result<(), String>> {
         let format = self.format(topic);
-        let Some(value) = &record.value else {
-            // A tombstone stays one, whatever the format.
+        if format == Format::Json
+            && let Some(e) = record.value.as_deref().and_then(not_json_because)
+        {
+            return Ok(Err(format!("the value is not JSON: {e}")));
+        }
+        if !format.needs_registry() {
             return Ok(Ok(()));
-        };
-        match format {
-            Format::Raw => return Ok(Ok(())),
-            Format::Json => {
-                return Ok(not_json_because(value)
-                    .map_or(Ok(()), |e| Err(format!("the value is not JSON: {e}"))));
-            }
-            Format::Avro | Format::JsonSchema | Format::Protobuf => {}
         }
         let registry = self.registry.as_ref().ok_or_else(|| {
             anyhow!("topic {topic} is {format}, and this replica has no schema registry")
         })?;
+        if let Err(why) = decode_key(registry, topic, record)? {
+            return Ok(Err(why));
+        }
+        let Some(value) = &record.value else {
+            // A tombstone stays one, whatever the format.
+            return Ok(Ok(()));
+        };
         let (id, payload) = match wire::unframe(value) {
             Ok(framed) => framed,
             Err(e) => return Ok(Err(e.to_string())),
@@ -260,6 +355,9 @@ impl Encoder {
             if let Err(Lookup::Unreachable(e)) = found {
                 return Err(e);
             }
+            if let Err(Lookup::Unreachable(e)) = registry.latest(&key_subject(topic)) {
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -269,44 +367,60 @@ impl Encoder {
     /// not be tried (the registry is away).
     pub fn encode(&self, topic: &str, record: &mut Record) -> Result<Result<(), String>> {
         let format = self.formats.get(topic).copied().unwrap_or_default();
-        let Some(value) = &record.value else {
-            return Ok(Ok(()));
-        };
         let not_json = |why: String| format!("emitted to {topic} a value that {why}");
-        match format {
-            Format::Raw => return Ok(Ok(())),
-            Format::Json => {
-                return Ok(not_json_because(value)
-                    .map_or(Ok(()), |e| Err(not_json(format!("is not JSON: {e}")))));
-            }
-            Format::Avro | Format::JsonSchema | Format::Protobuf => {}
+        if format == Format::Json
+            && let Some(e) = record.value.as_deref().and_then(not_json_because)
+        {
+            return Ok(Err(not_json(format!("is not JSON: {e}"))));
         }
-        let json: Value = match serde_json::from_slice(value) {
-            Ok(json) => json,
-            Err(e) => return Ok(Err(not_json(format!("is not JSON: {e}")))),
-        };
+        if !format.needs_registry() {
+            return Ok(Ok(()));
+        }
         let registry = self.registry.as_ref().ok_or_else(|| {
             anyhow!("output {topic} is {format}, and this replica has no schema registry")
         })?;
-        let subject = value_subject(topic);
-        let registered = match self.schema(registry, topic, format) {
-            Ok(registered) => registered,
-            Err(Lookup::Refused(why)) => return Ok(Err(format!("subject {subject}: {why}"))),
-            Err(Lookup::Unreachable(e)) => return Err(e),
-        };
-        let id = registered.id;
-        let encoded = registered
-            .schema
-            .fits(format)
-            .and_then(|()| registered.schema.encode(&json, value));
-        match encoded {
-            Ok(payload) => {
-                record.value = Some(wire::frame(id, &payload));
-                Ok(Ok(()))
+        if let Some(value) = &record.value {
+            let json: Value = match serde_json::from_slice(value) {
+                Ok(json) => json,
+                Err(e) => return Ok(Err(not_json(format!("is not JSON: {e}")))),
+            };
+            let subject = value_subject(topic);
+            let registered = match self.schema(registry, topic, format) {
+                Ok(registered) => registered,
+                Err(Lookup::Refused(why)) => return Ok(Err(format!("subject {subject}: {why}"))),
+                Err(Lookup::Unreachable(e)) => return Err(e),
+            };
+            let id = registered.id;
+            let encoded = registered
+                .schema
+                .fits(format)
+                .and_then(|()| registered.schema.encode(&json, value));
+            match encoded {
+                Ok(payload) => record.value = Some(wire::frame(id, &payload)),
+                Err(e) => {
+                    return Ok(Err(not_json(format!(
+                        "does not fit schema {id} of {subject}: {e}"
+                    ))));
+                }
             }
-            Err(e) => Ok(Err(not_json(format!(
-                "does not fit schema {id} of {subject}: {e}"
-            )))),
         }
+        encode_key(registry, topic, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_string_key_is_its_text_and_goes_back_as_a_string() {
+        assert_eq!(key_of(&json!("c-1")), b"c-1");
+        assert_eq!(key_of(&json!({"id": 7})), br#"{"id":7}"#);
+        assert_eq!(json_of_key(b"c-1"), Ok(json!("c-1")));
+        assert_eq!(json_of_key(br#"{"id":7}"#), Ok(json!({"id": 7})));
+        assert_eq!(json_of_key(b"42"), Ok(json!(42)));
+        assert!(json_of_key(&[0xff, 0xfe]).is_err());
     }
 }
