@@ -237,7 +237,7 @@ fn keys_are_read_and_written_in_avro_when_their_subject_exists() {
         dir.path(),
         &order_schema(None),
         value_id,
-        &[written.clone()],
+        std::slice::from_ref(&written),
     )[0]
     .clone();
     // An Avro string: its length, zigzag, then its bytes.
