@@ -335,3 +335,55 @@ fn an_output_schema_the_subject_refuses_refuses_the_deploy_and_one_it_takes_is_w
     let read = decode(dir.path(), &compatible, &binary_values(&replica, "scores"));
     assert_eq!(read, [(pinned, json!({"id": "s-1", "points": 0}))]);
 }
+
+#[test]
+fn outputs_may_name_their_subject_by_record() {
+    let dir = temp_dir();
+    let registry = Registry::start(&dir.path().join("registry"));
+    let replica = replica_on(dir.path(), &registry, &["plain"]);
+    let schema = json!({
+        "type": "record", "name": "Score", "namespace": "shop",
+        "fields": [{"name": "id", "type": "string"}],
+    });
+    let file = dir.path().join("score.avsc");
+    std::fs::write(&file, schema.to_string()).expect("write");
+    let schema_arg = format!("scores={}", file.display());
+    pass(
+        &replica,
+        "scorer",
+        "plain",
+        "scores",
+        &["--output-schema", &schema_arg, "--subject-naming", "record"],
+    );
+    assert_eq!(
+        registry.versions("shop.Score"),
+        [1],
+        "registered under the record's name"
+    );
+    let id = registry.register("shop.Score", &schema);
+    replica.produce("plain", &[json!({"id": "s-1"}).to_string()], &[]);
+    replica.wait_drained("scorer", Duration::from_secs(60));
+    let read = decode(dir.path(), &schema, &binary_values(&replica, "scores"));
+    assert_eq!(read, [(id, json!({"id": "s-1"}))]);
+
+    // Without a schema of its own an output has no record to name its subject by.
+    let out = replica.fnctl(&[
+        "deploy",
+        &guest("passthrough").to_string_lossy(),
+        "--name",
+        "unnamed",
+        "--input",
+        "plain",
+        "--output",
+        "other",
+        "--output-format",
+        "other=avro",
+        "--subject-naming",
+        "record",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--output-schema"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{Globals, parse_key_value};
 use crate::output::{self, Format};
 use streamfn_host::model::deployment::{DeploySpec, StartFrom};
-use streamfn_host::model::format::Format as ValueFormat;
+use streamfn_host::model::format::{Format as ValueFormat, SubjectNaming};
 use streamfn_host::model::limits::Limits;
 use streamfn_host::sandbox::sha256_hex;
 
@@ -93,6 +93,21 @@ pub struct Deploy {
     /// nothing, when the subject's compatibility rules refuse it.
     #[arg(long = "output-schema", value_name = "TOPIC=FILE", value_parser = parse_key_value)]
     output_schemas: Vec<(String, String)>,
+    /// How the registry subjects of output values are named: topic (TOPIC-value),
+    /// record (the record's full name, which needs --output-schema) or topic-record
+    /// (TOPIC-RECORD), as Confluent's serializers' subject name strategies.
+    #[arg(long, value_enum, default_value_t = NamingArg::Topic)]
+    subject_naming: NamingArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NamingArg {
+    /// TOPIC-value (TopicNameStrategy).
+    Topic,
+    /// The record's full name (RecordNameStrategy).
+    Record,
+    /// TOPIC-RECORD (TopicRecordNameStrategy).
+    TopicRecord,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -203,6 +218,11 @@ impl Deploy {
             input_formats,
             output_formats,
             output_schemas,
+            subject_naming: match self.subject_naming {
+                NamingArg::Topic => SubjectNaming::Topic,
+                NamingArg::Record => SubjectNaming::Record,
+                NamingArg::TopicRecord => SubjectNaming::TopicRecord,
+            },
         };
         let deployment = client.deploy(&spec)?;
         match globals.format {

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::format::Format;
+use super::format::{Format, SubjectNaming};
 use super::limits::Limits;
 
 /// Where a new function starts reading its inputs.
@@ -70,6 +70,9 @@ pub struct DeploySpec {
     /// named here is written with its subject's latest schema.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub output_schemas: BTreeMap<String, String>,
+    /// How the registry subjects of output values are named.
+    #[serde(default, skip_serializing_if = "SubjectNaming::is_default")]
+    pub subject_naming: SubjectNaming,
 }
 
 /// The topic that keeps a copy of `function`'s state, where the log needs one.
@@ -96,6 +99,7 @@ impl DeploySpec {
             input_formats: BTreeMap::new(),
             output_formats: BTreeMap::new(),
             output_schemas: BTreeMap::new(),
+            subject_naming: SubjectNaming::Topic,
         }
     }
 

@@ -1,5 +1,6 @@
 //! How a topic's record values are written: raw bytes, JSON, or a format of a schema
-//! registry, framed with the id of the schema that wrote them.
+//! registry, framed with the id of the schema that wrote them; and how the registry's
+//! subjects of those schemas are named.
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,5 +80,36 @@ impl FromStr for Format {
                 let known: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
                 format!("unknown format {s:?} (use one of {})", known.join(", "))
             })
+    }
+}
+
+/// How the subjects of a deployment's output values are named in the schema registry,
+/// as Confluent's serializers' subject name strategies name them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectNaming {
+    /// `TOPIC-value` (TopicNameStrategy).
+    #[default]
+    Topic,
+    /// The full name of the record the schema writes (RecordNameStrategy).
+    Record,
+    /// `TOPIC-RECORD` (TopicRecordNameStrategy).
+    TopicRecord,
+}
+
+impl SubjectNaming {
+    /// Whether this is the registry's default naming.
+    pub fn is_default(&self) -> bool {
+        *self == SubjectNaming::Topic
+    }
+}
+
+impl fmt::Display for SubjectNaming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubjectNaming::Topic => "topic",
+            SubjectNaming::Record => "record",
+            SubjectNaming::TopicRecord => "topic-record",
+        })
     }
 }

@@ -8,7 +8,7 @@ use super::Replica;
 use crate::model::clock::now_ms;
 use crate::model::deployment::{DeploySpec, Deployment, validate_name};
 use crate::sandbox::sha256_hex;
-use crate::schema::value_subject;
+use crate::schema::output_subject;
 
 impl Replica {
     /// Checks `bytes` is a component of the Streamfn world and stores it. Returns its
@@ -64,6 +64,14 @@ impl Replica {
                 "output {topic} has a schema, and its format is {format}: give it --output-format {topic}=avro|json-schema|protobuf"
             );
         }
+        for (topic, format) in spec
+            .output_formats
+            .iter()
+            .filter(|(_, f)| f.needs_registry())
+        {
+            let text = spec.output_schemas.get(topic).map(String::as_str);
+            output_subject(spec.subject_naming, topic, *format, text)?;
+        }
         let bytes = self
             .registry
             .artifact(&spec.component)?
@@ -114,7 +122,7 @@ impl Replica {
         };
         for (topic, text) in &spec.output_schemas {
             let format = spec.output_formats.get(topic).copied().unwrap_or_default();
-            let subject = value_subject(topic);
+            let subject = output_subject(spec.subject_naming, topic, format, Some(text))?;
             let id = registry.register(&subject, format, text)?;
             tracing::info!(function = %spec.name, %subject, id, "output schema registered");
         }

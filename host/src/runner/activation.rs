@@ -75,8 +75,9 @@ impl Runner {
         let encoder = Arc::new(Encoder::new(
             spec.output_formats.clone(),
             spec.output_schemas.clone(),
+            spec.subject_naming,
             self.context.schema_registry.clone(),
-        ));
+        )?);
         let config = InstanceConfig {
             function: Arc::from(spec.name.as_str()),
             version: deployment.version,

@@ -92,6 +92,15 @@ impl AvroSchema {
         Ok(schema)
     }
 
+    /// The full name of the schema's root type, when it is a named one (a record, an
+    /// enum, a fixed).
+    pub fn name(&self) -> Option<&str> {
+        match &self.root {
+            Type::Ref(name) => Some(name),
+            _ => None,
+        }
+    }
+
     fn check_refs(&self, t: &Type) -> Result<()> {
         match t {
             Type::Ref(name) if !self.named.contains_key(name) => {

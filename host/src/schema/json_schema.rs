@@ -11,6 +11,7 @@ use serde_json::Value;
 /// A compiled JSON Schema.
 pub struct JsonSchema {
     validator: jsonschema::Validator,
+    title: Option<String>,
 }
 
 impl std::fmt::Debug for JsonSchema {
@@ -26,7 +27,13 @@ impl JsonSchema {
             serde_json::from_str(text).map_err(|e| anyhow!("the JSON Schema is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| anyhow!("the JSON Schema does not compile: {e}"))?;
-        Ok(JsonSchema { validator })
+        let title = schema["title"].as_str().map(str::to_owned);
+        Ok(JsonSchema { validator, title })
+    }
+
+    /// The schema's `title`, which names its record as Confluent's serializers take it.
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
     }
 
     /// Why `value` does not fit the schema, naming where; nothing when it does.

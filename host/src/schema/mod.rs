@@ -16,14 +16,14 @@ pub mod wire;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
 
 use self::avro::AvroSchema;
 use self::json_schema::JsonSchema;
 use self::protobuf::ProtoSchema;
 use self::registry::{Lookup, Registered, SchemaRegistry};
-use crate::model::format::Format;
+use crate::model::format::{Format, SubjectNaming};
 use crate::model::record::Record;
 
 /// A schema of any type the registry holds, parsed.
@@ -46,6 +46,17 @@ impl Schema {
             "PROTOBUF" => Schema::Protobuf(ProtoSchema::parse(text)?),
             other => bail!("schemas of type {other} are not read"),
         })
+    }
+
+    /// The name of the record it writes, as the registry's record naming strategies
+    /// take it: an Avro schema's full name, a Protobuf schema's first message, a JSON
+    /// Schema's title.
+    pub fn record_name(&self) -> Option<String> {
+        match self {
+            Schema::Avro(avro) => avro.name().map(str::to_owned),
+            Schema::Json(schema) => schema.title().map(str::to_owned),
+            Schema::Protobuf(proto) => proto.name(),
+        }
     }
 
     /// The format of values this schema writes.
@@ -103,6 +114,30 @@ pub mod headers {
 /// The subject of `topic`'s values under the registry's default naming.
 pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
+}
+
+/// The subject of `topic`'s values under `naming`, written with the schema `text` of
+/// `format` (which the record namings need, for the record's name).
+pub fn output_subject(
+    naming: SubjectNaming,
+    topic: &str,
+    format: Format,
+    text: Option<&str>,
+) -> Result<String> {
+    if naming == SubjectNaming::Topic {
+        return Ok(value_subject(topic));
+    }
+    let text = text.with_context(|| {
+        format!("subject naming {naming} takes the name of the record: give output {topic} its schema with --output-schema")
+    })?;
+    let schema = Schema::parse(format.schema_type().unwrap_or("AVRO"), text)?;
+    let record = schema.record_name().with_context(|| {
+        format!("subject naming {naming} takes the name of the record, and the schema of {topic} names none (an Avro record's name, a Protobuf message, a JSON Schema's title)")
+    })?;
+    Ok(match naming {
+        SubjectNaming::Topic | SubjectNaming::Record => record,
+        SubjectNaming::TopicRecord => format!("{topic}-{record}"),
+    })
 }
 
 /// The subject of `topic`'s keys under the registry's default naming.
@@ -303,23 +338,40 @@ pub struct Encoder {
     formats: BTreeMap<String, Format>,
     /// Schemas (their text) the outputs are written with, by topic.
     schemas: BTreeMap<String, String>,
+    /// The value subject of each output, by topic.
+    subjects: BTreeMap<String, String>,
     registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl Encoder {
     /// An encoder of `formats` (by topic; raw for the others), writing an output of
-    /// `schemas` with its schema there and the others with their subject's latest, with
-    /// `registry` for those that need one.
+    /// `schemas` with its schema there and the others with their subject's latest, the
+    /// subjects named by `naming`, with `registry` for those that need one.
     pub fn new(
         formats: BTreeMap<String, Format>,
         schemas: BTreeMap<String, String>,
+        naming: SubjectNaming,
         registry: Option<Arc<SchemaRegistry>>,
-    ) -> Self {
-        Encoder {
+    ) -> Result<Self> {
+        let mut subjects = BTreeMap::new();
+        for (topic, format) in formats.iter().filter(|(_, f)| f.needs_registry()) {
+            let text = schemas.get(topic).map(String::as_str);
+            subjects.insert(topic.clone(), output_subject(naming, topic, *format, text)?);
+        }
+        Ok(Encoder {
             formats,
             schemas,
+            subjects,
             registry,
-        }
+        })
+    }
+
+    /// The value subject of output `topic`.
+    fn subject(&self, topic: &str) -> String {
+        self.subjects
+            .get(topic)
+            .cloned()
+            .unwrap_or_else(|| value_subject(topic))
     }
 
     /// The schema an output of `topic` in `format` is written with.
@@ -329,7 +381,7 @@ impl Encoder {
         topic: &str,
         format: Format,
     ) -> Result<Arc<Registered>, Lookup> {
-        let subject = value_subject(topic);
+        let subject = self.subject(topic);
         match self.schemas.get(topic) {
             Some(text) => registry.pinned(&subject, format, text),
             None => registry.known_latest(&subject),
@@ -347,7 +399,7 @@ impl Encoder {
             if !format.needs_registry() {
                 continue;
             }
-            let subject = value_subject(topic);
+            let subject = self.subject(topic);
             let found = match self.schemas.get(topic) {
                 Some(text) => registry.pinned(&subject, *format, text),
                 None => registry.latest(&subject),
@@ -384,7 +436,7 @@ impl Encoder {
                 Ok(json) => json,
                 Err(e) => return Ok(Err(not_json(format!("is not JSON: {e}")))),
             };
-            let subject = value_subject(topic);
+            let subject = self.subject(topic);
             let registered = match self.schema(registry, topic, format) {
                 Ok(registered) => registered,
                 Err(Lookup::Refused(why)) => return Ok(Err(format!("subject {subject}: {why}"))),
@@ -413,6 +465,35 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn subjects_are_named_by_topic_record_or_both() {
+        let avro = r#"{"type": "record", "name": "Score", "namespace": "shop", "fields": []}"#;
+        let proto = "syntax = \"proto3\"; package shop; message Refund { string id = 1; }";
+        let json_schema = r#"{"title": "Invoice", "type": "object"}"#;
+        let name = |naming, format, text| output_subject(naming, "out", format, text);
+        assert_eq!(
+            name(SubjectNaming::Topic, Format::Avro, None).expect("topic"),
+            "out-value"
+        );
+        assert_eq!(
+            name(SubjectNaming::Record, Format::Avro, Some(avro)).expect("record"),
+            "shop.Score"
+        );
+        assert_eq!(
+            name(SubjectNaming::TopicRecord, Format::Protobuf, Some(proto)).expect("both"),
+            "out-shop.Refund"
+        );
+        assert_eq!(
+            name(SubjectNaming::Record, Format::JsonSchema, Some(json_schema)).expect("title"),
+            "Invoice"
+        );
+        let err = name(SubjectNaming::Record, Format::Avro, None).expect_err("no schema");
+        assert!(err.to_string().contains("--output-schema"), "{err}");
+        let err =
+            name(SubjectNaming::Record, Format::JsonSchema, Some("{}")).expect_err("no title");
+        assert!(err.to_string().contains("title"), "{err}");
+    }
 
     #[test]
     fn a_string_key_is_its_text_and_goes_back_as_a_string() {

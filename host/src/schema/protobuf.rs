@@ -82,6 +82,11 @@ impl ProtoSchema {
         Ok(message)
     }
 
+    /// The full name of the schema's first message, the one outputs are written as.
+    pub fn name(&self) -> Option<String> {
+        self.message(&[0]).ok().map(|m| m.full_name().to_owned())
+    }
+
     /// The JSON of a framed value's `payload` (message indexes, then the message).
     pub fn decode(&self, payload: &[u8]) -> Result<Value, String> {
         let (indexes, bytes) = wire::message_indexes(payload).map_err(|e| e.to_string())?;
