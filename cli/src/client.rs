@@ -18,6 +18,7 @@ use streamfn_host::api::wire::{
 use streamfn_host::logbook::LogEntry;
 use streamfn_host::model::deployment::{DeploySpec, Deployment};
 use streamfn_host::replica::FunctionStatus;
+use streamfn_host::replica::state::{StateAnswer, StateQuery};
 
 /// A connection to one replica's admin API.
 pub struct Client {
@@ -198,6 +199,15 @@ impl Client {
         self.get(&format!(
             "/v1/deployments/{name}/logs?after={after}&max={max}"
         ))
+    }
+
+    /// Reads what `query` asks of `name`'s committed state.
+    pub fn state(&self, name: &str, query: &StateQuery) -> Result<StateAnswer> {
+        let request = self
+            .agent
+            .get(self.url(&format!("/v1/deployments/{name}/state")))
+            .query_pairs(query.params());
+        self.answer(self.auth(request).call())
     }
 
     /// Stops a function.

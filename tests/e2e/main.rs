@@ -19,6 +19,7 @@ mod sandbox;
 mod scale;
 mod scenarios;
 mod schemas;
+mod state;
 mod storage;
 mod support;
 mod workers;

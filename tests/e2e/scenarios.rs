@@ -76,3 +76,63 @@ pub fn a_pattern_takes_in_a_topic_created_after_the_deploy(replica: &Replica) {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(replica.sorted_values("collected"), ["a1", "w1", "w2"]);
 }
+
+/// Counts ten keys three times each with the test counter on three partitions of
+/// `replica`'s log, and checks that `fnctl state` gives each key's count, found in the
+/// partition its records went to, and that a scan of every partition gives them all.
+pub fn counts_in_state(replica: &Replica) {
+    replica.ok(&["topics", "create", "events", "--partitions", "3"]);
+    replica.deploy(
+        &guest("test-counter"),
+        "counter",
+        &["--input", "events", "--output", "out"],
+    );
+    let lines: Vec<String> = (0..30)
+        .map(|i| serde_json::json!({"k": format!("k{}", i % 10), "i": i}).to_string())
+        .collect();
+    replica.produce("events", &lines, &["--key-field", "k"]);
+    replica.wait_drained("counter", Duration::from_secs(120));
+    // The partition a key's records went to, as the output records show it.
+    let partitions: std::collections::BTreeMap<String, u64> = replica
+        .consume("out")
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().expect("a key").to_owned(),
+                r["partition"].as_u64().expect("a partition"),
+            )
+        })
+        .collect();
+    for k in 0..10 {
+        let key = format!("k{k}");
+        assert_eq!(
+            replica.ok(&["state", "get", "counter", &key]).trim(),
+            "3",
+            "{key}"
+        );
+        let answer: serde_json::Value = serde_json::from_str(
+            &replica.ok(&["state", "get", "counter", &key, "--format", "json"]),
+        )
+        .expect("JSON");
+        let entry = &answer["entries"][0];
+        assert_eq!(entry["json"], 3, "{answer}");
+        assert_eq!(
+            entry["partition"].as_u64(),
+            partitions.get(&key).copied(),
+            "{key}"
+        );
+    }
+    let answer: serde_json::Value =
+        serde_json::from_str(&replica.ok(&["state", "scan", "counter", "--format", "json"]))
+            .expect("JSON");
+    let keys: Vec<&str> = answer["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["key"].as_str().expect("a key"))
+        .collect();
+    assert_eq!(
+        keys,
+        ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"]
+    );
+}

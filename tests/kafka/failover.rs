@@ -22,7 +22,7 @@ fn events(range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 /// (partition, owner) of every input partition of `function`.
-fn owners(replica: &Replica, function: &str) -> Vec<(u64, String)> {
+pub fn owners(replica: &Replica, function: &str) -> Vec<(u64, String)> {
     let Some((_, body)) = replica.http_get(&format!("/v1/deployments/{function}")) else {
         return Vec::new();
     };

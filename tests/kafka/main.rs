@@ -12,5 +12,6 @@ mod restart;
 #[path = "../e2e/scenarios.rs"]
 mod scenarios;
 mod secured;
+mod state;
 #[path = "../e2e/support.rs"]
 mod support;

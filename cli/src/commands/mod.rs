@@ -10,6 +10,7 @@ mod logs;
 mod new;
 mod produce;
 mod serve;
+mod state;
 mod status;
 mod topics;
 mod undeploy;
@@ -70,6 +71,9 @@ pub enum Command {
     List(list::List),
     /// Show a function's partitions, lag, throughput and failures.
     Status(status::Status),
+    /// Read a function's committed state (a key, or keys with a prefix).
+    #[command(subcommand)]
+    State(state::State),
     /// Stop a function (its offsets and state are kept).
     Undeploy(undeploy::Undeploy),
     /// Show (and follow) a function's log lines.
@@ -130,6 +134,7 @@ impl Cli {
             Command::Deploy(cmd) => cmd.run(&globals),
             Command::List(cmd) => cmd.run(&globals),
             Command::Status(cmd) => cmd.run(&globals),
+            Command::State(cmd) => cmd.run(&globals),
             Command::Undeploy(cmd) => cmd.run(&globals),
             Command::Logs(cmd) => cmd.run(&globals),
             Command::New(cmd) => cmd.run(&globals),

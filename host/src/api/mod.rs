@@ -1,10 +1,12 @@
 //! The admin HTTP API of a replica: topics and records (`topics.rs`), components,
-//! deployments, status and logs (`functions.rs`), health and metrics (`health.rs`).
+//! deployments, status and logs (`functions.rs`), functions' committed state
+//! (`state.rs`), health and metrics (`health.rs`).
 //! Token-protected when a token is set (required off loopback). Blocking work (storage,
 //! compiling) runs off the async threads.
 
 mod functions;
 mod health;
+mod state;
 pub mod tls;
 mod topics;
 pub mod wire;
@@ -141,6 +143,7 @@ pub fn router(replica: Arc<Replica>, token: Option<&str>) -> Router {
             get(functions::status).delete(functions::undeploy),
         )
         .route("/deployments/{name}/logs", get(functions::logs))
+        .route("/deployments/{name}/state", get(state::read))
         .route("/replica", get(health::replica))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()

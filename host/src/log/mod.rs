@@ -22,6 +22,7 @@ use crate::model::deployment::{DeploySpec, Deployment};
 use crate::model::record::Record;
 use crate::registry::RegistryStore;
 use crate::runner::Sources;
+use crate::state::CommittedState;
 
 /// Which log a replica runs on.
 pub enum Mode {
@@ -167,6 +168,22 @@ impl PartitionStatus {
     }
 }
 
+/// Where the committed state of a function partition can be read now.
+pub enum StateAt {
+    /// Here: the state as of the partition's last commit.
+    Here(Box<dyn CommittedState>),
+    /// On another replica, which runs the partition.
+    Elsewhere {
+        /// Its id.
+        replica: String,
+        /// Its admin API.
+        admin: String,
+    },
+    /// Nowhere now, and why: the partition is restoring its state here, or no replica
+    /// runs it for the moment (a rebalance).
+    Unavailable(String),
+}
+
 /// What the replica's store uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StorageUse {
@@ -237,6 +254,9 @@ pub trait Backend: Sources {
 
     /// Partitions whose state is being restored now.
     fn restoring(&self) -> usize;
+
+    /// Where the committed state of `function`'s `partition` can be read now.
+    fn state_at(&self, function: &str, partition: u32) -> Result<StateAt>;
 
     /// Replicas of the cluster heard from recently (this one alone, on a single node).
     fn replicas(&self) -> Vec<String>;

@@ -1,9 +1,10 @@
 //! A replica: the log (through its [`Backend`]), the engine, the registry and one runner
 //! per deployed function, put together for `fnctl serve`, and kept in line with the
 //! registry as deployments come and go (`deploy.rs`). The admin API calls into it; what
-//! it reports is `status.rs`.
+//! it reports is `status.rs`, and the committed state it reads `state.rs`.
 
 mod deploy;
+pub mod state;
 mod status;
 
 use std::collections::BTreeMap;

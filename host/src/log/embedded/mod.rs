@@ -27,8 +27,8 @@ pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE, Trouble};
 pub use self::tables::{PartitionExtent, TopicMeta};
 pub use self::topics::validate_topic_name;
 use super::{
-    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StorageUse,
-    TopicInfo,
+    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StateAt,
+    StorageUse, TopicInfo,
 };
 use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
 use crate::model::effects::Commit;
@@ -228,6 +228,12 @@ impl Backend for EmbeddedBackend {
 
     fn restoring(&self) -> usize {
         0
+    }
+
+    fn state_at(&self, function: &str, partition: u32) -> Result<StateAt> {
+        Ok(StateAt::Here(
+            self.log.partition_state(function, partition)?,
+        ))
     }
 
     fn replicas(&self) -> Vec<String> {

@@ -18,7 +18,6 @@ pub mod registry;
 mod source;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, Result};
 
@@ -29,8 +28,8 @@ pub use self::records::{record_of, send_record};
 use self::registry::KafkaRegistryStore;
 use self::source::KafkaSource;
 use super::{
-    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StorageUse,
-    TopicInfo, Trouble,
+    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StateAt,
+    StorageUse, TopicInfo, Trouble,
 };
 use crate::log::embedded::{EmbeddedLog, LogConfig};
 use crate::metrics::Metrics;
@@ -52,7 +51,44 @@ pub struct KafkaBackend {
     registry: Arc<KafkaRegistryStore>,
     metrics: Arc<Metrics>,
     /// Partitions whose state is being restored.
-    restoring: Arc<AtomicUsize>,
+    restoring: Arc<Restoring>,
+}
+
+/// The function partitions whose state this replica is restoring from their changelogs.
+#[derive(Debug, Default)]
+pub(super) struct Restoring(std::sync::Mutex<std::collections::BTreeSet<(String, u32)>>);
+
+impl Restoring {
+    /// Counts `function`'s `partition` as restoring while `restore` runs.
+    pub(super) fn during<T>(
+        &self,
+        function: &str,
+        partition: u32,
+        restore: impl FnOnce() -> T,
+    ) -> T {
+        let key = (function.to_owned(), partition);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        let result = restore();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        result
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn contains(&self, function: &str, partition: u32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(function.to_owned(), partition))
+    }
 }
 
 impl KafkaBackend {
@@ -73,7 +109,7 @@ impl KafkaBackend {
             membership,
             registry,
             metrics: opener.metrics.clone(),
-            restoring: Arc::new(AtomicUsize::new(0)),
+            restoring: Arc::default(),
         })
     }
 
@@ -205,7 +241,38 @@ impl Backend for KafkaBackend {
     }
 
     fn restoring(&self) -> usize {
-        self.restoring.load(Ordering::Acquire)
+        self.restoring.len()
+    }
+
+    fn state_at(&self, function: &str, partition: u32) -> Result<StateAt> {
+        if self.restoring.contains(function, partition) {
+            return Ok(StateAt::Unavailable(format!(
+                "partition {partition} of {function} is restoring its state from {} here",
+                changelog_topic(function)
+            )));
+        }
+        match self.membership.owner(function, partition) {
+            Some(owner) if owner == self.replica => Ok(StateAt::Here(
+                self.local.partition_state(function, partition)?,
+            )),
+            Some(owner) => match self
+                .membership
+                .live()
+                .into_iter()
+                .find(|a| a.replica == owner)
+            {
+                Some(announcement) => Ok(StateAt::Elsewhere {
+                    replica: owner,
+                    admin: announcement.admin,
+                }),
+                None => Ok(StateAt::Unavailable(format!(
+                    "replica {owner}, which runs partition {partition} of {function}, is not heard from"
+                ))),
+            },
+            None => Ok(StateAt::Unavailable(format!(
+                "no replica runs partition {partition} of {function} now (its group is rebalancing, or restoring it)"
+            ))),
+        }
     }
 
     fn replicas(&self) -> Vec<String> {

@@ -5,7 +5,6 @@
 //! Commits are in `commit.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,6 @@ use rdkafka::producer::Producer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
 
-use super::KafkaBackend;
 use super::assignment::Assignment;
 use super::buffers::Buffers;
 use super::changelog::{Changelog, changelog_topic};
@@ -24,6 +22,7 @@ use super::cluster::{KafkaCluster, REQUEST_TIMEOUT};
 use super::denied::{Resource, code_of, explain};
 use super::membership::Assignments;
 use super::records::{BaseProducer, Deliveries, record_of};
+use super::{KafkaBackend, Restoring};
 use crate::log::Backend as _;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::merge_from;
@@ -100,7 +99,7 @@ pub(super) struct KafkaSource {
     pub(super) consumer: BaseConsumer<Rebalances>,
     changes: Arc<Mutex<Vec<Change>>>,
     metrics: Arc<Metrics>,
-    restoring: Arc<AtomicUsize>,
+    restoring: Arc<Restoring>,
     pub(super) producer: BaseProducer,
     announced: Arc<Assignments>,
     pub(super) assignment: Assignment,
@@ -463,9 +462,10 @@ impl KafkaSource {
     /// counted as restoring while it runs.
     fn restore(&mut self, partition: u32) -> Result<()> {
         let started = Instant::now();
-        self.restoring.fetch_add(1, Ordering::SeqCst);
-        let result = self.changelog().restore(partition);
-        self.restoring.fetch_sub(1, Ordering::SeqCst);
+        let restoring = self.restoring.clone();
+        let result = restoring.during(&self.function, partition, || {
+            self.changelog().restore(partition)
+        });
         let Some(restored) = result? else {
             return Ok(());
         };
