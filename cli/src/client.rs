@@ -12,13 +12,13 @@ use ureq::http::Response;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use streamfn_host::api::wire::{
-    ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse, TopicInfo,
-    UploadResponse,
+    ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse, RollbackRequest,
+    TopicInfo, UploadResponse,
 };
 use streamfn_host::logbook::LogEntry;
 use streamfn_host::model::deployment::{DeploySpec, Deployment};
-use streamfn_host::replica::FunctionStatus;
 use streamfn_host::replica::state::{StateAnswer, StateQuery};
+use streamfn_host::replica::{FunctionStatus, VersionInfo};
 
 /// A connection to one replica's admin API.
 pub struct Client {
@@ -208,6 +208,20 @@ impl Client {
             .get(self.url(&format!("/v1/deployments/{name}/state")))
             .query_pairs(query.params());
         self.answer(self.auth(request).call())
+    }
+
+    /// Every version of a function.
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>> {
+        self.get(&format!("/v1/deployments/{name}/versions"))
+    }
+
+    /// Deploys version `to` of a function again (the one before the running one when
+    /// none).
+    pub fn rollback(&self, name: &str, to: Option<u32>) -> Result<Deployment> {
+        self.post(
+            &format!("/v1/deployments/{name}/rollback"),
+            &RollbackRequest { to },
+        )
     }
 
     /// Stops a function.

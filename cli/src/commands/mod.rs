@@ -14,6 +14,7 @@ mod state;
 mod status;
 mod topics;
 mod undeploy;
+mod versions;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -76,6 +77,10 @@ pub enum Command {
     State(state::State),
     /// Stop a function (its offsets and state are kept).
     Undeploy(undeploy::Undeploy),
+    /// List a function's versions and which one runs where.
+    Versions(versions::Versions),
+    /// Deploy an earlier version of a function again, without its file.
+    Rollback(versions::Rollback),
     /// Show (and follow) a function's log lines.
     Logs(logs::Logs),
     /// Create a function project from a template.
@@ -136,6 +141,8 @@ impl Cli {
             Command::Status(cmd) => cmd.run(&globals),
             Command::State(cmd) => cmd.run(&globals),
             Command::Undeploy(cmd) => cmd.run(&globals),
+            Command::Versions(cmd) => cmd.run(&globals),
+            Command::Rollback(cmd) => cmd.run(&globals),
             Command::Logs(cmd) => cmd.run(&globals),
             Command::New(cmd) => cmd.run(&globals),
             Command::Build(cmd) => cmd.run(&globals),

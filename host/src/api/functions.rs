@@ -7,11 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::wire::UploadResponse;
+use super::wire::{RollbackRequest, UploadResponse};
 use super::{Api, ApiError, ApiResult, blocking};
 use crate::logbook::LogEntry;
 use crate::model::deployment::{DeploySpec, Deployment};
-use crate::replica::FunctionStatus;
+use crate::replica::{FunctionStatus, VersionInfo};
 
 pub(super) async fn upload(
     State(api): State<Api>,
@@ -74,6 +74,34 @@ pub(super) async fn undeploy(
             .undeploy(&name)
             .map(Json)
             .map_err(|err| api.refused(err, StatusCode::NOT_FOUND))
+    })
+    .await
+}
+
+pub(super) async fn versions(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<VersionInfo>>> {
+    blocking(move || {
+        api.replica
+            .versions_of(&name)
+            .map(Json)
+            .map_err(ApiError::not_found)
+    })
+    .await
+}
+
+pub(super) async fn rollback(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(request): Json<RollbackRequest>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    blocking(move || {
+        let deployment = api
+            .replica
+            .rollback(&name, request.to)
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
+        Ok((StatusCode::CREATED, Json(deployment)))
     })
     .await
 }

@@ -251,3 +251,12 @@ mod tests {
         assert_eq!(record.timestamp_ms, 42);
     }
 }
+
+/// A rollback: the version to deploy again, the one before the running one when none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version.
+    #[serde(default)]
+    pub to: Option<u32>,
+}

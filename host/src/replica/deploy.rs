@@ -129,6 +129,40 @@ impl Replica {
         Ok(())
     }
 
+    /// Deploys version `to` of `name` again, as its next version, from the component the
+    /// registry kept: by default the version before the running one. The runner swaps it
+    /// in between two batches, as it does a deploy.
+    pub fn rollback(&self, name: &str, to: Option<u32>) -> Result<Deployment> {
+        let history = self
+            .registry
+            .history(name)
+            .with_context(|| format!("no function named {name:?} was deployed"))?;
+        let numbers: Vec<String> = history
+            .versions
+            .iter()
+            .map(|d| d.version.to_string())
+            .collect();
+        let target =
+            match to {
+                Some(version) => history.versions.iter().find(|d| d.version == version),
+                None => {
+                    let current = history.current().map(|d| d.version);
+                    history.versions.iter().rev().find(|d| {
+                        Some(d.version) != current && current.is_none_or(|c| d.version < c)
+                    })
+                }
+            };
+        let target = target.with_context(|| match to {
+            Some(version) => format!(
+                "{name} has no version {version} (it has {})",
+                numbers.join(", ")
+            ),
+            None => format!("{name} has no version before the running one to roll back to"),
+        })?;
+        tracing::info!(function = %name, to = target.version, "rolling back");
+        self.deploy(target.spec.clone())
+    }
+
     /// Stops `name` after its current batch.
     pub fn undeploy(&self, name: &str) -> Result<Deployment> {
         let deployment = self.registry.undeploy(name)?;

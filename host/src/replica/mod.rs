@@ -18,8 +18,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use sha2::{Digest as _, Sha256};
 
-pub use self::status::FunctionStatus;
 use self::status::Rates;
+pub use self::status::{FunctionStatus, VersionInfo};
 use crate::log::{Backend, Mode, Opener};
 use crate::logbook::LogBook;
 use crate::metrics::Metrics;

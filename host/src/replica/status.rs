@@ -48,7 +48,40 @@ pub struct FunctionStatus {
     pub failing: Option<String>,
 }
 
+/// One version of a function, as `fnctl versions` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The version.
+    pub deployment: Deployment,
+    /// Whether it is the one that runs.
+    pub running: bool,
+    /// The replicas that run it.
+    pub replicas: Vec<String>,
+}
+
 impl Replica {
+    /// Every version `name` has had, oldest first, and which runs where.
+    pub fn versions_of(&self, name: &str) -> Result<Vec<VersionInfo>> {
+        let history = self
+            .registry
+            .history(name)
+            .with_context(|| format!("no function named {name:?} was deployed"))?;
+        let running = history.current().map(|d| d.version);
+        let replicas = self.log.replicas();
+        Ok(history
+            .versions
+            .into_iter()
+            .map(|deployment| {
+                let runs = Some(deployment.version) == running;
+                VersionInfo {
+                    running: runs,
+                    replicas: if runs { replicas.clone() } else { Vec::new() },
+                    deployment,
+                }
+            })
+            .collect())
+    }
+
     /// Every version `name` has had.
     fn versions(&self, name: &str) -> Vec<u32> {
         self.registry
