@@ -35,6 +35,8 @@ pub struct Dataset {
     pub planted_frauds: BTreeSet<String>,
     /// `(service, window_start_ms)` of each planted error burst, windows of [`ERROR_WINDOW_MS`].
     pub planted_error_bursts: Vec<(String, i64)>,
+    /// The user service's commands, with those planted not to apply.
+    pub user_commands: crate::users::Commands,
 }
 
 impl Dataset {
@@ -82,6 +84,7 @@ pub fn generate(seed: u64, scale: usize) -> Dataset {
         user_activity: user_activity(&mut Rng::stream(seed, 3), scale),
         planted_frauds: payments.planted,
         planted_error_bursts: logs.bursts,
+        user_commands: crate::users::commands(seed, scale),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Streamfn demo: starts a replica on the embedded log with the real `fnctl`, deploys
-//! the three example functions, feeds them synthetic traffic with planted fraud and error
-//! bursts, waits for their outputs and prints what they found. `streamfn-demo orders`
+//! the example functions, feeds them synthetic traffic with planted fraud, error bursts
+//! and user commands that do not apply, waits for their outputs and prints what they
+//! found, with one lookup of the user service's read model. `streamfn-demo orders`
 //! does the same with the shop's order pipeline on Avro through a schema registry, with
 //! planted invalid orders.
 
@@ -120,7 +121,7 @@ fn run() -> Result<()> {
 
 fn demo(options: &Options, work: &Path) -> Result<()> {
     println!(
-        "Streamfn demo: three functions on the embedded log ({} customers, seed {})",
+        "Streamfn demo: the example functions on the embedded log ({} customers, seed {})",
         options.scale, options.seed
     );
     let replica = Replica::start(&options.fnctl, &work.join("data"), &[])?;
@@ -156,9 +157,23 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
     let traces = replica.consume("correlated-traces")?;
     let recommendations = replica.consume("user-recommendations")?;
     let mut dead_letters = 0;
-    for function in topology::FUNCTIONS {
+    for function in topology::FUNCTIONS
+        .iter()
+        .filter(|f| f.name != "user-commands")
+    {
         dead_letters += replica.consume(&format!("{}-dlq", function.name))?.len();
     }
+    let rejected = replica.consume("user-commands-dlq")?;
+    let user_events = replica.consume("events-user")?.len();
+    let lookup = data
+        .user_commands
+        .commands
+        .iter()
+        .rev()
+        .find_map(|c| c["user_id"].as_str())
+        .unwrap_or("u-0000")
+        .to_owned();
+    let view = replica.run(&["state", "get", "user-views", &lookup])?;
     let status = replica.run(&["status"])?;
     replica.stop();
 
@@ -169,9 +184,10 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
     let (frauds_caught, frauds) = report_fraud(&data, &alerts);
     let (bursts_caught, bursts) = report_errors(&data, &error_alerts, &traces);
     report_recommendations(&recommendations);
+    let (rejected_planted, planted) = report_users(&data, &rejected, user_events, &lookup, &view);
     println!("\nReplica status:\n{status}");
     println!(
-        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={} frauds-caught={frauds_caught}/{frauds} bursts-caught={bursts_caught}/{bursts}",
+        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={} frauds-caught={frauds_caught}/{frauds} bursts-caught={bursts_caught}/{bursts} commands-rejected={rejected_planted}/{planted}",
         alerts.len(),
         error_alerts.len(),
         recommendations.len(),
@@ -362,6 +378,43 @@ fn report_errors(data: &Dataset, error_alerts: &[Value], traces: &[Value]) -> (u
         );
     }
     (detected, planted.len())
+}
+
+/// Prints what the user service did and one user's view, read from its state; returns
+/// (planted commands rejected, planted commands).
+fn report_users(
+    data: &Dataset,
+    rejected: &[Value],
+    events: usize,
+    user: &str,
+    view: &str,
+) -> (usize, usize) {
+    let planted = &data.user_commands.planted;
+    let rejected_ids: BTreeSet<String> = rejected
+        .iter()
+        .filter_map(|r| value_of(r)["command_id"].as_str().map(str::to_owned))
+        .collect();
+    let caught = planted.intersection(&rejected_ids).count();
+    println!(
+        "\nUser service: {} commands became {events} events; {} rejected, {caught} of {} planted",
+        data.user_commands.commands.len(),
+        rejected.len(),
+        planted.len()
+    );
+    if let Some(letter) = rejected.first() {
+        println!(
+            "  e.g. {}: {}",
+            value_of(letter)["command"].as_str().unwrap_or("?"),
+            letter["headers"]["streamfn.failure.reason"]
+                .as_str()
+                .unwrap_or("?")
+        );
+    }
+    println!(
+        "  the read model of {user} (fnctl state get user-views {user}): {}",
+        view.trim()
+    );
+    (caught, planted.len())
 }
 
 fn report_recommendations(recommendations: &[Value]) {

@@ -12,12 +12,13 @@ use crate::generate::Dataset;
 use crate::replica::Replica;
 
 /// The input topics of the examples.
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 6] = [
     "transactions",
     "customer-profiles",
     "service-logs",
     "logs-by-trace",
     "user-activity",
+    "commands-user",
 ];
 
 /// A deployment of an example component.
@@ -34,8 +35,9 @@ pub struct Function {
 }
 
 /// The example deployments: the log correlator runs twice, the second time on the topic
-/// the first re-keys by trace (the repartition pattern).
-pub const FUNCTIONS: [Function; 4] = [
+/// the first re-keys by trace (the repartition pattern), and so does the user service,
+/// once on its commands and once on the events they become (CQRS).
+pub const FUNCTIONS: [Function; 6] = [
     Function {
         name: "fraud-scorer",
         guest: "fraud-scorer",
@@ -59,6 +61,18 @@ pub const FUNCTIONS: [Function; 4] = [
         guest: "recommendation-updater",
         inputs: &["user-activity"],
         outputs: &["user-recommendations"],
+    },
+    Function {
+        name: "user-commands",
+        guest: "user-views",
+        inputs: &["commands-user"],
+        outputs: &["events-user"],
+    },
+    Function {
+        name: "user-views",
+        guest: "user-views",
+        inputs: &["events-user"],
+        outputs: &[],
     },
 ];
 
@@ -169,8 +183,8 @@ pub fn payments(data: &Dataset) -> [Feed<'_>; 2] {
 }
 
 /// The rest of the traffic: service logs (with the closing lines that end their last
-/// windows) and user activity.
-pub fn others(data: &Dataset) -> [Feed<'_>; 2] {
+/// windows), user activity and user commands.
+pub fn others(data: &Dataset) -> [Feed<'_>; 3] {
     let mut logs = data.service_logs.clone();
     logs.extend(data.closing_logs());
     [
@@ -183,6 +197,11 @@ pub fn others(data: &Dataset) -> [Feed<'_>; 2] {
             topic: "user-activity",
             key_field: "user_id",
             records: (&data.user_activity[..]).into(),
+        },
+        Feed {
+            topic: "commands-user",
+            key_field: "user_id",
+            records: (&data.user_commands.commands[..]).into(),
         },
     ]
 }
@@ -199,6 +218,8 @@ pub struct Outputs {
     /// Correlated traces: their interleaving is the timing of several partitions, so only
     /// their number is kept.
     pub traces: usize,
+    /// The user service's events.
+    pub user_events: Vec<String>,
 }
 
 /// Waits for every example to catch up, then reads what they wrote.
@@ -218,6 +239,7 @@ pub fn collect(replica: &Replica, timeout: Duration) -> Result<Outputs> {
         error_alerts: sorted("error-alerts")?,
         recommendations: sorted("user-recommendations")?,
         traces: replica.consume("correlated-traces")?.len(),
+        user_events: sorted("events-user")?,
     })
 }
 

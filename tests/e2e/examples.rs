@@ -1,5 +1,6 @@
-//! The example functions as users meet them: the demo end to end, and the same input
-//! giving the same outputs however it is batched.
+//! The example functions as users meet them: the demo end to end (with a lookup of the
+//! user service's read model), and the same input giving the same outputs however it is
+//! batched.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use crate::support::{Replica, fnctl_path, guest, must, temp_dir, topology};
 
 #[test]
-fn the_demo_catches_planted_fraud_and_error_bursts() {
+fn the_demo_catches_planted_fraud_error_bursts_and_bad_commands() {
     let demo =
         fnctl_path().with_file_name(format!("streamfn-demo{}", std::env::consts::EXE_SUFFIX));
     assert!(
@@ -72,6 +73,21 @@ fn the_demo_catches_planted_fraud_and_error_bursts() {
         bursts, planted_bursts,
         "every planted error burst is alerted: {last}"
     );
+    let (rejected, planted_commands) = share("commands-rejected");
+    assert!(
+        planted_commands > 0,
+        "the generator plants bad commands: {last}"
+    );
+    assert_eq!(
+        rejected, planted_commands,
+        "every planted command that does not apply is rejected: {last}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("the read model of u-") && l.contains("\"email\"")),
+        "the demo prints a user's view from its state: {stdout}"
+    );
 }
 
 /// The log correlator's error alerts and trace count on the demo's logs, with a given
@@ -83,7 +99,7 @@ fn correlate(batch: &str) -> (Vec<String>, usize) {
         replica.ok(&["topics", "create", topic, "--partitions", "3"]);
     }
     let data = streamfn_demo::generate::generate(5, 30);
-    let [logs, _] = topology::others(&data);
+    let [logs, _, _] = topology::others(&data);
     must(logs.produce(&replica));
     for (name, example) in [
         ("correlator", "log-correlator"),

@@ -69,6 +69,7 @@ fn the_examples_give_the_same_outputs_on_kafka_as_on_the_embedded_log() {
         got.recommendations, expected.recommendations,
         "recommendations"
     );
+    assert_eq!(got.user_events, expected.user_events, "user events");
     assert!(
         got.traces > 0 && expected.traces > 0,
         "traces: {} on Kafka, {} embedded",
