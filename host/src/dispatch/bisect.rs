@@ -1,7 +1,9 @@
 //! Finding the events that failed a call: a failed call is run again on halves of its
 //! events (one at a time when it ran out of fuel or time, so the limit is spent once more,
 //! on the culprit alone) until each failure is pinned on one event, which is then settled
-//! alone; every other event keeps its effects.
+//! alone; every other event keeps its effects. A call whose events passed the time of a
+//! timer one of them scheduled is run again on the events up to there, so the timer fires
+//! right after the event that reached it, whatever the batch.
 
 use anyhow::Result;
 
@@ -12,10 +14,18 @@ use crate::model::record::Record;
 use crate::sandbox::bindings::Outcome;
 
 impl Run<'_> {
-    /// Runs events `lo..hi`, splitting on failure. Stops at an event that asks for a retry.
+    /// Runs events `lo..hi`, splitting on failure. Stops at an event that asks for a retry,
+    /// and before an event that a timer scheduled by an earlier one came due at.
     pub(super) fn range(&mut self, lo: usize, hi: usize) -> Result<Flow> {
         match self.call(lo, hi)? {
             Ok(outcomes) if outcomes.iter().all(|o| matches!(o, Outcome::Ok)) => {
+                if let Some(cut) = self.timer_overrun(lo, hi)? {
+                    self.state().discard_current();
+                    return Ok(match self.range(lo, cut)? {
+                        Flow::Continue => Flow::Until(cut),
+                        flow => flow,
+                    });
+                }
                 self.state().accept_current();
                 self.out.stats.handled += (hi - lo) as u64;
                 Ok(Flow::Continue)
@@ -35,8 +45,11 @@ impl Run<'_> {
                     }
                     let failed = lo + i;
                     for (a, b) in [(start, failed), (failed, failed + 1)] {
-                        if a < b && matches!(self.range(a, b)?, Flow::Stopped) {
-                            return Ok(Flow::Stopped);
+                        if a < b {
+                            match self.range(a, b)? {
+                                Flow::Continue => {}
+                                flow => return Ok(flow),
+                            }
                         }
                     }
                     start = failed + 1;
@@ -63,12 +76,25 @@ impl Run<'_> {
                     return Ok(Flow::Continue);
                 }
                 let mid = lo + (hi - lo) / 2;
-                if let Flow::Stopped = self.range(lo, mid)? {
-                    return Ok(Flow::Stopped);
+                match self.range(lo, mid)? {
+                    Flow::Continue => self.range(mid, hi),
+                    flow => Ok(flow),
                 }
-                self.range(mid, hi)
             }
         }
+    }
+
+    /// Where a call of events `lo..hi` should have ended: just after the first event whose
+    /// stream time reached a timer the call scheduled, when events came after it. The
+    /// timers pending before the call cut the segment already.
+    fn timer_overrun(&mut self, lo: usize, hi: usize) -> Result<Option<usize>> {
+        let Some(next_timer) = self.state().earliest_timer()? else {
+            return Ok(None);
+        };
+        Ok(self.events[lo..hi - 1]
+            .iter()
+            .position(|e| e.stream_time_ms >= next_timer)
+            .map(|i| lo + i + 1))
     }
 
     /// What to do with a single event's non-ok outcome.

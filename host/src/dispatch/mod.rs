@@ -184,11 +184,13 @@ pub struct Dispatcher {
     instances: Gauge,
 }
 
-/// Whether a run of events goes on after a range, or stops at an event that asked for a
-/// retry.
+/// Whether a run of events goes on after a range, stops at an event that asked for a
+/// retry, or was cut short before an event because a timer it scheduled came due there.
 enum Flow {
     Continue,
     Stopped,
+    /// The events before this index are handled; the timers due now fire before the rest.
+    Until(usize),
 }
 
 impl Dispatcher {
@@ -397,8 +399,10 @@ impl<'a> Run<'a> {
                 if let Some((&undecodable, _)) = self.undecodable.range(next..end).next() {
                     end = undecodable;
                 }
-                if let Flow::Stopped = self.range(next, end)? {
-                    break;
+                match self.range(next, end)? {
+                    Flow::Stopped => break,
+                    Flow::Until(cut) => end = cut,
+                    Flow::Continue => {}
                 }
             }
             next = end;

@@ -433,7 +433,7 @@ fn timers_scheduled_by_timers_fire_in_the_next_round_at_the_same_point() {
 }
 
 #[test]
-fn a_timer_due_within_its_own_call_fires_right_after_that_call() {
+fn a_timer_due_within_its_own_call_fires_right_after_the_event_that_reached_it() {
     let journal = Journal::default();
     let done = run_with(
         &journal,
@@ -443,10 +443,47 @@ fn a_timer_due_within_its_own_call_fires_right_after_that_call() {
     );
     assert_eq!(
         journal.lines()[1..],
-        ["handle 0..2", "timers soon@0 at 10"],
-        "it fires once the call that scheduled it ends"
+        [
+            "handle 0..2",
+            "handle 0..1",
+            "timers soon@0 at 0",
+            "handle 1..2"
+        ],
+        "the call is run again up to the event that reached the timer"
     );
     assert_eq!(outputs(&done, "fired"), vec!["soon@0"]);
+    assert_eq!(outputs(&done, "out"), vec!["a", "b"], "each event once");
+}
+
+#[test]
+fn a_window_opened_in_a_call_closes_before_the_later_events_of_that_call() {
+    let journal = Journal::default();
+    // Events at 0, 10, 20, 30; the first schedules a timer at 15, which the event at 20
+    // reaches: it fires between that event and the one at 30, as it would in batches of one.
+    let done = run_with(
+        &journal,
+        MemoryState::default(),
+        &["timer window 15; emit a", "emit b", "emit c", "emit d"],
+        None,
+    );
+    assert_eq!(
+        journal.lines()[1..],
+        [
+            "handle 0..4",
+            "handle 0..3",
+            "timers window@15 at 20",
+            "handle 3..4"
+        ]
+    );
+    let order: Vec<String> = done
+        .state
+        .accepted
+        .outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(o.record.value.as_deref().unwrap_or_default()).into())
+        .collect();
+    assert_eq!(order, ["a", "b", "c", "window@15", "d"]);
+    assert_eq!(done.report.stats.handled, 4, "each event handled once");
 }
 
 #[test]
