@@ -37,6 +37,8 @@ pub struct Dataset {
     pub planted_error_bursts: Vec<(String, i64)>,
     /// The user service's commands, with those planted not to apply.
     pub user_commands: crate::users::Commands,
+    /// Sensor readings, with planted spikes and late ones.
+    pub sensor_readings: crate::sensors::Readings,
 }
 
 impl Dataset {
@@ -85,6 +87,7 @@ pub fn generate(seed: u64, scale: usize) -> Dataset {
         planted_frauds: payments.planted,
         planted_error_bursts: logs.bursts,
         user_commands: crate::users::commands(seed, scale),
+        sensor_readings: crate::sensors::readings(seed, scale),
     }
 }
 
@@ -118,7 +121,7 @@ impl Rng {
     }
 
     /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+    pub(crate) fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.unit()
     }
 
@@ -135,7 +138,7 @@ impl Rng {
     }
 
     /// Standard normal, by Box–Muller.
-    fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         let u = 1.0 - self.unit();
         let v = self.unit();
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()

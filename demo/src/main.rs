@@ -149,6 +149,9 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
         );
         fed += feed.records.len();
     }
+    for function in topology::set_up_after_load(&replica, &options.guests, &[])? {
+        println!("  deployed {} over its loaded inputs", function.name);
+    }
     replica.wait_all_drained(Duration::from_secs(300))?;
     let elapsed = started.elapsed();
 
@@ -157,12 +160,17 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
     let traces = replica.consume("correlated-traces")?;
     let recommendations = replica.consume("user-recommendations")?;
     let mut dead_letters = 0;
+    // The user service and the sensor watcher dead-letter what was planted for them to.
+    let planted_for = ["user-commands", "sensor-anomaly"];
     for function in topology::FUNCTIONS
         .iter()
-        .filter(|f| f.name != "user-commands")
+        .filter(|f| !planted_for.contains(&f.name))
     {
         dead_letters += replica.consume(&format!("{}-dlq", function.name))?.len();
     }
+    let sensor_alerts = replica.consume("sensor-alerts")?;
+    let sensor_windows = replica.consume("sensor-windows")?.len();
+    let late_readings = replica.consume("sensor-anomaly-dlq")?;
     let rejected = replica.consume("user-commands-dlq")?;
     let user_events = replica.consume("events-user")?.len();
     let lookup = data
@@ -185,13 +193,18 @@ fn demo(options: &Options, work: &Path) -> Result<()> {
     let (bursts_caught, bursts) = report_errors(&data, &error_alerts, &traces);
     report_recommendations(&recommendations);
     let (rejected_planted, planted) = report_users(&data, &rejected, user_events, &lookup, &view);
+    let sensors = report_sensors(&data, &sensor_alerts, sensor_windows, &late_readings);
     println!("\nReplica status:\n{status}");
     println!(
-        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={} frauds-caught={frauds_caught}/{frauds} bursts-caught={bursts_caught}/{bursts} commands-rejected={rejected_planted}/{planted}",
+        "demo: fraud-alerts={} error-alerts={} recommendations={} dead-letters={} frauds-caught={frauds_caught}/{frauds} bursts-caught={bursts_caught}/{bursts} commands-rejected={rejected_planted}/{planted} spikes-caught={}/{} late-dead-lettered={}/{}",
         alerts.len(),
         error_alerts.len(),
         recommendations.len(),
-        dead_letters
+        dead_letters,
+        sensors.spikes_caught,
+        sensors.spikes,
+        sensors.late_caught,
+        sensors.late
     );
     Ok(())
 }
@@ -415,6 +428,61 @@ fn report_users(
         view.trim()
     );
     (caught, planted.len())
+}
+
+/// What the sensor watcher found of what was planted.
+struct SensorScore {
+    spikes_caught: usize,
+    spikes: usize,
+    late_caught: usize,
+    late: usize,
+}
+
+/// The (device, sensor, time) of a reading or alert record.
+fn reading_of(record: &Value) -> Option<(String, String, i64)> {
+    let v = value_of(record);
+    Some((
+        v["device_id"].as_str()?.to_owned(),
+        v["sensor"].as_str()?.to_owned(),
+        v["timestamp_ms"].as_i64()?,
+    ))
+}
+
+/// Prints what the sensor watcher found.
+fn report_sensors(data: &Dataset, alerts: &[Value], windows: usize, late: &[Value]) -> SensorScore {
+    let planted = &data.sensor_readings;
+    let alerted: BTreeSet<_> = alerts.iter().filter_map(reading_of).collect();
+    let dead: BTreeSet<_> = late.iter().filter_map(reading_of).collect();
+    let score = SensorScore {
+        spikes_caught: planted.spikes.intersection(&alerted).count(),
+        spikes: planted.spikes.len(),
+        late_caught: planted.too_late.intersection(&dead).count(),
+        late: planted.too_late.len(),
+    };
+    let readings: usize = planted.topics.iter().map(|(_, r)| r.len()).sum();
+    println!(
+        "\nSensor watcher: {readings} readings on {} topics, {windows} 5-minute windows reported",
+        planted.topics.len()
+    );
+    println!(
+        "  {} alerts; {} of {} planted spikes caught; {} of {} readings that came after their window closed dead-lettered as late",
+        alerts.len(),
+        score.spikes_caught,
+        score.spikes,
+        score.late_caught,
+        score.late
+    );
+    if let Some(alert) = alerts.first() {
+        let v = value_of(alert);
+        println!(
+            "  e.g. {} {} read {} where {:.1} was expected",
+            v["device_id"].as_str().unwrap_or("?"),
+            v["sensor"].as_str().unwrap_or("?"),
+            v["value"],
+            v["expected"].as_f64().unwrap_or_default()
+        );
+    }
+    score
 }
 
 fn report_recommendations(recommendations: &[Value]) {

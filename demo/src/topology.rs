@@ -12,13 +12,15 @@ use crate::generate::Dataset;
 use crate::replica::Replica;
 
 /// The input topics of the examples.
-pub const TOPICS: [&str; 6] = [
+pub const TOPICS: [&str; 8] = [
     "transactions",
     "customer-profiles",
     "service-logs",
     "logs-by-trace",
     "user-activity",
     "commands-user",
+    "sensors-temperature",
+    "sensors-humidity",
 ];
 
 /// A deployment of an example component.
@@ -30,49 +32,77 @@ pub struct Function {
     pub guest: &'static str,
     /// Input topics.
     pub inputs: &'static [&'static str],
+    /// A pattern of further input topics.
+    pub pattern: Option<&'static str>,
     /// Output topics.
     pub outputs: &'static [&'static str],
+    /// Deployed once its inputs are loaded, as a backfill over data already there: the
+    /// demo produces one topic after another, which live traffic would interleave, and
+    /// a function whose inputs share stream time would find the topic produced second
+    /// late against the first.
+    pub after_load: bool,
 }
 
 /// The example deployments: the log correlator runs twice, the second time on the topic
 /// the first re-keys by trace (the repartition pattern), and so does the user service,
-/// once on its commands and once on the events they become (CQRS).
-pub const FUNCTIONS: [Function; 6] = [
+/// once on its commands and once on the events they become (CQRS); the sensor watcher
+/// reads a topic per sensor type through a pattern.
+pub const FUNCTIONS: [Function; 7] = [
     Function {
         name: "fraud-scorer",
         guest: "fraud-scorer",
         inputs: &["transactions", "customer-profiles"],
+        pattern: None,
         outputs: &["fraud-alerts"],
+        after_load: false,
     },
     Function {
         name: "log-correlator",
         guest: "log-correlator",
         inputs: &["service-logs"],
+        pattern: None,
         outputs: &["logs-by-trace", "error-alerts"],
+        after_load: false,
     },
     Function {
         name: "trace-correlator",
         guest: "log-correlator",
         inputs: &["logs-by-trace"],
+        pattern: None,
         outputs: &["correlated-traces"],
+        after_load: false,
     },
     Function {
         name: "recommendation-updater",
         guest: "recommendation-updater",
         inputs: &["user-activity"],
+        pattern: None,
         outputs: &["user-recommendations"],
+        after_load: false,
     },
     Function {
         name: "user-commands",
         guest: "user-views",
         inputs: &["commands-user"],
+        pattern: None,
         outputs: &["events-user"],
+        after_load: false,
     },
     Function {
         name: "user-views",
         guest: "user-views",
         inputs: &["events-user"],
+        pattern: None,
         outputs: &[],
+        after_load: false,
+    },
+    Function {
+        name: "sensor-anomaly",
+        guest: "sensor-anomaly",
+        inputs: &[],
+        pattern: Some("sensors-.*"),
+        outputs: &["sensor-windows", "sensor-alerts"],
+        after_load: true,
     },
 ];
 
@@ -91,6 +121,9 @@ impl Function {
         let mut args = Vec::new();
         for input in self.inputs {
             args.extend(["--input", input]);
+        }
+        if let Some(pattern) = self.pattern {
+            args.extend(["--input-pattern", pattern]);
         }
         for output in self.outputs {
             args.extend(["--output", output]);
@@ -113,8 +146,9 @@ pub fn guest(dir: &Path, name: &str) -> Result<PathBuf> {
         })
 }
 
-/// Creates the examples' topics with `partitions` each and deploys every example with the
-/// components in `guests` and further `deploy` arguments; returns the functions deployed.
+/// Creates the examples' topics with `partitions` each and deploys the examples that run
+/// as their inputs arrive with the components in `guests` and further `deploy`
+/// arguments; returns the functions deployed.
 pub fn set_up(
     replica: &Replica,
     guests: &Path,
@@ -125,12 +159,35 @@ pub fn set_up(
     for topic in TOPICS {
         replica.run(&["topics", "create", topic, "--partitions", &partitions])?;
     }
-    for function in FUNCTIONS {
+    deploy_all(replica, guests, extra, false)
+}
+
+/// Deploys the examples that run once their inputs are loaded (see
+/// [`Function::after_load`]); returns them.
+pub fn set_up_after_load(
+    replica: &Replica,
+    guests: &Path,
+    extra: &[&str],
+) -> Result<Vec<Function>> {
+    deploy_all(replica, guests, extra, true)
+}
+
+fn deploy_all(
+    replica: &Replica,
+    guests: &Path,
+    extra: &[&str],
+    after_load: bool,
+) -> Result<Vec<Function>> {
+    let functions: Vec<Function> = FUNCTIONS
+        .into_iter()
+        .filter(|f| f.after_load == after_load)
+        .collect();
+    for function in &functions {
         let mut args = function.topic_args();
         args.extend_from_slice(extra);
         replica.deploy(&guest(guests, function.guest)?, function.name, &args)?;
     }
-    Ok(FUNCTIONS.to_vec())
+    Ok(functions)
 }
 
 /// One input topic's traffic: its records as JSON, keyed by a field, stamped by
@@ -182,28 +239,51 @@ pub fn payments(data: &Dataset) -> [Feed<'_>; 2] {
     ]
 }
 
-/// The rest of the traffic: service logs (with the closing lines that end their last
-/// windows), user activity and user commands.
-pub fn others(data: &Dataset) -> [Feed<'_>; 3] {
+/// The service logs, with the closing lines that end their last windows.
+pub fn logs(data: &Dataset) -> Feed<'_> {
     let mut logs = data.service_logs.clone();
     logs.extend(data.closing_logs());
-    [
-        Feed {
-            topic: "service-logs",
-            key_field: "service",
-            records: logs.into(),
-        },
-        Feed {
-            topic: "user-activity",
-            key_field: "user_id",
-            records: (&data.user_activity[..]).into(),
-        },
+    Feed {
+        topic: "service-logs",
+        key_field: "service",
+        records: logs.into(),
+    }
+}
+
+/// The shoppers' activity.
+pub fn activity(data: &Dataset) -> Feed<'_> {
+    Feed {
+        topic: "user-activity",
+        key_field: "user_id",
+        records: (&data.user_activity[..]).into(),
+    }
+}
+
+/// The rest of the traffic: service logs, user activity, user commands, and sensor
+/// readings, a topic per sensor type.
+pub fn others(data: &Dataset) -> Vec<Feed<'_>> {
+    let mut feeds = vec![
+        logs(data),
+        activity(data),
         Feed {
             topic: "commands-user",
             key_field: "user_id",
             records: (&data.user_commands.commands[..]).into(),
         },
-    ]
+    ];
+    for (topic, records) in &data.sensor_readings.topics {
+        let topic = TOPICS
+            .iter()
+            .find(|t| *t == topic)
+            .copied()
+            .unwrap_or("sensors-other");
+        feeds.push(Feed {
+            topic,
+            key_field: "device_id",
+            records: (&records[..]).into(),
+        });
+    }
+    feeds
 }
 
 /// What the examples wrote, values sorted.
@@ -252,19 +332,25 @@ pub const ORDER_FUNCTIONS: [Function; 3] = [
         name: "order-validator",
         guest: "order-validator",
         inputs: &["orders"],
+        pattern: None,
         outputs: &["orders-valid", "order-lines"],
+        after_load: false,
     },
     Function {
         name: "inventory-updater",
         guest: "inventory-updater",
         inputs: &["order-lines"],
+        pattern: None,
         outputs: &["inventory-updates"],
+        after_load: false,
     },
     Function {
         name: "orders-per-hour",
         guest: "orders-per-hour",
         inputs: &["orders-valid"],
+        pattern: None,
         outputs: &["order-analytics"],
+        after_load: false,
     },
 ];
 

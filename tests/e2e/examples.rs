@@ -73,6 +73,10 @@ fn the_demo_catches_planted_fraud_error_bursts_and_bad_commands() {
         bursts, planted_bursts,
         "every planted error burst is alerted: {last}"
     );
+    for name in ["spikes-caught", "late-dead-lettered"] {
+        let (caught, planted) = share(name);
+        assert!(planted > 0 && caught == planted, "{name}: {last}");
+    }
     let (rejected, planted_commands) = share("commands-rejected");
     assert!(
         planted_commands > 0,
@@ -99,7 +103,7 @@ fn correlate(batch: &str) -> (Vec<String>, usize) {
         replica.ok(&["topics", "create", topic, "--partitions", "3"]);
     }
     let data = streamfn_demo::generate::generate(5, 30);
-    let [logs, _, _] = topology::others(&data);
+    let logs = topology::logs(&data);
     must(logs.produce(&replica));
     for (name, example) in [
         ("correlator", "log-correlator"),

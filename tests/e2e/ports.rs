@@ -80,7 +80,7 @@ fn the_javascript_log_correlator_correlates_like_the_rust_one() {
     let data = dataset();
     // The service logs, with records an hour later that close every window and trace the
     // data left open.
-    let [logs, _, _] = topology::others(&data);
+    let logs = topology::logs(&data);
     // On one partition the re-keyed records come back to the trace half in a
     // deterministic order.
     assert_same("log-correlator", "log-correlator-js", |component| {
@@ -124,7 +124,7 @@ fn the_python_recommendation_updater_recommends_like_the_rust_one() {
         "recommendation-updater",
         "recommendation-updater-python",
         |component| {
-            let [_, activity, _] = topology::others(&data);
+            let activity = topology::activity(&data);
             run(component, "recommendation-updater", &[activity])
         },
     );

@@ -30,11 +30,13 @@ pub fn feed_payments(replica: &Replica, data: &Dataset) {
     }
 }
 
-/// Produces the rest of the demo's input.
+/// Produces the rest of the demo's input, and deploys the functions that run over it
+/// once loaded.
 pub fn feed_others(replica: &Replica, data: &Dataset) {
     for feed in topology::others(data) {
         must(feed.produce(replica));
     }
+    must(topology::set_up_after_load(replica, &guests_dir(), &[]));
 }
 
 /// Waits for every function to catch up, then reads the outputs.
