@@ -16,7 +16,7 @@ use streamfn_host::api::wire::{
     TopicInfo, UploadResponse,
 };
 use streamfn_host::logbook::LogEntry;
-use streamfn_host::model::deployment::{DeploySpec, Deployment};
+use streamfn_host::model::deployment::{DeploySpec, Deployment, Replay};
 use streamfn_host::replica::state::{StateAnswer, StateQuery};
 use streamfn_host::replica::{FunctionStatus, VersionInfo};
 
@@ -222,6 +222,11 @@ impl Client {
             &format!("/v1/deployments/{name}/rollback"),
             &RollbackRequest { to },
         )
+    }
+
+    /// Replays a function's inputs.
+    pub fn replay(&self, name: &str, replay: &Replay) -> Result<Deployment> {
+        self.post(&format!("/v1/deployments/{name}/replay"), replay)
     }
 
     /// Stops a function.

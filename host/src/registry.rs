@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use anyhow::{Context as _, Result};
 
-use crate::model::deployment::{DeploySpec, Deployment, History};
+use crate::model::deployment::{DeploySpec, Deployment, History, Replay};
 
 /// Where deployments and components are kept.
 pub trait RegistryStore: Send + Sync {
@@ -79,11 +79,38 @@ impl Registry {
             version,
             deployed_at_ms: now_ms,
             spec,
+            replay: None,
         };
         history.versions.push(deployment.clone());
         history.active = true;
         self.store.save(&deployment.spec.name, &history)?;
         histories.insert(deployment.spec.name.clone(), history);
+        Ok(deployment)
+    }
+
+    /// Records a new version of running `name`, the same as the running one but for
+    /// `replay`, which each partition carries out as the version starts on it.
+    pub fn replay(&self, name: &str, replay: Replay, now_ms: i64) -> Result<Deployment> {
+        let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
+        let mut history = histories
+            .get(name)
+            .filter(|h| h.active)
+            .cloned()
+            .with_context(|| format!("no function named {name:?} is deployed"))?;
+        let current = history
+            .versions
+            .last()
+            .cloned()
+            .context("a deployment has versions")?;
+        let deployment = Deployment {
+            version: current.version + 1,
+            deployed_at_ms: now_ms,
+            spec: current.spec,
+            replay: Some(replay),
+        };
+        history.versions.push(deployment.clone());
+        self.store.save(name, &history)?;
+        histories.insert(name.to_owned(), history);
         Ok(deployment)
     }
 

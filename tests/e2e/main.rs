@@ -15,6 +15,7 @@ mod ports;
 mod produce;
 mod redeploy;
 mod registry;
+mod replay;
 mod sandbox;
 mod scale;
 mod scenarios;

@@ -181,6 +181,20 @@ pub fn value(record: &Value) -> &str {
     must(streamfn_demo::check::value(record))
 }
 
+/// The counts the counter guest wrote in `records` (`KEY:COUNT` values), per key in the
+/// order they were written.
+pub fn counts_by_key(records: &[Value]) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let mut counts: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for record in records {
+        let (key, count) = value(record).split_once(':').expect("key:count");
+        counts
+            .entry(key.to_owned())
+            .or_default()
+            .push(count.parse().expect("a count"));
+    }
+    counts
+}
+
 /// A header of a consumed record; the test fails when it has none.
 pub fn header<'a>(record: &'a Value, name: &str) -> &'a str {
     must(streamfn_demo::check::header(record, name))

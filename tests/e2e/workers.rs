@@ -1,10 +1,9 @@
 //! A replica's workers: a function on eight partitions run by four workers handles every
 //! record once, in order per key, with each partition's state intact.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::{Replica, guest, temp_dir, value};
+use crate::support::{Replica, counts_by_key, guest, temp_dir};
 
 #[test]
 fn eight_partitions_on_four_workers_count_every_key_once_and_in_order() {
@@ -27,14 +26,7 @@ fn eight_partitions_on_four_workers_count_every_key_once_and_in_order() {
     replica.wait_drained("counter", Duration::from_secs(120));
     let outputs = replica.consume("out");
     assert_eq!(outputs.len(), KEYS * PER_KEY, "one output per record");
-    let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for record in &outputs {
-        let (key, count) = value(record).split_once(':').expect("key:count");
-        per_key
-            .entry(key.to_owned())
-            .or_default()
-            .push(count.parse().expect("a count"));
-    }
+    let per_key = counts_by_key(&outputs);
     assert_eq!(per_key.len(), KEYS);
     let expected: Vec<u64> = (1..=PER_KEY as u64).collect();
     for (key, counts) in per_key {

@@ -8,6 +8,7 @@ mod faults;
 mod patterns;
 #[path = "../e2e/registry.rs"]
 mod registry;
+mod replay;
 mod restart;
 #[path = "../e2e/scenarios.rs"]
 mod scenarios;

@@ -73,8 +73,13 @@ pub struct Deploy {
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     config: Vec<(String, String)>,
     /// Where a function without committed offsets starts.
-    #[arg(long, value_enum, default_value_t = StartArg::Earliest)]
+    #[arg(long, value_enum, default_value_t = StartArg::Earliest, conflicts_with = "from_time")]
     from: StartArg,
+    /// Start a function without committed offsets at the first record of each input
+    /// partition at or after this time: RFC 3339 in UTC (2026-01-01T00:00:00Z) or
+    /// milliseconds since the Unix epoch.
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
+    from_time: Option<i64>,
     /// Format of an input topic's values (repeat): avro, json-schema or protobuf
     /// (decoded to JSON through the schema registry of `fnctl serve --schema-registry`),
     /// json (checked) or raw [default: raw]; TOPIC may be the --input-pattern, for the
@@ -211,9 +216,10 @@ impl Deploy {
             dlq: self.dlq,
             config: self.config.into_iter().collect(),
             limits,
-            start: match self.from {
-                StartArg::Earliest => StartFrom::Earliest,
-                StartArg::Latest => StartFrom::Latest,
+            start: match (self.from_time, self.from) {
+                (Some(time_ms), _) => StartFrom::Time(time_ms),
+                (None, StartArg::Earliest) => StartFrom::Earliest,
+                (None, StartArg::Latest) => StartFrom::Latest,
             },
             input_formats,
             output_formats,

@@ -9,6 +9,7 @@ mod list;
 mod logs;
 mod new;
 mod produce;
+mod replay;
 mod serve;
 mod state;
 mod status;
@@ -81,6 +82,8 @@ pub enum Command {
     Versions(versions::Versions),
     /// Deploy an earlier version of a function again, without its file.
     Rollback(versions::Rollback),
+    /// Process a function's inputs again, from the oldest, a time or given offsets.
+    Replay(replay::Replay),
     /// Show (and follow) a function's log lines.
     Logs(logs::Logs),
     /// Create a function project from a template.
@@ -143,6 +146,7 @@ impl Cli {
             Command::Undeploy(cmd) => cmd.run(&globals),
             Command::Versions(cmd) => cmd.run(&globals),
             Command::Rollback(cmd) => cmd.run(&globals),
+            Command::Replay(cmd) => cmd.run(&globals),
             Command::Logs(cmd) => cmd.run(&globals),
             Command::New(cmd) => cmd.run(&globals),
             Command::Build(cmd) => cmd.run(&globals),
@@ -153,10 +157,49 @@ impl Cli {
     }
 }
 
+/// Parses a time: RFC 3339 in UTC (`2026-01-01T00:00:00Z`) or milliseconds since the
+/// Unix epoch; milliseconds since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?} is not a time (RFC 3339 in UTC, or milliseconds): {e}"))?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{s:?} is before 1970"))?;
+    i64::try_from(since.as_millis()).map_err(|_| format!("{s:?} is too far away"))
+}
+
+/// A time in milliseconds since the Unix epoch as people read it: RFC 3339 in UTC, to
+/// the second, as `parse_time` reads it back.
+pub fn utc(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// Parses `KEY=VALUE`.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_time, utc};
+
+    #[test]
+    fn times_print_as_utc_and_read_back() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29T01:02:03Z");
+        assert_eq!(
+            parse_time("2000-02-29T01:02:03Z"),
+            Ok(951_782_400_000 + 3_723_000)
+        );
+        assert_eq!(parse_time(&utc(1_767_225_600_000)), Ok(1_767_225_600_000));
+        assert_eq!(parse_time("1767225600000"), Ok(1_767_225_600_000));
+        assert!(parse_time("yesterday").is_err());
     }
 }

@@ -3,9 +3,10 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::Globals;
+use super::{Globals, utc};
 use crate::output::{self, Format};
-use streamfn_host::replica::FunctionStatus;
+use streamfn_host::model::deployment::ReplayFrom;
+use streamfn_host::replica::{FunctionStatus, ReplayProgress};
 
 /// Show functions' partitions, owners, lag and failures.
 #[derive(Debug, Args)]
@@ -85,6 +86,9 @@ fn print_status(status: &FunctionStatus) {
     if let Some(failing) = &status.failing {
         println!("  FAILING on this replica: {failing}");
     }
+    if let Some(progress) = &status.replay {
+        println!("  {}", replay_line(progress));
+    }
     let rows: Vec<Vec<String>> = status
         .partitions
         .iter()
@@ -103,6 +107,39 @@ fn print_status(status: &FunctionStatus) {
         &["  TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"],
         &rows,
     );
+}
+
+/// Where a replay stands, in a line.
+fn replay_line(progress: &ReplayProgress) -> String {
+    let replay = &progress.replay;
+    let from = match &replay.from {
+        ReplayFrom::Earliest => "the earliest offsets".to_owned(),
+        ReplayFrom::Time(ms) => utc(*ms),
+        ReplayFrom::Offsets(offsets) => offsets
+            .iter()
+            .map(|(topic, partition, offset)| format!("{topic}:{partition}:{offset}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let state = if replay.reset_state {
+        "state started over"
+    } else {
+        "state kept"
+    };
+    let stage = if progress.done() {
+        "done".to_owned()
+    } else if progress.waiting > 0 {
+        format!(
+            "{} partitions still to move back, {} records left to read again",
+            progress.waiting, progress.left
+        )
+    } else {
+        format!("{} records left to read again", progress.left)
+    };
+    format!(
+        "replay from {from} ({state}), asked at {}: {stage}",
+        utc(progress.asked_at_ms)
+    )
 }
 
 /// `bytes` for people: B, KiB, MiB or GiB.

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::Globals;
+use super::{Globals, utc};
 use crate::output::{self, Format};
 
 /// List every version of a function: when it was deployed, its component, limits and
@@ -25,28 +25,6 @@ pub struct Rollback {
     /// The version to go back to [default: the one before the running one].
     #[arg(long)]
     to: Option<u32>,
-}
-
-/// A time in milliseconds since the Unix epoch, as UTC for people.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 impl Versions {
@@ -112,17 +90,5 @@ impl Rollback {
                 Ok(())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn times_print_as_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
-        assert_eq!(utc(1_767_225_600_000), "2026-01-01 00:00:00Z");
-        assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03Z");
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::wire::{RollbackRequest, UploadResponse};
 use super::{Api, ApiError, ApiResult, blocking};
 use crate::logbook::LogEntry;
-use crate::model::deployment::{DeploySpec, Deployment};
+use crate::model::deployment::{DeploySpec, Deployment, Replay};
 use crate::replica::{FunctionStatus, VersionInfo};
 
 pub(super) async fn upload(
@@ -87,6 +87,21 @@ pub(super) async fn versions(
             .versions_of(&name)
             .map(Json)
             .map_err(ApiError::not_found)
+    })
+    .await
+}
+
+pub(super) async fn replay(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(replay): Json<Replay>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    blocking(move || {
+        let deployment = api
+            .replica
+            .replay(&name, replay)
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
+        Ok((StatusCode::CREATED, Json(deployment)))
     })
     .await
 }

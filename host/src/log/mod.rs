@@ -252,6 +252,10 @@ pub trait Backend: Sources {
     /// Bytes of state (keys and values) `function` holds on `partition` in this replica.
     fn state_bytes(&self, function: &str, partition: u32) -> Result<u64>;
 
+    /// The version whose replay `function`'s `partition` carried out last, as far as this
+    /// replica knows (on Kafka, for the partitions it runs).
+    fn replayed(&self, function: &str, partition: u32) -> Result<Option<u32>>;
+
     /// Partitions whose state is being restored now.
     fn restoring(&self) -> usize;
 

@@ -21,6 +21,9 @@ pub enum StartFrom {
     Earliest,
     /// From records produced after the deploy.
     Latest,
+    /// From the first record of each input partition at or after this time
+    /// (milliseconds since the Unix epoch).
+    Time(i64),
 }
 
 /// What a user asks to deploy.
@@ -189,6 +192,37 @@ pub struct Deployment {
     pub deployed_at_ms: i64,
     /// What was deployed.
     pub spec: DeploySpec,
+    /// The replay this version was made for: each partition moves its inputs back (and
+    /// maybe clears its state) once, as this version starts on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
+}
+
+/// Where a replay moves a function's inputs back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplayFrom {
+    /// The oldest record each input partition keeps.
+    Earliest,
+    /// The first record of each input partition at or after this time (milliseconds
+    /// since the Unix epoch), as Kafka's offsets-for-times finds it.
+    Time(i64),
+    /// These offsets, by topic and partition; an input partition not named keeps its
+    /// committed offset.
+    Offsets(Vec<(String, u32, u64)>),
+}
+
+/// A replay: the inputs moved back, the state kept or cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    /// Where the inputs go back to.
+    pub from: ReplayFrom,
+    /// Whether the state (values, timers, stream time) starts empty again.
+    pub reset_state: bool,
+    /// Where each input partition ended when the replay was asked for (topic, partition,
+    /// next offset): what the replay reads again, for its progress.
+    #[serde(default)]
+    pub until: Vec<(String, u32, u64)>,
 }
 
 /// All versions of a function.

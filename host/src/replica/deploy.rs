@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 use super::Replica;
 use crate::model::clock::now_ms;
-use crate::model::deployment::{DeploySpec, Deployment, validate_name};
+use crate::model::deployment::{DeploySpec, Deployment, Replay, ReplayFrom, validate_name};
 use crate::sandbox::sha256_hex;
 use crate::schema::output_subject;
 
@@ -161,6 +161,45 @@ impl Replica {
         })?;
         tracing::info!(function = %name, to = target.version, "rolling back");
         self.deploy(target.spec.clone())
+    }
+
+    /// Replays `name`'s inputs as `replay` says, from a new version of it that each
+    /// partition carries the replay out with, at a batch boundary, once.
+    pub fn replay(&self, name: &str, mut replay: Replay) -> Result<Deployment> {
+        let deployment = self
+            .registry
+            .current(name)
+            .with_context(|| format!("no function named {name:?} is deployed"))?;
+        if let ReplayFrom::Offsets(given) = &replay.from {
+            ensure!(
+                !given.is_empty(),
+                "a replay from offsets names at least one"
+            );
+            let inputs = self.log.inputs_of(&deployment.spec)?;
+            for (topic, partition, _) in given {
+                ensure!(
+                    inputs.contains(topic),
+                    "{topic} is not an input of {name} (those: {})",
+                    inputs.join(", ")
+                );
+                let partitions = self.log.partitions(topic)?;
+                ensure!(
+                    *partition < partitions,
+                    "{topic} has partitions 0 to {}, not {partition}",
+                    partitions.saturating_sub(1)
+                );
+            }
+        }
+        replay.until = self
+            .log
+            .partition_status(&deployment)?
+            .into_iter()
+            .map(|p| (p.topic, p.partition, p.end))
+            .collect();
+        let deployment = self.registry.replay(name, replay, now_ms())?;
+        tracing::info!(function = %name, version = deployment.version, "replay asked for");
+        self.ensure_runner(name)?;
+        Ok(deployment)
     }
 
     /// Stops `name` after its current batch.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Replica;
 use crate::log::PartitionStatus;
 use crate::metrics::{Metrics, NameLabels, PartitionLabels};
-use crate::model::deployment::Deployment;
+use crate::model::deployment::{Deployment, Replay};
 use crate::model::failure::FailureKind;
 
 /// A function as `status` shows it.
@@ -46,6 +46,30 @@ pub struct FunctionStatus {
     /// The host failure that stops the function on this replica now, if one does.
     #[serde(default)]
     pub failing: Option<String>,
+    /// How far the replay the running version was made for has come, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayProgress>,
+}
+
+/// How far a replay has come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayProgress {
+    /// What was asked for.
+    pub replay: Replay,
+    /// When (milliseconds since the Unix epoch).
+    pub asked_at_ms: i64,
+    /// Input partitions that have not moved back yet.
+    pub waiting: u32,
+    /// Records before where the inputs ended when the replay was asked for that are not
+    /// read again yet, on the partitions that moved back.
+    pub left: u64,
+}
+
+impl ReplayProgress {
+    /// Whether every partition moved back and read again up to where it ended.
+    pub fn done(&self) -> bool {
+        self.waiting == 0 && self.left == 0
+    }
 }
 
 /// One version of a function, as `fnctl versions` lists it.
@@ -109,6 +133,7 @@ impl Replica {
             state_entries += self.log.state_entries(name, partition)?;
             state_bytes += self.log.state_bytes(name, partition)?;
         }
+        let replay = self.replay_progress(&deployment, &partitions)?;
         let records_in = Metrics::total(&self.metrics.records_in, name, versions.clone());
         let fuel = Metrics::total(&self.metrics.fuel, name, versions.clone());
         Ok(FunctionStatus {
@@ -131,9 +156,45 @@ impl Replica {
             state_entries,
             state_bytes,
             failing: self.health(name).0,
+            replay,
             inputs,
             deployment,
         })
+    }
+
+    /// How far the replay `deployment` was made for has come on `partitions`: a partition
+    /// run here that has not carried it out yet is waiting; one that has (or that another
+    /// replica runs) has what lies between its committed offset and where it ended left.
+    fn replay_progress(
+        &self,
+        deployment: &Deployment,
+        partitions: &[PartitionStatus],
+    ) -> Result<Option<ReplayProgress>> {
+        let Some(replay) = &deployment.replay else {
+            return Ok(None);
+        };
+        let name = &deployment.spec.name;
+        let (mut waiting, mut left) = (0, 0);
+        for p in partitions {
+            let moved = p.owner != self.id
+                || self.log.replayed(name, p.partition)? >= Some(deployment.version);
+            if !moved {
+                waiting += 1;
+                continue;
+            }
+            let until = replay
+                .until
+                .iter()
+                .find(|(topic, partition, _)| *topic == p.topic && *partition == p.partition)
+                .map_or(0, |(_, _, end)| *end);
+            left += until.saturating_sub(p.committed);
+        }
+        Ok(Some(ReplayProgress {
+            replay: replay.clone(),
+            asked_at_ms: deployment.deployed_at_ms,
+            waiting,
+            left,
+        }))
     }
 
     /// Sets the gauges that are read off the log rather than counted: lag, committed

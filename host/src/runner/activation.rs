@@ -26,6 +26,8 @@ pub(super) struct Active {
     pub(super) spare: Vec<Dispatcher>,
     pub(super) source: Box<dyn Source>,
     pub(super) dead_letters: DeadLetterTopic,
+    /// Partitions that carried out the version's replay, when it has one.
+    pub(super) replayed: std::collections::BTreeSet<u32>,
 }
 
 impl Active {
@@ -121,6 +123,7 @@ impl Runner {
             spare: Vec::new(),
             source,
             dead_letters,
+            replayed: Default::default(),
         })
     }
 }

@@ -87,6 +87,38 @@ impl Appetite {
 }
 
 impl Runner {
+    /// Carries out the replay of the active version on those of `partitions` that have
+    /// not yet, once what the last pass ran is committed: nothing read or run before the
+    /// replay is committed after it.
+    fn carry_out_replay(&mut self, partitions: &[u32]) -> Result<()> {
+        let Some(active) = self.active.as_ref() else {
+            return Ok(());
+        };
+        let Some(replay) = active.deployment.replay.clone() else {
+            return Ok(());
+        };
+        let version = active.deployment.version;
+        let pending: Vec<u32> = partitions
+            .iter()
+            .filter(|p| !active.replayed.contains(p))
+            .copied()
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.settle()?;
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
+        for partition in pending {
+            active.source.replay(partition, version, &replay)?;
+            active.replayed.insert(partition);
+            self.carry.remove(&partition);
+            self.rewind.remove(&partition);
+        }
+        Ok(())
+    }
+
     /// Hands a run of batches of every partition with something to do to the workers,
     /// commits the previous pass while they run, and waits for them; commits this pass
     /// too when no partition had more than it read. Returns whether any partition had
@@ -100,6 +132,10 @@ impl Runner {
         let every = active.source.commit_every();
         let max_batch = limits.max_batch as usize;
         let partitions = active.source.partitions()?;
+        self.carry_out_replay(&partitions)?;
+        let Some(active) = self.active.as_mut() else {
+            return Ok(false);
+        };
         // What was read or run for partitions given up since is not this replica's to
         // run on or commit: their next owner starts from their last commit.
         self.carry.retain(|p, _| partitions.contains(p));

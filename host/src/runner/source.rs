@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::model::deployment::Deployment;
+use crate::model::deployment::{Deployment, Replay};
 use crate::model::effects::Commit;
 use crate::model::event::InputEvent;
 use crate::state::CommittedState;
@@ -40,6 +40,12 @@ pub trait Source: Send {
     /// Forgets what was fetched or cached since the last commit, after a failure. An
     /// error means this source cannot go on and must be opened again.
     fn reset(&mut self) -> Result<()>;
+
+    /// Carries out `replay`, made with version `version`, on `partition` unless the
+    /// partition carried it out already: in one commit, its committed offsets move to
+    /// where the replay says, its state (values, timers, stream time) is dropped when the
+    /// replay says, and the replay is recorded as done. Reads go on from the new offsets.
+    fn replay(&mut self, partition: u32, version: u32, replay: &Replay) -> Result<()>;
 
     /// How much a commit covers at most: events per partition, and time since the pass
     /// began. Larger commits spread their fixed cost (an fsync, a Kafka transaction's

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use super::activation::Active;
 use super::*;
 use crate::dispatch::{DeadLetterTopic, Dispatcher, Guest, Guests};
-use crate::model::deployment::{DeploySpec, Deployment, History};
+use crate::model::deployment::{DeploySpec, Deployment, History, Replay, ReplayFrom};
 use crate::model::effects::{Commit, Output};
 use crate::model::event::InputEvent;
 use crate::model::limits::Limits;
@@ -31,6 +31,8 @@ struct Topic {
     failing_commits: usize,
     resets: usize,
     broken: bool,
+    /// The version whose replay was carried out last.
+    replayed: Option<u32>,
 }
 
 struct MemorySource {
@@ -83,6 +85,21 @@ impl Source for MemorySource {
         if topic.broken {
             bail!("fenced");
         }
+        Ok(())
+    }
+
+    fn replay(&mut self, _partition: u32, version: u32, replay: &Replay) -> Result<()> {
+        let mut topic = self.topic.lock().expect("topic");
+        if topic.replayed >= Some(version) {
+            return Ok(());
+        }
+        topic.committed = match &replay.from {
+            ReplayFrom::Earliest => 0,
+            ReplayFrom::Offsets(given) => given.first().map_or(topic.committed, |o| o.2),
+            ReplayFrom::Time(_) => bail!("no times in this test"),
+        };
+        topic.replayed = Some(version);
+        self.cursor = None;
         Ok(())
     }
 }
@@ -165,6 +182,7 @@ impl Guests for Echoes {
 
 fn deployment(limits: Limits) -> Deployment {
     Deployment {
+        replay: None,
         version: 1,
         deployed_at_ms: 0,
         spec: DeploySpec {
@@ -218,6 +236,7 @@ fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Op
             function: "f".into(),
             version: 1,
         },
+        replayed: Default::default(),
     });
     (runner, topic, opens)
 }
@@ -261,6 +280,31 @@ fn a_failed_commit_resets_the_source_and_runs_the_batch_again_without_reopening_
         opens.0.load(Ordering::SeqCst),
         0,
         "the source was not opened again"
+    );
+}
+
+#[test]
+fn a_replay_moves_back_once_per_partition_after_the_last_pass_commits() {
+    let (mut runner, topic, _) = runner(&["a", "b", "c", "d"], Limits::default());
+    // The first pass runs and its commit is left under way.
+    assert!(runner.pass().expect("a pass"), "it had work");
+    let active = runner.active.as_mut().expect("active");
+    active.deployment.version = 2;
+    active.deployment.replay = Some(Replay {
+        from: ReplayFrom::Offsets(vec![("in".into(), 0, 1)]),
+        reset_state: false,
+        until: Vec::new(),
+    });
+    // The replay waits for that commit, then moves the partition back once.
+    while pass(&mut runner).expect("a pass") {}
+    pass(&mut runner).expect("an idle pass");
+    let topic = topic.lock().expect("topic");
+    assert_eq!(topic.replayed, Some(2));
+    assert_eq!(topic.committed, 4);
+    assert_eq!(
+        values(&topic.outputs, "out"),
+        ["a", "b", "c", "d", "b", "c", "d"],
+        "every record once, then again from the replay's offset"
     );
 }
 
@@ -388,6 +432,10 @@ impl Source for Partitioned {
     fn reset(&mut self) -> Result<()> {
         self.cursors.iter_mut().for_each(|c| *c = None);
         Ok(())
+    }
+
+    fn replay(&mut self, _partition: u32, _version: u32, _replay: &Replay) -> Result<()> {
+        bail!("no replays in this test")
     }
 }
 
@@ -600,6 +648,10 @@ impl Source for Stateful {
 
     fn reset(&mut self) -> Result<()> {
         self.records.reset()
+    }
+
+    fn replay(&mut self, partition: u32, version: u32, replay: &Replay) -> Result<()> {
+        self.records.replay(partition, version, replay)
     }
 }
 

@@ -78,3 +78,30 @@ pub fn scan_start<'a>(prefix: &'a [u8], start_after: Option<&'a [u8]>) -> &'a [u
         .filter(|after| *after >= prefix)
         .unwrap_or(prefix)
 }
+
+/// Every key of `state`, in key order.
+pub fn all_keys(state: &dyn CommittedState) -> Result<Vec<Vec<u8>>> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let page = state.scan(b"", keys.last().map(Vec::as_slice), 1024)?;
+        let full = page.len() == 1024;
+        keys.extend(page.into_iter().map(|(key, _)| key));
+        if !full {
+            return Ok(keys);
+        }
+    }
+}
+
+/// Every timer of `state`, in firing order.
+pub fn all_timers(state: &dyn CommittedState) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut timers: Vec<(i64, Vec<u8>)> = Vec::new();
+    loop {
+        let after = timers.last().map(|(at, key)| (*at, key.as_slice()));
+        let page = state.timers_after(after, 1024)?;
+        let full = page.len() == 1024;
+        timers.extend(page);
+        if !full {
+            return Ok(timers);
+        }
+    }
+}

@@ -17,8 +17,8 @@ use super::frame;
 use super::records::record_name;
 use super::store::{LogConfig, STORE_FILE, catch_damage};
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES,
-    STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, REPLAYS, STATE,
+    STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
 };
 use crate::model::record::Record;
 use crate::sandbox::sha256_hex;
@@ -469,6 +469,14 @@ fn copy_plain(read: &redb::ReadTransaction, to: &WriteTransaction) -> Result<()>
     catch_damage("copying checkpoints", || {
         let mut out = to.open_table(CHECKPOINTS)?;
         for item in read.open_table(CHECKPOINTS)?.iter()? {
+            let (k, v) = item?;
+            out.insert(k.value(), v.value())?;
+        }
+        Ok(())
+    })?;
+    catch_damage("copying replays", || {
+        let mut out = to.open_table(REPLAYS)?;
+        for item in read.open_table(REPLAYS)?.iter()? {
             let (k, v) = item?;
             out.insert(k.value(), v.value())?;
         }

@@ -226,6 +226,10 @@ impl Backend for EmbeddedBackend {
         self.log.state_bytes(function, partition)
     }
 
+    fn replayed(&self, function: &str, partition: u32) -> Result<Option<u32>> {
+        self.log.replayed(function, partition)
+    }
+
     fn restoring(&self) -> usize {
         0
     }

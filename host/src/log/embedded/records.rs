@@ -168,6 +168,28 @@ impl EmbeddedLog {
     }
 }
 
+impl EmbeddedLog {
+    /// The offset of the first record of `topic`'s `partition` stamped at or after
+    /// `time_ms`, as Kafka's offsets-for-times finds it; the partition's end when none is.
+    pub fn offset_for_time(&self, topic: &TopicMeta, partition: u32, time_ms: i64) -> Result<u64> {
+        let mut from = 0;
+        loop {
+            let page = self.fetch(topic, partition, from, 1000)?;
+            if let Some((offset, _)) = page
+                .records
+                .iter()
+                .find(|(_, record)| record.timestamp_ms >= time_ms)
+            {
+                return Ok(*offset);
+            }
+            if page.records.is_empty() {
+                return Ok(page.next);
+            }
+            from = page.next;
+        }
+    }
+}
+
 /// What came of an append.
 enum Appended {
     /// The records were written where it says.

@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
 use crate::log::merge_from;
-use crate::model::deployment::{DeploySpec, StartFrom};
+use crate::model::deployment::{DeploySpec, Replay, ReplayFrom, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
@@ -89,6 +89,7 @@ impl EmbeddedSource {
                 .extents(topic)?
                 .get(partition as usize)
                 .map_or(0, |e| e.end),
+            StartFrom::Time(time_ms) => log.offset_for_time(topic, partition, time_ms)?,
         })
     }
 
@@ -179,6 +180,47 @@ impl Source for EmbeddedSource {
         self.cursors.clear();
         // A commit that failed may have been written after all: read the offsets again.
         self.committed.clear();
+        Ok(())
+    }
+
+    fn replay(&mut self, partition: u32, version: u32, replay: &Replay) -> Result<()> {
+        let name = self.spec.name.clone();
+        if self.log.replayed(&name, partition)? >= Some(version) {
+            return Ok(());
+        }
+        let mut offsets = Vec::new();
+        for topic in &self.inputs {
+            let extent = self.log.extents(topic)?.get(partition as usize).copied();
+            let (start, end) = extent.map_or((0, 0), |e| (e.start, e.end));
+            let target = match &replay.from {
+                ReplayFrom::Earliest => start,
+                ReplayFrom::Time(time_ms) => {
+                    self.log.offset_for_time(topic, partition, *time_ms)?
+                }
+                ReplayFrom::Offsets(given) => {
+                    match given
+                        .iter()
+                        .find(|(t, p, _)| *t == topic.name && *p == partition)
+                    {
+                        Some((_, _, offset)) => (*offset).clamp(start, end),
+                        None => continue,
+                    }
+                }
+            };
+            offsets.push((topic, target));
+        }
+        self.log.replay_partition(
+            &name,
+            partition,
+            &offsets,
+            replay.reset_state,
+            version,
+            true,
+        )?;
+        tracing::info!(function = %name, partition, version, "replay carried out");
+        self.caches.remove(&partition);
+        self.committed.remove(&partition);
+        self.cursors.remove(&partition);
         Ok(())
     }
 }

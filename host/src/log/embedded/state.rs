@@ -1,14 +1,17 @@
 //! Committed state and timers of function partitions in the embedded store: a snapshot
-//! of one partition taken when its batch starts, its size, and dropping it.
+//! of one partition taken when its batch starts, its size, dropping it, and a replay that
+//! moves the partition's offsets back (and maybe drops its state) in one transaction.
 
 use anyhow::Result;
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use anyhow::Context as _;
 
 use super::frame;
 use super::store::{EmbeddedLog, catch_damage, damaged};
-use super::tables::{CHECKPOINTS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS};
+use super::tables::{
+    CHECKPOINTS, OFFSETS, REPLAYS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
+};
 use crate::state::{CommittedState, scan_page, scan_start};
 
 /// A snapshot of one function partition's state.
@@ -180,39 +183,86 @@ impl EmbeddedLog {
     pub fn clear_state(&self, function: &str, partition: u32) -> Result<()> {
         self.guard("dropping state", |db| {
             let txn = db.begin_write()?;
+            clear_partition(&txn, function, partition)?;
+            txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
+            txn.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The version whose replay `function`'s `partition` carried out last, if any.
+    pub fn replayed(&self, function: &str, partition: u32) -> Result<Option<u32>> {
+        self.guard("reading replays", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(REPLAYS)?;
+            Ok(table.get((function, partition))?.map(|v| v.value()))
+        })
+    }
+
+    /// Carries out the replay of `version` on `function`'s `partition` in one
+    /// transaction: the function's committed offsets of its inputs moved to `offsets`,
+    /// its state, timers and stream time dropped when `reset`, and the replay recorded as
+    /// done. `durable` syncs it to disk; a local copy of state kept elsewhere need not.
+    pub fn replay_partition(
+        &self,
+        function: &str,
+        partition: u32,
+        offsets: &[(&TopicMeta, u64)],
+        reset: bool,
+        version: u32,
+        durable: bool,
+    ) -> Result<()> {
+        self.guard("replaying a partition", |db| {
+            let mut txn = db.begin_write()?;
+            if !durable {
+                txn.set_durability(redb::Durability::None)?;
+            }
+            if reset {
+                clear_partition(&txn, function, partition)?;
+            }
             {
-                let mut state = txn.open_table(STATE)?;
-                let doomed: Vec<Vec<u8>> = state
-                    .range((function, partition, &[][..])..)?
-                    .map_while(|item| {
-                        let (key, _) = item.ok()?;
-                        let (f, p, k) = key.value();
-                        (f == function && p == partition).then(|| k.to_vec())
-                    })
-                    .collect();
-                for key in doomed {
-                    state.remove((function, partition, key.as_slice()))?;
+                let mut committed = txn.open_table(OFFSETS)?;
+                for (topic, next) in offsets {
+                    committed.insert((function, topic.id, partition), *next)?;
                 }
-                let mut timer_keys = txn.open_table(TIMER_KEYS)?;
-                let mut timers = txn.open_table(TIMERS)?;
-                let doomed: Vec<(Vec<u8>, i64)> = timer_keys
-                    .range((function, partition, &[][..])..)?
-                    .map_while(|item| {
-                        let (key, at) = item.ok()?;
-                        let (f, p, k) = key.value();
-                        (f == function && p == partition).then(|| (k.to_vec(), at.value()))
-                    })
-                    .collect();
-                for (key, at) in doomed {
-                    timer_keys.remove((function, partition, key.as_slice()))?;
-                    timers.remove((function, partition, at, key.as_slice()))?;
-                }
-                txn.open_table(STREAM_TIME)?.remove((function, partition))?;
-                txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
-                txn.open_table(STATE_BYTES)?.remove((function, partition))?;
+                txn.open_table(REPLAYS)?
+                    .insert((function, partition), version)?;
             }
             txn.commit()?;
             Ok(())
         })
     }
+}
+
+/// Drops `function`'s state, timers, stream time and their size of `partition` in `txn`.
+fn clear_partition(txn: &WriteTransaction, function: &str, partition: u32) -> Result<()> {
+    let mut state = txn.open_table(STATE)?;
+    let doomed: Vec<Vec<u8>> = state
+        .range((function, partition, &[][..])..)?
+        .map_while(|item| {
+            let (key, _) = item.ok()?;
+            let (f, p, k) = key.value();
+            (f == function && p == partition).then(|| k.to_vec())
+        })
+        .collect();
+    for key in doomed {
+        state.remove((function, partition, key.as_slice()))?;
+    }
+    let mut timer_keys = txn.open_table(TIMER_KEYS)?;
+    let mut timers = txn.open_table(TIMERS)?;
+    let doomed: Vec<(Vec<u8>, i64)> = timer_keys
+        .range((function, partition, &[][..])..)?
+        .map_while(|item| {
+            let (key, at) = item.ok()?;
+            let (f, p, k) = key.value();
+            (f == function && p == partition).then(|| (k.to_vec(), at.value()))
+        })
+        .collect();
+    for (key, at) in doomed {
+        timer_keys.remove((function, partition, key.as_slice()))?;
+        timers.remove((function, partition, at, key.as_slice()))?;
+    }
+    txn.open_table(STREAM_TIME)?.remove((function, partition))?;
+    txn.open_table(STATE_BYTES)?.remove((function, partition))?;
+    Ok(())
 }

@@ -18,7 +18,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 
 use super::frame;
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, PRODUCERS, STATE,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, PRODUCERS, REPLAYS, STATE,
     STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
 };
 
@@ -139,6 +139,7 @@ impl EmbeddedLog {
                 txn.open_table(STATE_BYTES)?;
                 txn.open_table(GAPS)?;
                 txn.open_table(PRODUCERS)?;
+                txn.open_table(REPLAYS)?;
                 if format < FORMAT {
                     tracing::info!("sealing every stored value with a checksum (store format {format} to {FORMAT})");
                     super::migrate::seal_all(&txn)?;

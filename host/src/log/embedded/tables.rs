@@ -37,6 +37,8 @@ pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("depl
 pub const ARTIFACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("artifacts");
 /// (function, partition) → changelog offset the local copy of the state is restored to.
 pub const CHECKPOINTS: TableDefinition<(&str, u32), u64> = TableDefinition::new("checkpoints");
+/// (function, partition) → the version whose replay the partition carried out last.
+pub const REPLAYS: TableDefinition<(&str, u32), u32> = TableDefinition::new("replays");
 
 /// A topic's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

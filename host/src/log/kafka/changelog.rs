@@ -1,7 +1,7 @@
 //! A function's state on Kafka: a compacted changelog topic per function, partitioned like
 //! its inputs, whose records are the state writes, timer changes and stream time of each
-//! commit; and the restore that replays it into the replica's local store, from the local
-//! checkpoint when there is one.
+//! commit, and the replays done; and the restore that reads it back into the replica's
+//! local store, from the local checkpoint when there is one.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ pub use crate::model::deployment::changelog_topic;
 const STATE_ENTRY: u8 = 0;
 const TIMER_ENTRY: u8 = 1;
 const STREAM_TIME_ENTRY: u8 = 2;
+const REPLAY_ENTRY: u8 = 3;
 
 /// Changes gathered before they are written to the local store at once.
 const RESTORE_CHUNK: usize = 10_000;
@@ -53,13 +54,48 @@ pub fn entries(commit: &Commit<'_>) -> Vec<Record> {
     records
 }
 
+/// The changelog records of a replay made with `version`: a tombstone for each of `keys`
+/// and `timers` (those of the state it drops), the replay as done, and the stream time it
+/// leaves.
+pub fn replay_entries(
+    keys: &[Vec<u8>],
+    timers: &[Vec<u8>],
+    version: u32,
+    stream_time_ms: i64,
+) -> Vec<Record> {
+    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| Record {
+        timestamp_ms: stream_time_ms.max(0),
+        key: Some([&[kind][..], key].concat()),
+        value,
+        headers: Vec::new(),
+    };
+    let mut records: Vec<Record> = keys
+        .iter()
+        .map(|key| entry(STATE_ENTRY, key, None))
+        .chain(timers.iter().map(|key| entry(TIMER_ENTRY, key, None)))
+        .collect();
+    records.push(entry(
+        REPLAY_ENTRY,
+        &[],
+        Some(version.to_be_bytes().to_vec()),
+    ));
+    records.push(entry(
+        STREAM_TIME_ENTRY,
+        &[],
+        Some(stream_time_ms.to_be_bytes().to_vec()),
+    ));
+    records
+}
+
+/// What a restore found besides state: the stream time, and the last replay done.
+#[derive(Debug, Default)]
+struct Found {
+    stream_time: Option<i64>,
+    replayed: Option<u32>,
+}
+
 /// Applies one changelog record (its key and value) to changes pending for the store.
-fn apply(
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    pending: &mut Effects,
-    stream_time: &mut Option<i64>,
-) {
+fn apply(key: Option<&[u8]>, value: Option<&[u8]>, pending: &mut Effects, found: &mut Found) {
     let Some((kind, key)) = key.and_then(|k| k.split_first()) else {
         return;
     };
@@ -77,7 +113,15 @@ fn apply(
         }
         STREAM_TIME_ENTRY => {
             if let Some(at) = time(value) {
-                *stream_time = Some(at);
+                found.stream_time = Some(at);
+            }
+        }
+        REPLAY_ENTRY => {
+            if let Some(version) = value
+                .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+                .map(u32::from_be_bytes)
+            {
+                found.replayed = Some(version);
             }
         }
         _ => {}
@@ -146,7 +190,7 @@ impl Changelog<'_> {
         list.add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))?;
         reader.assign(&list)?;
         let mut pending = Effects::default();
-        let mut stream_time = None;
+        let mut found = Found::default();
         let mut restored = 0u64;
         let deadline = Instant::now() + RESTORE_TIMEOUT;
         loop {
@@ -163,19 +207,18 @@ impl Changelog<'_> {
                 Some(Err(err)) => bail!("reading the changelog: {err}"),
                 Some(Ok(message)) => {
                     restored += 1;
-                    apply(
-                        message.key(),
-                        message.payload(),
-                        &mut pending,
-                        &mut stream_time,
-                    );
+                    apply(message.key(), message.payload(), &mut pending, &mut found);
                     if pending.state.len() + pending.timers.len() >= RESTORE_CHUNK {
-                        self.store(partition, &mut pending, stream_time)?;
+                        self.store(partition, &mut pending, found.stream_time)?;
                     }
                 }
             }
         }
-        self.store(partition, &mut pending, stream_time)?;
+        self.store(partition, &mut pending, found.stream_time)?;
+        if let Some(version) = found.replayed {
+            self.local
+                .replay_partition(self.function, partition, &[], false, version, false)?;
+        }
         let reached = reader
             .position()?
             .find_partition(&topic, partition as i32)
@@ -230,6 +273,20 @@ impl ConsumerContext for QuietEnd {}
 mod tests {
     use super::*;
 
+    /// What restoring `records` on top of `pending` finds.
+    fn restore(records: &[Record], pending: &mut Effects) -> Found {
+        let mut found = Found::default();
+        for record in records {
+            apply(
+                record.key.as_deref(),
+                record.value.as_deref(),
+                pending,
+                &mut found,
+            );
+        }
+        found
+    }
+
     #[test]
     fn a_commits_entries_replay_into_the_same_changes() {
         let mut effects = Effects::default();
@@ -250,38 +307,41 @@ mod tests {
         assert_eq!(records.len(), 5);
         assert!(records.iter().all(|r| r.timestamp_ms == 299_000));
         let mut pending = Effects::default();
-        let mut stream_time = None;
-        for record in &records {
-            apply(
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &mut pending,
-                &mut stream_time,
-            );
-        }
+        let found = restore(&records, &mut pending);
         assert_eq!(pending.state, effects.state);
         assert_eq!(pending.timers, effects.timers);
-        assert_eq!(stream_time, Some(299_000));
+        assert_eq!(found.stream_time, Some(299_000));
+    }
+
+    #[test]
+    fn a_replay_drops_the_keys_and_timers_it_names_and_is_recorded() {
+        let keys = [b"a".to_vec(), b"b".to_vec()];
+        let timers = [b"w".to_vec()];
+        let records = replay_entries(&keys, &timers, 7, i64::MIN);
+        let mut pending = Effects::default();
+        pending.state.insert(b"a".to_vec(), Some(b"1".to_vec()));
+        let found = restore(&records, &mut pending);
+        assert_eq!(pending.state.get(b"a".as_slice()), Some(&None));
+        assert_eq!(pending.state.get(b"b".as_slice()), Some(&None));
+        assert_eq!(pending.timers.get(b"w".as_slice()), Some(&None));
+        assert_eq!(found.replayed, Some(7));
+        assert_eq!(found.stream_time, Some(i64::MIN));
     }
 
     #[test]
     fn records_of_no_known_kind_change_nothing() {
         let mut pending = Effects::default();
-        let mut stream_time = None;
-        apply(
-            Some(b"\x09junk"),
-            Some(b"v"),
-            &mut pending,
-            &mut stream_time,
-        );
-        apply(None, Some(b"v"), &mut pending, &mut stream_time);
+        let mut found = Found::default();
+        apply(Some(b"\x09junk"), Some(b"v"), &mut pending, &mut found);
+        apply(None, Some(b"v"), &mut pending, &mut found);
         apply(
             Some(&[STREAM_TIME_ENTRY]),
             Some(b"short"),
             &mut pending,
-            &mut stream_time,
+            &mut found,
         );
+        apply(Some(&[REPLAY_ENTRY]), Some(b"x"), &mut pending, &mut found);
         assert!(pending.is_empty());
-        assert_eq!(stream_time, None);
+        assert_eq!((found.stream_time, found.replayed), (None, None));
     }
 }

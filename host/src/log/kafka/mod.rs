@@ -15,6 +15,7 @@ mod denied;
 pub mod membership;
 mod records;
 pub mod registry;
+mod replay;
 mod source;
 
 use std::sync::Arc;
@@ -238,6 +239,10 @@ impl Backend for KafkaBackend {
 
     fn state_bytes(&self, function: &str, partition: u32) -> Result<u64> {
         self.local.state_bytes(function, partition)
+    }
+
+    fn replayed(&self, function: &str, partition: u32) -> Result<Option<u32>> {
+        self.local.replayed(function, partition)
     }
 
     fn restoring(&self) -> usize {

@@ -27,7 +27,7 @@ use crate::log::Backend as _;
 use crate::log::embedded::EmbeddedLog;
 use crate::log::merge_from;
 use crate::metrics::{Metrics, NameLabels};
-use crate::model::deployment::{DeploySpec, Deployment, StartFrom};
+use crate::model::deployment::{DeploySpec, Deployment, Replay, StartFrom};
 use crate::model::effects::{Commit, Effects};
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
@@ -125,7 +125,8 @@ impl KafkaSource {
         let options = &backend.cluster.options;
         let changes = Arc::new(Mutex::new(Vec::new()));
         let reset = match spec.start {
-            StartFrom::Earliest => "earliest",
+            // A start at a time skips what the consumer reads before the time's offsets.
+            StartFrom::Earliest | StartFrom::Time(_) => "earliest",
             StartFrom::Latest => "latest",
         };
         let consumer: BaseConsumer<Rebalances> = options
@@ -450,6 +451,10 @@ impl KafkaSource {
                     match self.start {
                         StartFrom::Earliest => low,
                         StartFrom::Latest => high,
+                        // The consumer reads from the earliest; what comes before is skipped.
+                        StartFrom::Time(time_ms) => {
+                            self.offset_for_time(topic, partition, time_ms, high)?
+                        }
                     }
                 }
             };
@@ -557,6 +562,10 @@ impl Source for KafkaSource {
 
     fn rewind(&mut self, partition: u32) {
         self.cursors.remove(&partition);
+    }
+
+    fn replay(&mut self, partition: u32, version: u32, replay: &Replay) -> Result<()> {
+        self.replay_partition(partition, version, replay)
     }
 
     fn reset(&mut self) -> Result<()> {

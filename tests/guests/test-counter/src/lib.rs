@@ -1,5 +1,6 @@
-//! Test guest: counts events per key in state and emits `key:count` to `out` for every
-//! event, so the outputs show whether any state change was lost or applied twice.
+//! Test guest: counts events per key in state and emits `key:count` to the topic config
+//! `to` names (`out` by default) for every event, so the outputs show whether any state
+//! change was lost or applied twice.
 
 use streamfn::{Context, Event, Failure};
 
@@ -8,7 +9,8 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
     let key = event.key_str().unwrap_or("-").to_owned();
     let count: u64 = ctx.get_json(&key)?.unwrap_or(0) + 1;
     ctx.set_json(&key, &count);
-    ctx.emit("out", Some(key.as_bytes()), format!("{key}:{count}"));
+    let to = ctx.config("to").unwrap_or_else(|| "out".to_owned());
+    ctx.emit(&to, Some(key.as_bytes()), format!("{key}:{count}"));
     Ok(())
 }
 
