@@ -12,8 +12,8 @@ use ureq::http::Response;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use streamfn_host::api::wire::{
-    ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse, RollbackRequest,
-    TopicInfo, UploadResponse,
+    CanaryRequest, ConsumeResponse, CreateTopic, ErrorBody, ProduceRequest, ProduceResponse,
+    RollbackRequest, TopicInfo, UploadResponse,
 };
 use streamfn_host::logbook::LogEntry;
 use streamfn_host::model::deployment::{DeploySpec, Deployment, Replay};
@@ -182,6 +182,28 @@ impl Client {
     /// Deploys a function.
     pub fn deploy(&self, spec: &DeploySpec) -> Result<Deployment> {
         self.post("/v1/deployments", spec)
+    }
+
+    /// Deploys `spec` as a canary on `percent` of its partitions.
+    pub fn deploy_canary(
+        &self,
+        spec: &DeploySpec,
+        percent: u8,
+        max_failure_rate: Option<f64>,
+    ) -> Result<Deployment> {
+        self.post(
+            &format!("/v1/deployments/{}/canary", spec.name),
+            &CanaryRequest {
+                spec: spec.clone(),
+                percent,
+                max_failure_rate,
+            },
+        )
+    }
+
+    /// Makes a function's canary its only version.
+    pub fn promote(&self, name: &str) -> Result<Deployment> {
+        self.post(&format!("/v1/deployments/{name}/promote"), &())
     }
 
     /// Lists running functions.

@@ -47,3 +47,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         line(row.iter().map(String::as_str).collect(), &mut out);
     }
 }
+
+/// Partition numbers as a list for people: `0, 1, 2`.
+pub fn partitions(partitions: &[u32]) -> String {
+    partitions
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

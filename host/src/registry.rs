@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, Weak};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, ensure};
 
-use crate::model::deployment::{DeploySpec, Deployment, History, Replay};
+use crate::model::deployment::{Canary, DeploySpec, Deployment, History, Replay};
 
 /// Where deployments and components are kept.
 pub trait RegistryStore: Send + Sync {
@@ -53,7 +53,8 @@ impl Registry {
         let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
         let known = histories.get(name);
         let newer = known.is_none_or(|k| {
-            (history.versions.len(), !history.active) >= (k.versions.len(), !k.active)
+            (history.changes, history.versions.len(), !history.active)
+                >= (k.changes, k.versions.len(), !k.active)
         });
         if newer {
             histories.insert(name.to_owned(), history);
@@ -70,65 +71,133 @@ impl Registry {
         self.store.artifact(sha256)
     }
 
-    /// Records a new version of `spec.name` and makes it the running one.
-    pub fn deploy(&self, spec: DeploySpec, now_ms: i64) -> Result<Deployment> {
+    /// Changes `name`'s history (a new one when it has none) with `change`, and stores
+    /// it, unless `change` fails.
+    fn change<T>(&self, name: &str, change: impl FnOnce(&mut History) -> Result<T>) -> Result<T> {
         let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
-        let mut history = histories.get(&spec.name).cloned().unwrap_or_default();
-        let version = history.versions.last().map_or(1, |d| d.version + 1);
-        let deployment = Deployment {
-            version,
-            deployed_at_ms: now_ms,
-            spec,
-            replay: None,
-        };
-        history.versions.push(deployment.clone());
-        history.active = true;
-        self.store.save(&deployment.spec.name, &history)?;
-        histories.insert(deployment.spec.name.clone(), history);
-        Ok(deployment)
+        let mut history = histories.get(name).cloned().unwrap_or_default();
+        let changed = change(&mut history)?;
+        history.changes += 1;
+        self.store.save(name, &history)?;
+        histories.insert(name.to_owned(), history);
+        Ok(changed)
+    }
+
+    /// Records a new version of `spec.name`, a canary of the running one when `canary`
+    /// says so, and makes it the running one.
+    pub fn deploy(
+        &self,
+        spec: DeploySpec,
+        canary: Option<Canary>,
+        now_ms: i64,
+    ) -> Result<Deployment> {
+        self.change(&spec.name.clone(), |history| {
+            let deployment = Deployment {
+                version: history.versions.last().map_or(1, |d| d.version + 1),
+                deployed_at_ms: now_ms,
+                spec,
+                replay: None,
+                canary,
+                cause: None,
+            };
+            history.versions.push(deployment.clone());
+            history.active = true;
+            Ok(deployment)
+        })
     }
 
     /// Records a new version of running `name`, the same as the running one but for
     /// `replay`, which each partition carries out as the version starts on it.
     pub fn replay(&self, name: &str, replay: Replay, now_ms: i64) -> Result<Deployment> {
-        let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
-        let mut history = histories
-            .get(name)
-            .filter(|h| h.active)
-            .cloned()
-            .with_context(|| format!("no function named {name:?} is deployed"))?;
-        let current = history
-            .versions
-            .last()
-            .cloned()
-            .context("a deployment has versions")?;
-        let deployment = Deployment {
-            version: current.version + 1,
-            deployed_at_ms: now_ms,
-            spec: current.spec,
-            replay: Some(replay),
-        };
-        history.versions.push(deployment.clone());
-        self.store.save(name, &history)?;
-        histories.insert(name.to_owned(), history);
-        Ok(deployment)
+        self.change(name, |history| {
+            let current = running(name, history)?;
+            ensure!(
+                current.canary.is_none(),
+                "version {} of {name} is a canary: `fnctl promote {name}` or `fnctl rollback {name}` first",
+                current.version
+            );
+            let deployment = Deployment {
+                version: current.version + 1,
+                deployed_at_ms: now_ms,
+                spec: current.spec.clone(),
+                replay: Some(replay),
+                canary: None,
+                cause: None,
+            };
+            history.versions.push(deployment.clone());
+            Ok(deployment)
+        })
+    }
+
+    /// Makes the canary `version` of `name` the version of every partition.
+    pub fn promote(&self, name: &str, version: u32) -> Result<Deployment> {
+        self.change(name, |history| {
+            let current = running(name, history)?;
+            ensure!(
+                current.version == version && current.canary.is_some(),
+                "version {version} of {name} is not a running canary (version {} runs{})",
+                current.version,
+                if current.canary.is_some() {
+                    ", a canary"
+                } else {
+                    ""
+                }
+            );
+            let current = history
+                .versions
+                .last_mut()
+                .context("a deployment has versions")?;
+            current.canary = None;
+            Ok(current.clone())
+        })
+    }
+
+    /// Ends the canary `version` of `name`: its base version runs every partition
+    /// again, as a new version, made for `cause` when not by a user. Ends nothing when
+    /// `version` is no running canary any more.
+    pub fn end_canary(
+        &self,
+        name: &str,
+        version: u32,
+        cause: Option<String>,
+        now_ms: i64,
+    ) -> Result<Option<Deployment>> {
+        let runs = self.current(name);
+        if runs.is_none_or(|d| d.version != version || d.canary.is_none()) {
+            return Ok(None);
+        }
+        self.change(name, |history| {
+            let current = running(name, history)?;
+            let Some(canary) = current
+                .canary
+                .as_ref()
+                .filter(|_| current.version == version)
+            else {
+                return Ok(None);
+            };
+            let base = history.version(canary.base).with_context(|| {
+                format!("the canary's base version {} is not recorded", canary.base)
+            })?;
+            let deployment = Deployment {
+                version: current.version + 1,
+                deployed_at_ms: now_ms,
+                spec: base.spec.clone(),
+                replay: None,
+                canary: None,
+                cause,
+            };
+            history.versions.push(deployment.clone());
+            Ok(Some(deployment))
+        })
     }
 
     /// Stops `name`; its offsets, state and history stay.
     pub fn undeploy(&self, name: &str) -> Result<Deployment> {
-        let mut histories = self.histories.write().unwrap_or_else(|p| p.into_inner());
-        let history = histories
-            .get_mut(name)
-            .filter(|h| h.active)
-            .with_context(|| format!("no function named {name:?} is deployed"))?;
-        history.active = false;
-        let last = history
-            .versions
-            .last()
-            .cloned()
-            .context("a deployment has versions")?;
-        self.store.save(name, history)?;
-        Ok(last)
+        self.change(name, |history| {
+            let last = running(name, history)?.clone();
+            history.active = false;
+            Ok(last)
+        })
     }
 
     /// The running version of `name`.
@@ -158,4 +227,11 @@ impl Registry {
             .filter_map(|h| h.current().cloned())
             .collect()
     }
+}
+
+/// The running version of `history`, which is `name`'s.
+fn running<'a>(name: &str, history: &'a History) -> Result<&'a Deployment> {
+    history
+        .current()
+        .with_context(|| format!("no function named {name:?} is deployed"))
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `fnctl` binary, as a user runs it, with real guest
 //! components built from `guests/` (by `scripts/build`, once per test run).
 
+mod canary;
 mod conformance;
 mod crash;
 mod deploy;

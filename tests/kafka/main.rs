@@ -2,6 +2,7 @@
 //! starts with `scripts/kafka`): the real `fnctl` binary, real guests, real clients.
 
 mod broker;
+mod canary;
 mod examples;
 mod failover;
 mod faults;

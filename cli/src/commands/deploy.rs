@@ -103,6 +103,15 @@ pub struct Deploy {
     /// (TOPIC-RECORD), as Confluent's serializers' subject name strategies.
     #[arg(long, value_enum, default_value_t = NamingArg::Topic)]
     subject_naming: NamingArg,
+    /// Run the new version as a canary on this share of the partitions (whole ones, at
+    /// least one), the running version keeping the others, until `fnctl promote` or
+    /// `fnctl rollback`.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
+    canary: Option<u8>,
+    /// End the canary by itself when more than this share of its events fail (0.05 is
+    /// 5%), judged on each replica once it has handled 100 events there.
+    #[arg(long, value_name = "RATE", requires = "canary")]
+    canary_max_failure_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -230,7 +239,10 @@ impl Deploy {
                 NamingArg::TopicRecord => SubjectNaming::TopicRecord,
             },
         };
-        let deployment = client.deploy(&spec)?;
+        let deployment = match self.canary {
+            Some(percent) => client.deploy_canary(&spec, percent, self.canary_max_failure_rate)?,
+            None => client.deploy(&spec)?,
+        };
         match globals.format {
             Format::Json => output::json(&deployment),
             Format::Text => {
@@ -254,6 +266,16 @@ impl Deploy {
                     },
                     spec.dlq_topic()
                 );
+                if let Some(canary) = &deployment.canary {
+                    println!(
+                        "  canary on partitions {} ({}%); version {} runs the others: `fnctl promote {}` or `fnctl rollback {}`",
+                        output::partitions(&canary.partitions),
+                        canary.percent,
+                        canary.base,
+                        spec.name,
+                        spec.name
+                    );
+                }
                 Ok(())
             }
         }

@@ -80,8 +80,10 @@ pub enum Command {
     Undeploy(undeploy::Undeploy),
     /// List a function's versions and which one runs where.
     Versions(versions::Versions),
-    /// Deploy an earlier version of a function again, without its file.
+    /// Deploy an earlier version of a function again, without its file, or end a canary.
     Rollback(versions::Rollback),
+    /// Make a function's canary its only version.
+    Promote(versions::Promote),
     /// Process a function's inputs again, from the oldest, a time or given offsets.
     Replay(replay::Replay),
     /// Show (and follow) a function's log lines.
@@ -146,6 +148,7 @@ impl Cli {
             Command::Undeploy(cmd) => cmd.run(&globals),
             Command::Versions(cmd) => cmd.run(&globals),
             Command::Rollback(cmd) => cmd.run(&globals),
+            Command::Promote(cmd) => cmd.run(&globals),
             Command::Replay(cmd) => cmd.run(&globals),
             Command::Logs(cmd) => cmd.run(&globals),
             Command::New(cmd) => cmd.run(&globals),

@@ -89,6 +89,12 @@ fn print_status(status: &FunctionStatus) {
     if let Some(progress) = &status.replay {
         println!("  {}", replay_line(progress));
     }
+    if let Some(cause) = &d.cause {
+        println!("  version {} was made because {cause}", d.version);
+    }
+    if status.running.len() > 1 {
+        print_versions(status);
+    }
     let rows: Vec<Vec<String>> = status
         .partitions
         .iter()
@@ -105,6 +111,40 @@ fn print_status(status: &FunctionStatus) {
         .collect();
     output::table(
         &["  TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"],
+        &rows,
+    );
+}
+
+/// The running versions side by side: what each did on this replica.
+fn print_versions(status: &FunctionStatus) {
+    let rows: Vec<Vec<String>> = status
+        .running
+        .iter()
+        .map(|v| {
+            let f = &v.figures;
+            vec![
+                format!("  {}{}", f.version, if v.canary { " (canary)" } else { "" }),
+                output::partitions(&v.partitions),
+                f.records_in.to_string(),
+                f.records_out.to_string(),
+                f.failed.to_string(),
+                format!("{:.2}%", f.failure_rate() * 100.0),
+                format!("{:.0}", f.fuel_per_event()),
+                format!("{:.1}", f.mean_batch_seconds() * 1e3),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "  VERSION",
+            "PARTITIONS",
+            "IN",
+            "OUT",
+            "FAILED",
+            "FAILURE RATE",
+            "FUEL/EVENT",
+            "BATCH MS",
+        ],
         &rows,
     );
 }

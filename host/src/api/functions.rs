@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::wire::{RollbackRequest, UploadResponse};
+use super::wire::{CanaryRequest, RollbackRequest, UploadResponse};
 use super::{Api, ApiError, ApiResult, blocking};
 use crate::logbook::LogEntry;
 use crate::model::deployment::{DeploySpec, Deployment, Replay};
@@ -44,6 +44,40 @@ pub(super) async fn deploy(
             .deploy(spec)
             .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
         Ok((StatusCode::CREATED, Json(deployment)))
+    })
+    .await
+}
+
+pub(super) async fn canary(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(request): Json<CanaryRequest>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    blocking(move || {
+        if request.spec.name != name {
+            return Err(ApiError::bad(format!(
+                "the canary is of {name}, and its deployment names {}",
+                request.spec.name
+            )));
+        }
+        let deployment = api
+            .replica
+            .deploy_canary(request.spec, request.percent, request.max_failure_rate)
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
+        Ok((StatusCode::CREATED, Json(deployment)))
+    })
+    .await
+}
+
+pub(super) async fn promote(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    blocking(move || {
+        api.replica
+            .promote(&name)
+            .map(Json)
+            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))
     })
     .await
 }

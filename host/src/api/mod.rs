@@ -146,6 +146,8 @@ pub fn router(replica: Arc<Replica>, token: Option<&str>) -> Router {
         .route("/deployments/{name}/state", get(state::read))
         .route("/deployments/{name}/versions", get(functions::versions))
         .route("/deployments/{name}/rollback", post(functions::rollback))
+        .route("/deployments/{name}/canary", post(functions::canary))
+        .route("/deployments/{name}/promote", post(functions::promote))
         .route("/deployments/{name}/replay", post(functions::replay))
         .route("/replica", get(health::replica))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 pub use crate::log::TopicInfo;
+use crate::model::deployment::DeploySpec;
 use crate::model::record::Record;
 
 /// An error answer.
@@ -250,6 +251,19 @@ mod tests {
         assert_eq!(record.value.as_deref(), Some(&b"a"[..]));
         assert_eq!(record.timestamp_ms, 42);
     }
+}
+
+/// A canary: a deploy of a new version on a share of the function's partitions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRequest {
+    /// The version to deploy.
+    pub spec: DeploySpec,
+    /// The share of partitions it runs, in percent.
+    pub percent: u8,
+    /// Failed events per event above which it ends by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_rate: Option<f64>,
 }
 
 /// A rollback: the version to deploy again, the one before the running one when none.

@@ -62,6 +62,47 @@ pub struct PartitionLabels {
     pub partition: String,
 }
 
+/// What one version of a function did on a replica.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VersionFigures {
+    /// The version.
+    pub version: u32,
+    /// Records handed to it.
+    pub records_in: u64,
+    /// Records it wrote to outputs.
+    pub records_out: u64,
+    /// Events and timers that failed.
+    pub failed: u64,
+    /// Fuel it burnt.
+    pub fuel: u64,
+    /// Runs of batches it committed.
+    pub batches: u64,
+    /// Seconds from fetch to commit of those runs, added up.
+    pub batch_seconds: f64,
+}
+
+impl VersionFigures {
+    /// Failed events per record.
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failed as f64, self.records_in)
+    }
+
+    /// Fuel per record.
+    pub fn fuel_per_event(&self) -> f64 {
+        ratio(self.fuel as f64, self.records_in)
+    }
+
+    /// Mean seconds from fetch to commit of a run of batches.
+    pub fn mean_batch_seconds(&self) -> f64 {
+        ratio(self.batch_seconds, self.batches)
+    }
+}
+
+/// `part / whole`, 0 when there is no whole.
+fn ratio(part: f64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part / whole as f64 }
+}
+
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric of a replica.
@@ -83,6 +124,9 @@ pub struct Metrics {
     pub fuel: Family<FunctionLabels, Counter>,
     /// Seconds from fetch to commit, per run of batches.
     pub batch_seconds: HistogramFamily,
+    /// Runs of batches and their seconds added up, per version, for status (the
+    /// histogram's own sum and count are for Prometheus only).
+    batch_totals: std::sync::Mutex<std::collections::HashMap<FunctionLabels, (u64, f64)>>,
     /// Live function instances.
     pub instances: Family<FunctionLabels, Gauge>,
     /// Partitions this replica runs.
@@ -272,6 +316,7 @@ impl Metrics {
             fuel_per_event,
             fuel,
             batch_seconds,
+            batch_totals: Default::default(),
             instances,
             assigned_partitions,
             state_entries,
@@ -352,6 +397,40 @@ impl Metrics {
                 .observe(stats.fuel as f64 / events as f64);
         }
         self.batch_seconds.get_or_create(&labels).observe(seconds);
+        let mut totals = self.batch_totals.lock().unwrap_or_else(|p| p.into_inner());
+        let (batches, total) = totals.entry(labels).or_default();
+        *batches += 1;
+        *total += seconds;
+    }
+
+    /// What `version` of `function` did on this replica.
+    pub fn figures(&self, function: &str, version: u32) -> VersionFigures {
+        let labels = FunctionLabels {
+            function: function.to_owned(),
+            version: version.to_string(),
+        };
+        let count =
+            |family: &Family<FunctionLabels, Counter>| family.get(&labels).map_or(0, |c| c.get());
+        let (batches, batch_seconds) = self
+            .batch_totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&labels)
+            .copied()
+            .unwrap_or_default();
+        VersionFigures {
+            version,
+            records_in: count(&self.records_in),
+            records_out: count(&self.records_out),
+            failed: self
+                .failures_of(function, [version])
+                .iter()
+                .map(|(_, n)| n)
+                .sum(),
+            fuel: count(&self.fuel),
+            batches,
+            batch_seconds,
+        }
     }
 
     /// Failures of `function` (all versions) by kind.

@@ -184,7 +184,7 @@ impl DeploySpec {
 }
 
 /// One version of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Version number, from 1.
     pub version: u32,
@@ -196,6 +196,52 @@ pub struct Deployment {
     /// maybe clears its state) once, as this version starts on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// While this version is a canary: the partitions it runs, the rest running the
+    /// version it was deployed beside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// Why the version was made, when not by a user's deploy (a canary that ended by
+    /// itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// A canary: a new version on whole partitions (so each partition's state stays with
+/// one version), beside the version that runs the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    /// The version the other partitions run.
+    pub base: u32,
+    /// The share of partitions asked for, in percent.
+    pub percent: u8,
+    /// The partitions the canary runs.
+    pub partitions: Vec<u32>,
+    /// Failed events per event on a replica above which the canary ends by itself, if
+    /// set, once it has handled [`Canary::JUDGED_AFTER`] events there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_rate: Option<f64>,
+}
+
+impl Canary {
+    /// Events a canary handles on a replica before its failure rate is judged.
+    pub const JUDGED_AFTER: u64 = 100;
+
+    /// The partitions `percent` of `partitions` comes to: the first ones, at least one
+    /// and, short of 100 percent, never all.
+    pub fn partitions_for(percent: u8, partitions: u32) -> Vec<u32> {
+        let share = (u64::from(partitions) * u64::from(percent)).div_ceil(100) as u32;
+        let most = if percent >= 100 {
+            partitions
+        } else {
+            partitions.saturating_sub(1)
+        };
+        (0..share.clamp(1, most.max(1))).collect()
+    }
+
+    /// Whether the canary runs `partition`.
+    pub fn runs(&self, partition: u32) -> bool {
+        self.partitions.contains(&partition)
+    }
 }
 
 /// Where a replay moves a function's inputs back to.
@@ -226,18 +272,26 @@ pub struct Replay {
 }
 
 /// All versions of a function.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Versions, oldest first.
     pub versions: Vec<Deployment>,
     /// Whether the latest version runs (false after an undeploy).
     pub active: bool,
+    /// Changes made to the history in all, so that of two copies the later one wins.
+    #[serde(default)]
+    pub changes: u64,
 }
 
 impl History {
     /// The running version.
     pub fn current(&self) -> Option<&Deployment> {
         self.versions.last().filter(|_| self.active)
+    }
+
+    /// The version `version`.
+    pub fn version(&self, version: u32) -> Option<&Deployment> {
+        self.versions.iter().find(|d| d.version == version)
     }
 }
 
@@ -291,6 +345,16 @@ mod tests {
         );
         let plain = super::tests::spec(&["orders"], None, None);
         assert_eq!(plain.inputs_among(&topics).expect("no pattern"), ["orders"]);
+    }
+
+    #[test]
+    fn a_canary_takes_whole_partitions_at_least_one_and_not_all_short_of_every_one() {
+        assert_eq!(Canary::partitions_for(25, 8), [0, 1]);
+        assert_eq!(Canary::partitions_for(30, 8), [0, 1, 2]);
+        assert_eq!(Canary::partitions_for(1, 8), [0]);
+        assert_eq!(Canary::partitions_for(99, 8), [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(Canary::partitions_for(100, 8), (0..8).collect::<Vec<_>>());
+        assert_eq!(Canary::partitions_for(50, 2), [0]);
     }
 
     #[test]

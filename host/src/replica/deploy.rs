@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 use super::Replica;
 use crate::model::clock::now_ms;
-use crate::model::deployment::{DeploySpec, Deployment, Replay, ReplayFrom, validate_name};
+use crate::model::deployment::{Canary, DeploySpec, Deployment, Replay, ReplayFrom, validate_name};
 use crate::sandbox::sha256_hex;
 use crate::schema::output_subject;
 
@@ -27,7 +27,28 @@ impl Replica {
     }
 
     /// Deploys a new version of `spec.name` after checking that it can run.
-    pub fn deploy(&self, mut spec: DeploySpec) -> Result<Deployment> {
+    pub fn deploy(&self, spec: DeploySpec) -> Result<Deployment> {
+        self.deploy_as(spec, None)
+    }
+
+    /// Deploys a new version of `spec.name` as a canary on `percent` of its partitions
+    /// (whole ones), beside the running version, which keeps the others; it ends by
+    /// itself when its failure rate passes `max_failure_rate`, if given.
+    pub fn deploy_canary(
+        &self,
+        spec: DeploySpec,
+        percent: u8,
+        max_failure_rate: Option<f64>,
+    ) -> Result<Deployment> {
+        self.deploy_as(spec, Some((percent, max_failure_rate)))
+    }
+
+    /// Deploys `spec`, as a canary when `canary` gives its share and failure bound.
+    fn deploy_as(
+        &self,
+        mut spec: DeploySpec,
+        canary: Option<(u8, Option<f64>)>,
+    ) -> Result<Deployment> {
         validate_name(&spec.name)?;
         spec.limits.validate()?;
         ensure!(
@@ -79,10 +100,69 @@ impl Replica {
         self.engine.load(&bytes)?;
         let partitions = self.input_partitions(&spec)?;
         spec.partitions = Some(partitions);
+        let canary = canary
+            .map(|(percent, bound)| self.canary_of(&spec, partitions, percent, bound))
+            .transpose()?;
         self.register_output_schemas(&spec)?;
         self.log.prepare(&spec, partitions)?;
-        let deployment = self.registry.deploy(spec, now_ms())?;
+        let deployment = self.registry.deploy(spec, canary, now_ms())?;
         self.ensure_runner(&deployment.spec.name)?;
+        Ok(deployment)
+    }
+
+    /// The canary `spec` makes on `percent` of its `partitions`, after checking that it
+    /// can run beside the running version.
+    fn canary_of(
+        &self,
+        spec: &DeploySpec,
+        partitions: u32,
+        percent: u8,
+        max_failure_rate: Option<f64>,
+    ) -> Result<Canary> {
+        let name = &spec.name;
+        let base = self.registry.current(name).with_context(|| {
+            format!("a canary runs beside a running version, and {name} runs none: deploy it without --canary first")
+        })?;
+        ensure!(
+            base.canary.is_none(),
+            "version {} of {name} is a canary already: `fnctl promote {name}` or `fnctl rollback {name}` first",
+            base.version
+        );
+        ensure!(
+            (1..=99).contains(&percent),
+            "--canary is a share of the partitions from 1 to 99 percent, not {percent}"
+        );
+        ensure!(
+            partitions >= 2,
+            "a canary runs on whole partitions, so that each partition's state stays with one version, and {name} has one: give its inputs more partitions"
+        );
+        ensure!(
+            base.spec.same_inputs(spec),
+            "a canary reads the inputs version {} of {name} reads, so the partitions can move between them",
+            base.version
+        );
+        if let Some(rate) = max_failure_rate {
+            ensure!(
+                rate > 0.0 && rate <= 1.0,
+                "--canary-max-failure-rate is failed events per event, above 0 and at most 1, not {rate}"
+            );
+        }
+        Ok(Canary {
+            base: base.version,
+            percent,
+            partitions: Canary::partitions_for(percent, partitions),
+            max_failure_rate,
+        })
+    }
+
+    /// Makes the canary of `name` its only version.
+    pub fn promote(&self, name: &str) -> Result<Deployment> {
+        let current = self
+            .registry
+            .current(name)
+            .with_context(|| format!("no function named {name:?} is deployed"))?;
+        let deployment = self.registry.promote(name, current.version)?;
+        tracing::info!(function = %name, version = deployment.version, "canary promoted");
         Ok(deployment)
     }
 
@@ -133,6 +213,15 @@ impl Replica {
     /// registry kept: by default the version before the running one. The runner swaps it
     /// in between two batches, as it does a deploy.
     pub fn rollback(&self, name: &str, to: Option<u32>) -> Result<Deployment> {
+        if let Some(current) = self.registry.current(name).filter(|d| d.canary.is_some())
+            && to.is_none()
+            && let Some(ended) = self
+                .registry
+                .end_canary(name, current.version, None, now_ms())?
+        {
+            tracing::info!(function = %name, canary = current.version, version = ended.version, "canary rolled back");
+            return Ok(ended);
+        }
         let history = self
             .registry
             .history(name)

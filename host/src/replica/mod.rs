@@ -19,7 +19,7 @@ use cap_std::fs::Dir;
 use sha2::{Digest as _, Sha256};
 
 use self::status::Rates;
-pub use self::status::{FunctionStatus, ReplayProgress, VersionInfo};
+pub use self::status::{FunctionStatus, ReplayProgress, RunningVersion, VersionInfo};
 use crate::log::{Backend, Mode, Opener};
 use crate::logbook::LogBook;
 use crate::metrics::Metrics;

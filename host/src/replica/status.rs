@@ -1,5 +1,6 @@
 //! What a replica reports of its functions: `fnctl status` (version, lag, rate, records
-//! in and out, dead letters, fuel, state entries, failures, partition owners) and the
+//! in and out, dead letters, fuel, state entries, failures, partition owners, the
+//! figures of each running version side by side, a replay's progress) and the
 //! gauges of `/metrics` that are read off the log rather than counted.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Replica;
 use crate::log::PartitionStatus;
-use crate::metrics::{Metrics, NameLabels, PartitionLabels};
+use crate::metrics::{Metrics, NameLabels, PartitionLabels, VersionFigures};
 use crate::model::deployment::{Deployment, Replay};
 use crate::model::failure::FailureKind;
 
@@ -46,9 +47,23 @@ pub struct FunctionStatus {
     /// The host failure that stops the function on this replica now, if one does.
     #[serde(default)]
     pub failing: Option<String>,
+    /// The versions that run now (two while a canary runs) and what each did here.
+    #[serde(default)]
+    pub running: Vec<RunningVersion>,
     /// How far the replay the running version was made for has come, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayProgress>,
+}
+
+/// A version that runs now, and what it did on this replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningVersion {
+    /// What it did.
+    pub figures: VersionFigures,
+    /// The input partitions it runs.
+    pub partitions: Vec<u32>,
+    /// Whether it is a canary.
+    pub canary: bool,
 }
 
 /// How far a replay has come.
@@ -90,13 +105,20 @@ impl Replica {
             .registry
             .history(name)
             .with_context(|| format!("no function named {name:?} was deployed"))?;
-        let running = history.current().map(|d| d.version);
+        // The running version, and while it is a canary, the version it runs beside.
+        let running: Vec<u32> = history
+            .current()
+            .map(|d| [Some(d.version), d.canary.as_ref().map(|c| c.base)])
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
         let replicas = self.log.replicas();
         Ok(history
             .versions
             .into_iter()
             .map(|deployment| {
-                let runs = Some(deployment.version) == running;
+                let runs = running.contains(&deployment.version);
                 VersionInfo {
                     running: runs,
                     replicas: if runs { replicas.clone() } else { Vec::new() },
@@ -134,6 +156,7 @@ impl Replica {
             state_bytes += self.log.state_bytes(name, partition)?;
         }
         let replay = self.replay_progress(&deployment, &partitions)?;
+        let running = self.running(&deployment, &partitions);
         let records_in = Metrics::total(&self.metrics.records_in, name, versions.clone());
         let fuel = Metrics::total(&self.metrics.fuel, name, versions.clone());
         Ok(FunctionStatus {
@@ -157,9 +180,41 @@ impl Replica {
             state_bytes,
             failing: self.health(name).0,
             replay,
+            running,
             inputs,
             deployment,
         })
+    }
+
+    /// The versions that run `deployment`'s `partitions`: it alone, or while it is a
+    /// canary, it on its partitions and its base on the others.
+    fn running(
+        &self,
+        deployment: &Deployment,
+        partitions: &[PartitionStatus],
+    ) -> Vec<RunningVersion> {
+        let name = &deployment.spec.name;
+        let all: BTreeSet<u32> = partitions.iter().map(|p| p.partition).collect();
+        let Some(canary) = &deployment.canary else {
+            return vec![RunningVersion {
+                figures: self.metrics.figures(name, deployment.version),
+                partitions: all.into_iter().collect(),
+                canary: false,
+            }];
+        };
+        let (ours, theirs): (Vec<u32>, Vec<u32>) = all.into_iter().partition(|p| canary.runs(*p));
+        vec![
+            RunningVersion {
+                figures: self.metrics.figures(name, canary.base),
+                partitions: theirs,
+                canary: false,
+            },
+            RunningVersion {
+                figures: self.metrics.figures(name, deployment.version),
+                partitions: ours,
+                canary: true,
+            },
+        ]
     }
 
     /// How far the replay `deployment` was made for has come on `partitions`: a partition

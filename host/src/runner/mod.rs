@@ -1,11 +1,13 @@
 //! Runs one deployed function: a thread that takes what is new on each partition of the
 //! inputs from the function's source, has the replica's workers (`workers.rs`) run the
 //! partitions through dispatchers at the same time, and commits the result with the
-//! input positions (`pass.rs`). It swaps in a new version between
-//! batches (`activation.rs`) and holds back an event that asked for a retry until its
-//! backoff has passed (`retry.rs`). What a log must give it is `source.rs`.
+//! input positions (`pass.rs`). It swaps in a new version between batches, runs a
+//! canary beside the version it was deployed beside (`activation.rs`), ends a canary
+//! that fails too often (`canary.rs`), and holds back an event that asked for a retry
+//! until its backoff has passed (`retry.rs`). What a log must give it is `source.rs`.
 
 mod activation;
+mod canary;
 mod pass;
 pub mod retry;
 pub mod source;
@@ -193,7 +195,7 @@ impl Runner {
                 self.finish();
                 return;
             };
-            if self.active.as_ref().map(|a| a.deployment.version) != Some(deployment.version) {
+            if self.active.as_ref().map(Active::deployment) != Some(&deployment) {
                 // The version that ran the last pass commits it before it goes.
                 if let Err(err) = self.settle() {
                     self.failed(err);
@@ -202,7 +204,7 @@ impl Runner {
                 let previous = self.active.take();
                 match self.activate(deployment, previous) {
                     Ok(active) => {
-                        tracing::info!(function = %self.name, version = active.deployment.version, "version active");
+                        tracing::info!(function = %self.name, version = active.deployment().version, canary = active.base.is_some(), "version active");
                         self.active = Some(active);
                     }
                     Err(err) => {
@@ -220,6 +222,7 @@ impl Runner {
                     self.health.recover();
                     if worked {
                         self.idle_since = None;
+                        self.judge_canary();
                     } else {
                         self.idle();
                     }

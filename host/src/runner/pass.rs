@@ -23,6 +23,8 @@ use crate::state::{CommittedState, PartitionState, Uncommitted};
 /// A partition's run of batches, ready to commit.
 struct PartitionRun {
     partition: u32,
+    /// The version that ran it.
+    version: u32,
     /// Next offset per input topic the run moved.
     positions: Positions,
     stream_time_ms: i64,
@@ -39,10 +41,12 @@ struct PartitionRun {
     retry: Option<RetryRequest>,
 }
 
+/// What a job gives back: the version that ran it, its dispatcher, and its run.
+type Ran = (u32, Dispatcher, Result<PartitionRun>);
+
 /// A pass whose runs wait for their commit.
 pub(super) struct InFlight {
     runs: Vec<PartitionRun>,
-    version: u32,
     started: Instant,
 }
 
@@ -60,6 +64,8 @@ struct PartitionJob {
     state: PartitionState,
     stream_time_ms: i64,
     retries_spent: Option<(String, u64)>,
+    /// The version the dispatcher runs.
+    version: u32,
     dispatcher: Dispatcher,
     max_batch: usize,
     /// How long the job may run batches: reading the records took part of the pass
@@ -94,10 +100,10 @@ impl Runner {
         let Some(active) = self.active.as_ref() else {
             return Ok(());
         };
-        let Some(replay) = active.deployment.replay.clone() else {
+        let Some(replay) = active.deployment().replay.clone() else {
             return Ok(());
         };
-        let version = active.deployment.version;
+        let version = active.deployment().version;
         let pending: Vec<u32> = partitions
             .iter()
             .filter(|p| !active.replayed.contains(p))
@@ -128,7 +134,7 @@ impl Runner {
         let Some(active) = self.active.as_mut() else {
             return Ok(false);
         };
-        let limits = active.deployment.spec.limits.clone();
+        let limits = active.deployment().spec.limits.clone();
         let every = active.source.commit_every();
         let max_batch = limits.max_batch as usize;
         let partitions = active.source.partitions()?;
@@ -180,19 +186,20 @@ impl Runner {
                     }
                     None => committed,
                 };
+            let runs = active.runs(partition);
             jobs.push(PartitionJob {
                 partition,
                 events,
                 state: PartitionState::new(base),
                 stream_time_ms,
                 retries_spent: self.hold.spent(partition, &limits),
-                dispatcher: active.dispatcher(),
+                version: runs.deployment.version,
+                dispatcher: runs.dispatcher(),
                 max_batch,
                 after: every.after,
-                dead_letters: active.dead_letters.clone(),
+                dead_letters: runs.dead_letters.clone(),
             });
         }
-        let version = active.deployment.version;
         let read = started.elapsed();
         let submitted = (!jobs.is_empty()).then(|| self.submit(jobs));
         // The previous pass commits while the workers run this one.
@@ -229,11 +236,7 @@ impl Runner {
                     .insert(run.partition, std::mem::take(&mut run.leftover));
             }
         }
-        self.in_flight = Some(InFlight {
-            runs,
-            version,
-            started,
-        });
+        self.in_flight = Some(InFlight { runs, started });
         if !backlog {
             self.settle()?;
         }
@@ -249,7 +252,7 @@ impl Runner {
         let Some(active) = self.active.as_mut() else {
             return Ok(());
         };
-        let spec = &active.deployment.spec;
+        let spec = &active.current.deployment.spec;
         let commits = flight
             .runs
             .iter()
@@ -269,7 +272,7 @@ impl Runner {
         for run in &flight.runs {
             self.context.metrics.record_batch(
                 &spec.name,
-                flight.version,
+                run.version,
                 run.processed,
                 run.outputs,
                 &run.stats,
@@ -280,8 +283,8 @@ impl Runner {
     }
 
     /// Hands `jobs` to the replica's workers.
-    fn submit(&mut self, jobs: Vec<PartitionJob>) -> Submitted<(Dispatcher, Result<PartitionRun>)> {
-        type Work = Box<dyn FnOnce() -> (Dispatcher, Result<PartitionRun>) + Send>;
+    fn submit(&mut self, jobs: Vec<PartitionJob>) -> Submitted<Ran> {
+        type Work = Box<dyn FnOnce() -> Ran + Send>;
         let work: Vec<Work> = jobs
             .into_iter()
             .map(|job| Box::new(move || job.run()) as Work)
@@ -290,17 +293,14 @@ impl Runner {
     }
 
     /// Takes the jobs' dispatchers back; the runs, or the first host error among them.
-    fn collect(
-        &mut self,
-        results: Vec<Result<(Dispatcher, Result<PartitionRun>)>>,
-    ) -> Result<Vec<PartitionRun>> {
+    fn collect(&mut self, results: Vec<Result<Ran>>) -> Result<Vec<PartitionRun>> {
         let mut runs = Vec::with_capacity(results.len());
         let mut failure = None;
         for result in results {
             let run = match result {
-                Ok((dispatcher, run)) => {
+                Ok((version, dispatcher, run)) => {
                     if let Some(active) = self.active.as_mut() {
-                        active.give_back(dispatcher);
+                        active.give_back(version, dispatcher);
                     }
                     run
                 }
@@ -338,9 +338,10 @@ impl PartitionJob {
     /// job has run its time; the dispatcher comes back either way. Events left over for
     /// time are the next run's first; after a retry the partition reads again from its
     /// commit.
-    fn run(self) -> (Dispatcher, Result<PartitionRun>) {
+    fn run(self) -> Ran {
         let PartitionJob {
             partition,
+            version,
             events,
             mut state,
             mut stream_time_ms,
@@ -372,7 +373,7 @@ impl PartitionJob {
             };
             let done = match dispatcher.run(state, batch) {
                 Ok(done) => done,
-                Err(err) => return (dispatcher, Err(err)),
+                Err(err) => return (version, dispatcher, Err(err)),
             };
             state = done.state;
             let report = done.report;
@@ -407,6 +408,7 @@ impl PartitionJob {
         };
         let run = PartitionRun {
             partition,
+            version,
             positions,
             stream_time_ms,
             effects: Arc::new(effects),
@@ -417,6 +419,6 @@ impl PartitionJob {
             stats,
             retry,
         };
-        (dispatcher, Ok(run))
+        (version, dispatcher, Ok(run))
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::activation::Active;
+use super::activation::{Active, Loaded};
 use super::*;
 use crate::dispatch::{DeadLetterTopic, Dispatcher, Guest, Guests};
 use crate::model::deployment::{DeploySpec, Deployment, History, Replay, ReplayFrom};
@@ -183,6 +183,8 @@ impl Guests for Echoes {
 fn deployment(limits: Limits) -> Deployment {
     Deployment {
         replay: None,
+        canary: None,
+        cause: None,
         version: 1,
         deployed_at_ms: 0,
         spec: DeploySpec {
@@ -224,18 +226,21 @@ fn runner(values: &[&str], limits: Limits) -> (Runner, Arc<Mutex<Topic>>, Arc<Op
     };
     let mut runner = Runner::new(context, "f".into(), Arc::new(AtomicBool::new(false)));
     runner.active = Some(Active {
-        deployment: deployment(limits.clone()),
-        template: Dispatcher::new(Arc::new(Echoes), limits, Default::default()),
-        spare: Vec::new(),
+        current: Loaded {
+            deployment: deployment(limits.clone()),
+            template: Dispatcher::new(Arc::new(Echoes), limits, Default::default()),
+            spare: Vec::new(),
+            dead_letters: DeadLetterTopic {
+                topic: "f-dlq".into(),
+                function: "f".into(),
+                version: 1,
+            },
+        },
+        base: None,
         source: Box::new(MemorySource {
             topic: topic.clone(),
             cursor: None,
         }),
-        dead_letters: DeadLetterTopic {
-            topic: "f-dlq".into(),
-            function: "f".into(),
-            version: 1,
-        },
         replayed: Default::default(),
     });
     (runner, topic, opens)
@@ -289,8 +294,8 @@ fn a_replay_moves_back_once_per_partition_after_the_last_pass_commits() {
     // The first pass runs and its commit is left under way.
     assert!(runner.pass().expect("a pass"), "it had work");
     let active = runner.active.as_mut().expect("active");
-    active.deployment.version = 2;
-    active.deployment.replay = Some(Replay {
+    active.current.deployment.version = 2;
+    active.current.deployment.replay = Some(Replay {
         from: ReplayFrom::Offsets(vec![("in".into(), 0, 1)]),
         reset_state: false,
         until: Vec::new(),
@@ -518,7 +523,8 @@ fn partitions_run_on_workers_at_the_same_time_but_each_on_one_worker_at_a_time()
     let occupancy = Arc::new(Occupancy::default());
     {
         let active = runner.active.as_mut().expect("active");
-        active.template = Dispatcher::new(Arc::new(occupancy.clone()), limits, Default::default());
+        active.current.template =
+            Dispatcher::new(Arc::new(occupancy.clone()), limits, Default::default());
         active.source = Box::new(Partitioned {
             topics: topics.clone(),
             cursors: vec![None; 4],
@@ -666,7 +672,7 @@ fn counting(n: usize) -> (Runner, Arc<Mutex<Topic>>, SourceLog) {
     let (mut runner, topic, _) = runner(&values, limits.clone());
     let log = Arc::new(Mutex::new(Vec::new()));
     let active = runner.active.as_mut().expect("active");
-    active.template = Dispatcher::new(Arc::new(Counters), limits, Default::default());
+    active.current.template = Dispatcher::new(Arc::new(Counters), limits, Default::default());
     active.source = Box::new(Stateful {
         records: MemorySource {
             topic: topic.clone(),

@@ -1,8 +1,9 @@
 //! Test guest: counts events per key in state and emits `key:count` to the topic config
 //! `to` names (`out` by default) for every event, so the outputs show whether any state
-//! change was lost or applied twice.
+//! change was lost or applied twice. With config `label`, each output carries it in a
+//! `label` header, so outputs show which deployment wrote them.
 
-use streamfn::{Context, Event, Failure};
+use streamfn::{Context, Event, Failure, Output};
 
 /// Counts the event's key and reports the new count.
 pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
@@ -10,7 +11,11 @@ pub fn handle(event: &Event, ctx: &mut Context) -> Result<(), Failure> {
     let count: u64 = ctx.get_json(&key)?.unwrap_or(0) + 1;
     ctx.set_json(&key, &count);
     let to = ctx.config("to").unwrap_or_else(|| "out".to_owned());
-    ctx.emit(&to, Some(key.as_bytes()), format!("{key}:{count}"));
+    let mut output = Output::new(to).key(&key).value(format!("{key}:{count}"));
+    if let Some(label) = ctx.config("label") {
+        output = output.header("label", label);
+    }
+    ctx.send(&output);
     Ok(())
 }
 
