@@ -226,7 +226,8 @@ impl Replica {
         serde_json::from_str(&out).context("fnctl status printed something that is not JSON")
     }
 
-    /// Waits until `function` has handled everything on its inputs; returns its status.
+    /// Waits until `function` has handled everything on its inputs, a replay it was asked
+    /// for included; returns its status.
     pub fn wait_drained(&self, function: &str, timeout: Duration) -> Result<Value> {
         wait_for(timeout, &format!("{function} to catch up"), || {
             let out = self.fnctl(&["status", function, "--format", "json"]).ok()?;
@@ -235,7 +236,10 @@ impl Replica {
             }
             let status: Value = serde_json::from_slice(&out.stdout).ok()?;
             let status = status.get(0)?.clone();
-            (status["lag"].as_u64() == Some(0)).then_some(status)
+            let replaying = status.get("replay").is_some_and(|replay| {
+                replay["waiting"].as_u64() != Some(0) || replay["left"].as_u64() != Some(0)
+            });
+            (status["lag"].as_u64() == Some(0) && !replaying).then_some(status)
         })
     }
 
