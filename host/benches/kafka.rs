@@ -120,6 +120,7 @@ fn options(brokers: &str, exactly_once: bool) -> KafkaOptions {
         brokers: brokers.to_owned(),
         properties,
         exactly_once,
+        standby_replicas: 0,
     }
 }
 

@@ -14,6 +14,7 @@ mod restart;
 #[path = "../e2e/scenarios.rs"]
 mod scenarios;
 mod secured;
+mod standby;
 mod state;
 #[path = "../e2e/support.rs"]
 mod support;

@@ -123,6 +123,7 @@ impl Globals {
             brokers: brokers.clone(),
             properties: self.kafka_options.clone(),
             exactly_once: true,
+            standby_replicas: 0,
         })
     }
 }

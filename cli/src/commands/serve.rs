@@ -23,6 +23,11 @@ pub struct Serve {
     /// repeat outputs) instead of in one transaction.
     #[arg(long)]
     at_least_once: bool,
+    /// On Kafka, how many other replicas keep a standby copy of each partition's state
+    /// by following its changelog, so that a failover to one of them resumes without
+    /// restoring the whole state.
+    #[arg(long, default_value_t = 0)]
+    standby_replicas: u32,
     /// Directory for the log, function state and compiled components.
     #[arg(long, env = "STREAMFN_DATA_DIR", default_value = "streamfn-data")]
     data_dir: PathBuf,
@@ -98,8 +103,14 @@ impl Serve {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
+        if self.standby_replicas > 0 && globals.brokers.is_none() {
+            bail!(
+                "--standby-replicas keeps copies of state on other replicas of a Kafka cluster: give --brokers too"
+            );
+        }
         let kafka = globals.kafka().map(|options| KafkaOptions {
             exactly_once: !self.at_least_once,
+            standby_replicas: self.standby_replicas,
             ..options
         });
         runtime.block_on(self.serve(kafka))
@@ -153,8 +164,10 @@ impl Serve {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMFN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours for a terminal only: a file or a journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::{Globals, utc};
 use crate::output::{self, Format};
+use streamfn_host::model::clock::now_ms;
 use streamfn_host::model::deployment::ReplayFrom;
 use streamfn_host::replica::{FunctionStatus, ReplayProgress};
 
@@ -94,6 +95,25 @@ fn print_status(status: &FunctionStatus) {
     }
     if status.running.len() > 1 {
         print_versions(status);
+    }
+    for restore in &status.restoring {
+        let seconds = (now_ms() - restore.started_ms).max(1) as f64 / 1e3;
+        println!(
+            "  restoring partition {} from the changelog: {} of at most {} records ({:.0} MB, {:.1} MB/s)",
+            restore.partition,
+            restore.records,
+            restore.of,
+            restore.bytes as f64 / 1e6,
+            restore.bytes as f64 / 1e6 / seconds
+        );
+    }
+    if !status.standby.is_empty() {
+        let copies: Vec<String> = status
+            .standby
+            .iter()
+            .map(|(partition, behind)| format!("{partition} ({behind} behind)"))
+            .collect();
+        println!("  standby copies here: partitions {}", copies.join(", "));
     }
     let rows: Vec<Vec<String>> = status
         .partitions

@@ -168,6 +168,21 @@ impl PartitionStatus {
     }
 }
 
+/// A restore of a function partition's state under way on this replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// The partition.
+    pub partition: u32,
+    /// Changelog records read so far.
+    pub records: u64,
+    /// Changelog records to read at most (some may be transaction markers).
+    pub of: u64,
+    /// Bytes of keys and values read so far.
+    pub bytes: u64,
+    /// When it began, milliseconds since the Unix epoch.
+    pub started_ms: i64,
+}
+
 /// Where the committed state of a function partition can be read now.
 pub enum StateAt {
     /// Here: the state as of the partition's last commit.
@@ -258,6 +273,19 @@ pub trait Backend: Sources {
 
     /// Partitions whose state is being restored now.
     fn restoring(&self) -> usize;
+
+    /// The restores of `function`'s partitions under way here.
+    fn restores(&self, function: &str) -> Vec<Restore> {
+        let _ = function;
+        Vec::new()
+    }
+
+    /// The partitions of `function` that other replicas run whose state this replica
+    /// keeps a standby copy of, each with how many changelog records the copy lacks.
+    fn standbys(&self, function: &str) -> Vec<(u32, u64)> {
+        let _ = function;
+        Vec::new()
+    }
 
     /// Where the committed state of `function`'s `partition` can be read now.
     fn state_at(&self, function: &str, partition: u32) -> Result<StateAt>;

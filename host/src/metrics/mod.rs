@@ -143,6 +143,10 @@ pub struct Metrics {
     pub restores: Family<NameLabels, Counter>,
     /// Changelog records read by restores.
     pub restored_records: Family<NameLabels, Counter>,
+    /// Bytes of changelog keys and values read by restores.
+    pub restored_bytes: Family<NameLabels, Counter>,
+    /// Changelog records read into standby copies of partitions other replicas run.
+    pub standby_records: Family<NameLabels, Counter>,
     /// Records not yet handled, per input partition this replica runs.
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     /// Next offset to handle, per input partition this replica runs.
@@ -226,6 +230,8 @@ impl Metrics {
         );
         let restores = Family::default();
         let restored_records = Family::default();
+        let restored_bytes = Family::default();
+        let standby_records = Family::default();
         let consumer_lag = Family::default();
         let committed_offset = Family::default();
         registry.register(
@@ -296,6 +302,17 @@ impl Metrics {
             "Changelog records read by restores",
             restored_records.clone(),
         );
+        registry.register_with_unit(
+            "state_restored",
+            "Changelog keys and values read by restores",
+            prometheus_client::registry::Unit::Bytes,
+            restored_bytes.clone(),
+        );
+        registry.register(
+            "state_standby_records",
+            "Changelog records read into standby copies of partitions other replicas run",
+            standby_records.clone(),
+        );
         registry.register(
             "consumer_lag_records",
             "Records not yet handled, per input partition",
@@ -325,6 +342,8 @@ impl Metrics {
             abandoned,
             restores,
             restored_records,
+            restored_bytes,
+            standby_records,
             consumer_lag,
             committed_offset,
             functions,

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Replica;
-use crate::log::PartitionStatus;
+use crate::log::{PartitionStatus, Restore};
 use crate::metrics::{Metrics, NameLabels, PartitionLabels, VersionFigures};
 use crate::model::deployment::{Deployment, Replay};
 use crate::model::failure::FailureKind;
@@ -50,6 +50,13 @@ pub struct FunctionStatus {
     /// The versions that run now (two while a canary runs) and what each did here.
     #[serde(default)]
     pub running: Vec<RunningVersion>,
+    /// Restores of its partitions' state under way on this replica.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restoring: Vec<Restore>,
+    /// Partitions other replicas run whose state this replica keeps a standby copy of,
+    /// with how many changelog records each copy lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby: Vec<(u32, u64)>,
     /// How far the replay the running version was made for has come, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayProgress>,
@@ -181,6 +188,8 @@ impl Replica {
             failing: self.health(name).0,
             replay,
             running,
+            restoring: self.log.restores(name),
+            standby: self.log.standbys(name),
             inputs,
             deployment,
         })

@@ -26,8 +26,8 @@ const REPLAY_ENTRY: u8 = 3;
 /// Changes gathered before they are written to the local store at once.
 const RESTORE_CHUNK: usize = 10_000;
 
-/// Longest a restore may take.
-const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a restore waits for a record of the changelog before it gives up.
+const RESTORE_STALL: Duration = Duration::from_secs(60);
 
 /// The changelog records of `commit`: its state writes, timer changes and stream time.
 pub fn entries(commit: &Commit<'_>) -> Vec<Record> {
@@ -94,6 +94,31 @@ struct Found {
     replayed: Option<u32>,
 }
 
+/// Changelog records of one partition read but not yet written to the local store.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    changes: Effects,
+    found: Found,
+    /// Records read, in all.
+    pub(super) records: u64,
+    /// Bytes of their keys and values, in all.
+    pub(super) bytes: u64,
+}
+
+impl Pending {
+    /// Takes in one changelog record.
+    pub(super) fn add(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) {
+        self.records += 1;
+        self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
+        apply(key, value, &mut self.changes, &mut self.found);
+    }
+
+    /// Whether enough is pending to be written at once.
+    pub(super) fn full(&self) -> bool {
+        self.changes.state.len() + self.changes.timers.len() >= RESTORE_CHUNK
+    }
+}
+
 /// Applies one changelog record (its key and value) to changes pending for the store.
 fn apply(key: Option<&[u8]>, value: Option<&[u8]>, pending: &mut Effects, found: &mut Found) {
     let Some((kind, key)) = key.and_then(|k| k.split_first()) else {
@@ -143,21 +168,66 @@ impl Changelog<'_> {
         changelog_topic(self.function)
     }
 
-    /// Brings the local copy of `partition`'s state up to the end of its changelog;
-    /// returns how many records it read, or `None` when the copy was current.
-    pub fn restore(&self, partition: u32) -> Result<Option<u64>> {
+    /// Brings the local copy of `partition`'s state up to the end of its changelog,
+    /// telling `progress` how far it has come after each chunk; returns how many records
+    /// and bytes it read, or `None` when the copy was current.
+    pub fn restore(
+        &self,
+        partition: u32,
+        progress: &mut dyn FnMut(&Pending, u64),
+    ) -> Result<Option<(u64, u64)>> {
         let (low, high) = self.cluster.watermarks(&self.topic(), partition)?;
-        let from = match self.local.checkpoint(self.function, partition)? {
+        let from = self.start(partition, low, high)?;
+        if from >= high {
+            return Ok(None);
+        }
+        tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
+        let reader = self.reader(partition, from)?;
+        let mut pending = Pending::default();
+        let mut reached = from;
+        let mut heard = Instant::now();
+        loop {
+            match reader.poll(Duration::from_millis(500)) {
+                None if heard.elapsed() > RESTORE_STALL => bail!(
+                    "restoring {}/{partition}: nothing came for {RESTORE_STALL:?} at offset {reached} of {high}",
+                    self.topic()
+                ),
+                None => {}
+                // The end of what is committed. A transaction left open by a replica
+                // that died mid-commit lies beyond it and will be aborted: its writes
+                // never count, and the group refuses its offsets, so there is no need to
+                // wait for it.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(err)) => bail!("reading the changelog: {err}"),
+                Some(Ok(message)) => {
+                    heard = Instant::now();
+                    pending.add(message.key(), message.payload());
+                    reached = message.offset() as u64 + 1;
+                    if pending.full() {
+                        self.store(partition, &mut pending, reached)?;
+                        progress(&pending, high - from);
+                    }
+                }
+            }
+        }
+        // Past the transaction markers too, where the reader stands.
+        let reached = position(&reader, &self.topic(), partition).unwrap_or(reached);
+        self.store(partition, &mut pending, reached)?;
+        progress(&pending, high - from);
+        Ok(Some((pending.records, pending.bytes)))
+    }
+
+    /// Where the local copy of `partition` reads its changelog (offsets `low..high`)
+    /// from: its checkpoint, or the start, with the copy dropped, when the checkpoint is
+    /// gone or out of range.
+    pub(super) fn start(&self, partition: u32, low: u64, high: u64) -> Result<u64> {
+        Ok(match self.local.checkpoint(self.function, partition)? {
             Some(checkpoint) if checkpoint >= low && checkpoint <= high => checkpoint,
             _ => {
                 self.local.clear_state(self.function, partition)?;
                 low
             }
-        };
-        if from >= high {
-            return Ok(None);
-        }
-        self.read(partition, from, high).map(Some)
+        })
     }
 
     /// Records that the local copy of `partition` is current, so that the next
@@ -168,71 +238,19 @@ impl Changelog<'_> {
         }
     }
 
-    /// Reads `partition`'s changelog from `from` into the local store; returns how many
-    /// records it read.
-    fn read(&self, partition: u32, from: u64, high: u64) -> Result<u64> {
-        let topic = self.topic();
-        tracing::info!(function = %self.function, partition, records = high - from, "restoring state from the changelog");
-        let reader: BaseConsumer<QuietEnd> = self
-            .cluster
-            .options
-            .config(&[
-                ("enable.auto.commit", "false"),
-                ("group.id", &format!("{}-restore", self.function)),
-                ("isolation.level", "read_committed"),
-                ("enable.partition.eof", "true"),
-                // Reaching the end is the point: don't let the broker hold the last fetch.
-                ("fetch.wait.max.ms", "10"),
-            ])
-            .create_with_context(QuietEnd)
-            .context("configuring the changelog reader")?;
+    /// A reader of `partition`'s changelog from `from`, with read_committed.
+    fn reader(&self, partition: u32, from: u64) -> Result<BaseConsumer<QuietEnd>> {
+        let reader = changelog_reader(self.cluster, self.function)?;
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))?;
+        list.add_partition_offset(&self.topic(), partition as i32, Offset::Offset(from as i64))?;
         reader.assign(&list)?;
-        let mut pending = Effects::default();
-        let mut found = Found::default();
-        let mut restored = 0u64;
-        let deadline = Instant::now() + RESTORE_TIMEOUT;
-        loop {
-            if Instant::now() > deadline {
-                bail!("restoring {topic}/{partition} took too long");
-            }
-            match reader.poll(Duration::from_millis(500)) {
-                None => {}
-                // The end of what is committed. A transaction left open by a replica
-                // that died mid-commit lies beyond it and will be aborted: its writes
-                // never count, and the group refuses its offsets, so there is no need to
-                // wait for it.
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(err)) => bail!("reading the changelog: {err}"),
-                Some(Ok(message)) => {
-                    restored += 1;
-                    apply(message.key(), message.payload(), &mut pending, &mut found);
-                    if pending.state.len() + pending.timers.len() >= RESTORE_CHUNK {
-                        self.store(partition, &mut pending, found.stream_time)?;
-                    }
-                }
-            }
-        }
-        self.store(partition, &mut pending, found.stream_time)?;
-        if let Some(version) = found.replayed {
-            self.local
-                .replay_partition(self.function, partition, &[], false, version, false)?;
-        }
-        let reached = reader
-            .position()?
-            .find_partition(&topic, partition as i32)
-            .and_then(|e| e.offset().to_raw())
-            .filter(|o| *o >= 0)
-            .map_or(from, |o| o as u64);
-        self.local
-            .put_checkpoint(self.function, partition, reached)?;
-        Ok(restored)
+        Ok(reader)
     }
 
-    /// Writes restored changes into the local copy of the state.
-    fn store(&self, partition: u32, pending: &mut Effects, stream_time: Option<i64>) -> Result<()> {
-        let stream_time_ms = match stream_time {
+    /// Writes `pending` into the local copy of `partition`'s state, which then holds the
+    /// changelog up to `reached`.
+    pub(super) fn store(&self, partition: u32, pending: &mut Pending, reached: u64) -> Result<()> {
+        let stream_time_ms = match pending.found.stream_time {
             Some(t) => t,
             None => self.local.stream_time(self.function, partition)?,
         };
@@ -241,16 +259,59 @@ impl Changelog<'_> {
             partition,
             offsets: Vec::new(),
             stream_time_ms,
-            effects: pending,
+            effects: &pending.changes,
         }])?;
-        *pending = Effects::default();
+        if let Some(version) = pending.found.replayed {
+            self.local
+                .replay_partition(self.function, partition, &[], false, version, false)?;
+        }
+        self.local
+            .put_checkpoint(self.function, partition, reached)?;
+        pending.changes = Effects::default();
+        pending.found = Found::default();
         Ok(())
     }
 }
 
+/// A consumer of `function`'s changelog, read_committed, that reports reaching the end
+/// of a partition; assigned, not subscribed, under the group `FUNCTION-restore` (for
+/// ACLs: it commits nothing).
+pub(super) fn changelog_reader(
+    cluster: &KafkaCluster,
+    function: &str,
+) -> Result<BaseConsumer<QuietEnd>> {
+    cluster
+        .options
+        .config(&[
+            ("enable.auto.commit", "false"),
+            ("group.id", &format!("{function}-restore")),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+            // Reaching the end is the point: don't let the broker hold the last fetch.
+            ("fetch.wait.max.ms", "10"),
+        ])
+        .create_with_context(QuietEnd)
+        .context("configuring the changelog reader")
+}
+
+/// Where `reader` stands in `topic`'s `partition`, once it has read something.
+pub(super) fn position<C: ConsumerContext>(
+    reader: &BaseConsumer<C>,
+    topic: &str,
+    partition: u32,
+) -> Option<u64> {
+    reader
+        .position()
+        .ok()?
+        .find_partition(topic, partition as i32)
+        .and_then(|e| e.offset().to_raw())
+        .filter(|o| *o >= 0)
+        .map(|o| o as u64)
+}
+
 /// The changelog reader's context: reaching the end of the partition is what it waits
 /// for, not an error worth logging.
-struct QuietEnd;
+pub(super) struct QuietEnd;
 
 impl ClientContext for QuietEnd {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {

@@ -32,6 +32,8 @@ pub struct KafkaOptions {
     pub properties: Vec<(String, String)>,
     /// Whether functions commit with Kafka transactions (the default) or at least once.
     pub exactly_once: bool,
+    /// How many other replicas keep a standby copy of each partition's state.
+    pub standby_replicas: u32,
 }
 
 impl KafkaOptions {

@@ -1,6 +1,7 @@
 //! Apache Kafka as the log behind a replica: one consumer group per function, a
 //! transactional producer per function and replica fenced with the group's metadata
-//! (KIP-447), state in a local store that caches a compacted changelog topic, deployments
+//! (KIP-447), state in a local store that caches a compacted changelog topic (and keeps
+//! standby copies of partitions other replicas run, when asked), deployments
 //! and components in compacted internal topics, and an announcement of who runs what.
 //! Topics and records are Kafka's own: `fnctl` reads and writes them with plain Kafka
 //! clients (`client.rs`), not through a replica.
@@ -17,23 +18,28 @@ mod records;
 pub mod registry;
 mod replay;
 mod source;
+mod standby;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
+use self::changelog::Pending;
 pub use self::changelog::changelog_topic;
 pub use self::cluster::{KafkaCluster, KafkaOptions, MAX_MESSAGE_BYTES, REQUEST_TIMEOUT};
 use self::membership::Membership;
 pub use self::records::{record_of, send_record};
 use self::registry::KafkaRegistryStore;
 use self::source::KafkaSource;
+use self::standby::{Copies, Standby};
 use super::{
-    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StateAt,
+    Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, Restore, StateAt,
     StorageUse, TopicInfo, Trouble,
 };
 use crate::log::embedded::{EmbeddedLog, LogConfig};
 use crate::metrics::Metrics;
+use crate::model::clock::now_ms;
 use crate::model::deployment::{DeploySpec, Deployment};
 use crate::model::record::Record;
 use crate::registry::RegistryStore;
@@ -53,42 +59,86 @@ pub struct KafkaBackend {
     metrics: Arc<Metrics>,
     /// Partitions whose state is being restored.
     restoring: Arc<Restoring>,
+    /// Which partitions run here and which copies are being written.
+    copies: Arc<Copies>,
+    /// The standby copies kept here, when the replica keeps any.
+    standby: Option<Standby>,
 }
 
-/// The function partitions whose state this replica is restoring from their changelogs.
+/// The function partitions whose state this replica is restoring from their changelogs,
+/// and how far each has come.
 #[derive(Debug, Default)]
-pub(super) struct Restoring(std::sync::Mutex<std::collections::BTreeSet<(String, u32)>>);
+struct Restoring(std::sync::Mutex<BTreeMap<(String, u32), Restore>>);
+
+/// How often a restore under way says how far it has come.
+const RESTORE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Restoring {
-    /// Counts `function`'s `partition` as restoring while `restore` runs.
-    pub(super) fn during<T>(
+    /// Counts `function`'s `partition` as restoring while `restore` runs, which tells
+    /// the progress function it is given how far it has come (what it read, and the most
+    /// it will), which is logged every so often.
+    fn during<T>(
         &self,
         function: &str,
         partition: u32,
-        restore: impl FnOnce() -> T,
+        restore: impl FnOnce(&mut dyn FnMut(&Pending, u64)) -> T,
     ) -> T {
         let key = (function.to_owned(), partition);
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        let result = restore();
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        let started = std::time::Instant::now();
+        self.lock().insert(
+            key.clone(),
+            Restore {
+                partition,
+                records: 0,
+                of: 0,
+                bytes: 0,
+                started_ms: now_ms(),
+            },
+        );
+        let mut reported = started;
+        let mut progress = |pending: &Pending, of: u64| {
+            if let Some(restore) = self.lock().get_mut(&key) {
+                (restore.records, restore.bytes, restore.of) = (pending.records, pending.bytes, of);
+            }
+            if reported.elapsed() >= RESTORE_REPORT_EVERY {
+                reported = std::time::Instant::now();
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    function,
+                    partition,
+                    records = pending.records,
+                    of,
+                    mb = pending.bytes as f64 / 1e6,
+                    mb_per_s = pending.bytes as f64 / 1e6 / seconds,
+                    "restoring state: {:.0}% of the changelog read",
+                    100.0 * pending.records as f64 / of.max(1) as f64
+                );
+            }
+        };
+        let result = restore(&mut progress);
+        self.lock().remove(&key);
         result
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u32), Restore>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().len()
     }
 
     fn contains(&self, function: &str, partition: u32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(function.to_owned(), partition))
+        self.lock().contains_key(&(function.to_owned(), partition))
+    }
+
+    /// The restores of `function` under way.
+    fn of(&self, function: &str) -> Vec<Restore> {
+        self.lock()
+            .iter()
+            .filter(|((f, _), _)| f == function)
+            .map(|(_, restore)| restore.clone())
+            .collect()
     }
 }
 
@@ -103,6 +153,19 @@ impl KafkaBackend {
         let cluster = KafkaCluster::connect(options)?;
         let membership = Membership::start(&cluster, opener.replica, opener.admin)?;
         let registry = KafkaRegistryStore::open(cluster.clone(), local.clone())?;
+        let copies = Arc::new(Copies::default());
+        let standby = match cluster.options.standby_replicas {
+            0 => None,
+            replicas => Some(Standby::start(
+                cluster.clone(),
+                local.clone(),
+                membership.clone(),
+                copies.clone(),
+                opener.metrics.clone(),
+                opener.replica,
+                replicas as usize,
+            )?),
+        };
         Ok(KafkaBackend {
             cluster,
             local,
@@ -111,6 +174,8 @@ impl KafkaBackend {
             registry,
             metrics: opener.metrics.clone(),
             restoring: Arc::default(),
+            copies,
+            standby,
         })
     }
 
@@ -249,6 +314,16 @@ impl Backend for KafkaBackend {
         self.restoring.len()
     }
 
+    fn restores(&self, function: &str) -> Vec<Restore> {
+        self.restoring.of(function)
+    }
+
+    fn standbys(&self, function: &str) -> Vec<(u32, u64)> {
+        self.standby
+            .as_ref()
+            .map_or_else(Vec::new, |standby| standby.of(function))
+    }
+
     fn state_at(&self, function: &str, partition: u32) -> Result<StateAt> {
         if self.restoring.contains(function, partition) {
             return Ok(StateAt::Unavailable(format!(
@@ -315,6 +390,9 @@ impl Backend for KafkaBackend {
     }
 
     fn shutdown(&self) {
+        if let Some(standby) = &self.standby {
+            standby.stop();
+        }
         self.registry.stop();
         self.membership.stop();
     }

@@ -22,6 +22,7 @@ use super::cluster::{KafkaCluster, REQUEST_TIMEOUT};
 use super::denied::{Resource, code_of, explain};
 use super::membership::Assignments;
 use super::records::{BaseProducer, Deliveries, record_of};
+use super::standby::Copies;
 use super::{KafkaBackend, Restoring};
 use crate::log::Backend as _;
 use crate::log::embedded::EmbeddedLog;
@@ -100,6 +101,7 @@ pub(super) struct KafkaSource {
     changes: Arc<Mutex<Vec<Change>>>,
     metrics: Arc<Metrics>,
     restoring: Arc<Restoring>,
+    copies: Arc<Copies>,
     pub(super) producer: BaseProducer,
     announced: Arc<Assignments>,
     pub(super) assignment: Assignment,
@@ -192,6 +194,7 @@ impl KafkaSource {
             changes,
             metrics: backend.metrics.clone(),
             restoring: backend.restoring.clone(),
+            copies: backend.copies.clone(),
             producer,
             announced: backend.membership.assignments.clone(),
             assignment: Assignment::new(inputs),
@@ -361,6 +364,8 @@ impl KafkaSource {
             }
         }
         for partition in self.assignment.whole() {
+            // A standby copy written meanwhile is finished first; none is written after.
+            self.copies.run(&self.function, partition);
             self.restore(partition)?;
             self.positions
                 .insert(partition, self.committed_positions(partition)?);
@@ -417,6 +422,7 @@ impl KafkaSource {
         self.positions.remove(&partition);
         self.cursors.remove(&partition);
         self.changelog().checkpoint(partition);
+        self.copies.give_up(&self.function, partition);
         tracing::info!(function = %self.function, partition, "partition revoked");
     }
 
@@ -468,10 +474,10 @@ impl KafkaSource {
     fn restore(&mut self, partition: u32) -> Result<()> {
         let started = Instant::now();
         let restoring = self.restoring.clone();
-        let result = restoring.during(&self.function, partition, || {
-            self.changelog().restore(partition)
+        let result = restoring.during(&self.function, partition, |progress| {
+            self.changelog().restore(partition, progress)
         });
-        let Some(restored) = result? else {
+        let Some((records, bytes)) = result? else {
             return Ok(());
         };
         let labels = NameLabels {
@@ -481,8 +487,21 @@ impl KafkaSource {
         self.metrics
             .restored_records
             .get_or_create(&labels)
-            .inc_by(restored);
-        tracing::info!(function = %self.function, partition, restored, millis = started.elapsed().as_millis() as u64, "state restored");
+            .inc_by(records);
+        self.metrics
+            .restored_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes);
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            function = %self.function,
+            partition,
+            records,
+            mb = bytes as f64 / 1e6,
+            seconds,
+            mb_per_s = bytes as f64 / 1e6 / seconds,
+            "state restored"
+        );
         Ok(())
     }
 
