@@ -1,5 +1,6 @@
 //! Committed values of one partition already read, shared by every batch of the runner
-//! that owns the partition, so a hot key is read from the store once.
+//! that owns the partition, so a hot key is read from the store once; bounded in bytes,
+//! with what is not read again aging out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,28 +14,99 @@ use super::CommittedState;
 /// its commits are applied here the cache stays exact.
 #[derive(Clone, Default)]
 pub struct StateCache {
-    entries: Arc<Mutex<CacheMap>>,
+    entries: Arc<Mutex<Generations>>,
 }
 
-/// Keys to their committed value, or to `None` when known to be absent.
-type CacheMap = HashMap<Vec<u8>, Option<Vec<u8>>>;
+/// Bytes of keys and values one partition's cache holds at most, whatever their sizes.
+pub const CACHE_BYTES: usize = 256 << 20;
 
-/// Entries a partition's cache holds before it starts over.
-const CACHE_ENTRIES: usize = 250_000;
+/// What an entry costs besides its key and value: the map's slot and two allocations.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Keys to their committed value, or to `None` when known to be absent, in two
+/// generations: entries go into the young one, and when it holds half the budget it
+/// becomes the old one and the old one is dropped. An old entry read again moves back
+/// to the young one, so what is read often stays, and what is not ages out, at the cost
+/// of a map lookup or two, with no list to keep in order.
+struct Generations {
+    young: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    old: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    young_bytes: usize,
+    budget: usize,
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations::with_budget(CACHE_BYTES)
+    }
+}
+
+fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD
+}
+
+impl Generations {
+    fn with_budget(budget: usize) -> Self {
+        Generations {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            young_bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(value) = self.young.get(key) {
+            return Some(value.clone());
+        }
+        let (key, value) = self.old.remove_entry(key)?;
+        let found = value.clone();
+        self.put(key, value);
+        Some(found)
+    }
+
+    /// Holds `value` under `key`; the old generation forgets the key, so a lookup never
+    /// finds a value a later write replaced.
+    fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let bytes = entry_bytes(&key, &value);
+        if self.young_bytes + bytes > self.budget / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.young_bytes = 0;
+        }
+        self.old.remove(&key);
+        self.young_bytes += bytes;
+        if let Some(replaced) = self.young.insert(key, value) {
+            self.young_bytes -= replaced.as_ref().map_or(0, Vec::len);
+        }
+    }
+
+    /// Bytes held, roughly: keys, values and what each entry costs besides.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.young
+            .iter()
+            .chain(&self.old)
+            .map(|(k, v)| entry_bytes(k, v))
+            .sum()
+    }
+
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+        self.young_bytes = 0;
+    }
+}
 
 impl StateCache {
-    fn lock(&self) -> MutexGuard<'_, CacheMap> {
+    fn lock(&self) -> MutexGuard<'_, Generations> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Applies committed writes.
     pub fn apply(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
         let mut entries = self.lock();
-        if entries.len() + writes.len() > CACHE_ENTRIES {
-            entries.clear();
-        }
         for (key, value) in writes {
-            entries.insert(key.clone(), value.clone());
+            entries.put(key.clone(), value.clone());
         }
     }
 
@@ -60,13 +132,10 @@ struct CachedState {
 impl CommittedState for CachedState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(value) = self.cache.lock().get(key) {
-            return Ok(value.clone());
+            return Ok(value);
         }
         let value = self.base.get(key)?;
-        let mut entries = self.cache.lock();
-        if entries.len() < CACHE_ENTRIES {
-            entries.insert(key.to_vec(), value.clone());
-        }
+        self.cache.lock().put(key.to_vec(), value.clone());
         Ok(value)
     }
 
@@ -128,5 +197,44 @@ mod tests {
         cache.clear();
         let view = cache.over(committed(&[("a", "1")]));
         assert_eq!(view.get(b"a").expect("get"), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn the_cache_holds_its_budget_whatever_the_sizes_of_values() {
+        let budget = 1 << 20;
+        let mut cache = Generations::with_budget(budget);
+        for i in 0..10_000u32 {
+            cache.put(i.to_be_bytes().to_vec(), Some(vec![7; 10_000]));
+            assert!(cache.bytes() <= budget + 10_100, "{} bytes", cache.bytes());
+        }
+        let last = 9_999u32.to_be_bytes();
+        assert_eq!(cache.get(&last), Some(Some(vec![7; 10_000])));
+        assert_eq!(cache.get(&0u32.to_be_bytes()), None, "aged out");
+    }
+
+    #[test]
+    fn a_key_read_again_stays_and_a_later_write_is_never_hidden_by_an_older_one() {
+        let mut cache = Generations::with_budget(64 * (ENTRY_OVERHEAD + 9));
+        cache.put(b"hot".to_vec(), Some(b"v1".to_vec()));
+        cache.put(b"gone".to_vec(), None);
+        for i in 0..200u32 {
+            cache.put(format!("k{i:04}").into_bytes(), Some(b"x".to_vec()));
+            assert_eq!(cache.get(b"hot"), Some(Some(b"v1".to_vec())), "read often");
+        }
+        assert_eq!(cache.get(b"gone"), None, "not read again: aged out");
+        // A key written again while its older value sits in the old generation.
+        let mut cache = Generations::with_budget(2 * 4 * (ENTRY_OVERHEAD + 4));
+        for key in ["k1", "a1", "b1", "c1", "d1"] {
+            cache.put(key.as_bytes().to_vec(), Some(b"v1".to_vec()));
+        }
+        assert!(
+            cache.old.contains_key(b"k1".as_slice()),
+            "k1 aged into the old one"
+        );
+        cache.put(b"k1".to_vec(), Some(b"v2".to_vec()));
+        assert!(!cache.old.contains_key(b"k1".as_slice()));
+        assert_eq!(cache.get(b"k1"), Some(Some(b"v2".to_vec())));
+        cache.put(b"hot".to_vec(), Some(b"v2".to_vec()));
+        assert_eq!(cache.get(b"hot"), Some(Some(b"v2".to_vec())));
     }
 }
