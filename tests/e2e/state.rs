@@ -53,3 +53,27 @@ fn fnctl_state_reads_the_committed_state_by_key_and_by_prefix() {
     let undeployed = replica.fnctl(&["state", "get", "nobody", "k1"]);
     assert!(!undeployed.status.success());
 }
+
+/// Without a cache of committed state (`fnctl serve --state-cache-mb 0`) every read goes
+/// to the store, and a second burst counts on from what the first committed.
+#[test]
+fn without_a_state_cache_reads_go_to_the_store_and_counts_hold() {
+    let dir = temp_dir();
+    let replica = Replica::start_with(&dir.path().join("replica"), &["--state-cache-mb", "0"]);
+    counts_in_state(&replica);
+    let lines: Vec<String> = (30..60)
+        .map(|i| serde_json::json!({"k": format!("k{}", i % 10), "i": i}).to_string())
+        .collect();
+    replica.produce("events", &lines, &["--key-field", "k"]);
+    replica.wait_drained("counter", std::time::Duration::from_secs(120));
+    for k in 0..10 {
+        let key = format!("k{k}");
+        assert_eq!(
+            replica.ok(&["state", "get", "counter", &key]).trim(),
+            "6",
+            "{key}"
+        );
+    }
+    let outputs = replica.consume("out");
+    assert_eq!(outputs.len(), 60);
+}

@@ -51,6 +51,10 @@ pub struct Serve {
     /// turns on them; a partition runs on one worker at a time. Default: one per core.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
+    /// Megabytes of committed state values each partition's runner keeps in memory at
+    /// most, whatever their sizes (0: none; each read goes to the local store).
+    #[arg(long, value_name = "MB", default_value_t = (streamfn_host::state::cache::CACHE_BYTES >> 20) as u64)]
+    state_cache_mb: u64,
     /// Largest record accepted, in bytes (key, value and headers).
     #[arg(long, default_value_t = 1 << 20)]
     max_record_bytes: usize,
@@ -147,6 +151,11 @@ impl Serve {
                 .workers
                 .map_or_else(streamfn_host::replica::default_workers, usize::from),
             schema_registry,
+            state_cache_bytes: self
+                .state_cache_mb
+                .checked_mul(1 << 20)
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .context("--state-cache-mb is too large")?,
         };
         let replica = tokio::task::spawn_blocking(move || {
             Replica::open_with(&data_dir, mode, &admin, &settings)

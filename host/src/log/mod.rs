@@ -42,6 +42,8 @@ pub struct Opener<'a> {
     pub admin: &'a str,
     /// The replica's metrics.
     pub metrics: &'a Arc<Metrics>,
+    /// Bytes of committed state values each partition's runner keeps in memory at most.
+    pub state_cache_bytes: usize,
 }
 
 /// Opens the log of `mode`.

@@ -58,6 +58,9 @@ pub struct Settings {
     pub workers: usize,
     /// The schema registry of inputs in its formats, when there is one.
     pub schema_registry: Option<Arc<SchemaRegistry>>,
+    /// Bytes of committed state values each partition's runner keeps in memory at most
+    /// (0: none).
+    pub state_cache_bytes: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             max_instances: MAX_INSTANCES,
             workers: default_workers(),
             schema_registry: None,
+            state_cache_bytes: crate::state::cache::CACHE_BYTES,
         }
     }
 }
@@ -113,6 +117,7 @@ impl Replica {
             replica: &id,
             admin,
             metrics: &metrics,
+            state_cache_bytes: settings.state_cache_bytes,
         };
         let log = crate::log::open(mode, &opener)?;
         let registry = Registry::open(log.registry_store())?;

@@ -17,7 +17,8 @@ pub struct StateCache {
     entries: Arc<Mutex<Generations>>,
 }
 
-/// Bytes of keys and values one partition's cache holds at most, whatever their sizes.
+/// Bytes of keys and values one partition's cache holds at most by default, whatever
+/// their sizes (`fnctl serve --state-cache-mb`).
 pub const CACHE_BYTES: usize = 256 << 20;
 
 /// What an entry costs besides its key and value: the map's slot and two allocations.
@@ -98,6 +99,13 @@ impl Generations {
 }
 
 impl StateCache {
+    /// A cache holding at most `bytes` of keys and values; none with 0.
+    pub fn new(bytes: usize) -> Self {
+        StateCache {
+            entries: Arc::new(Mutex::new(Generations::with_budget(bytes))),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Generations> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,6 +113,9 @@ impl StateCache {
     /// Applies committed writes.
     pub fn apply(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
         let mut entries = self.lock();
+        if entries.budget == 0 {
+            return;
+        }
         for (key, value) in writes {
             entries.put(key.clone(), value.clone());
         }
@@ -117,6 +128,9 @@ impl StateCache {
 
     /// `base` with reads of single keys served from this cache.
     pub fn over(&self, base: Box<dyn CommittedState>) -> Box<dyn CommittedState> {
+        if self.lock().budget == 0 {
+            return base;
+        }
         Box::new(CachedState {
             cache: self.clone(),
             base,

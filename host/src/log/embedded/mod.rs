@@ -40,6 +40,7 @@ use crate::runner::{Source, Sources};
 pub struct EmbeddedBackend {
     log: Arc<EmbeddedLog>,
     replica: String,
+    state_cache_bytes: usize,
 }
 
 impl EmbeddedBackend {
@@ -48,6 +49,7 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend {
             log: Arc::new(EmbeddedLog::open(opener.dir, config)?),
             replica: opener.replica.to_owned(),
+            state_cache_bytes: opener.state_cache_bytes,
         })
     }
 
@@ -99,6 +101,7 @@ impl Sources for EmbeddedBackend {
         Ok(Box::new(EmbeddedSource::new(
             self.log.clone(),
             deployment.spec.clone(),
+            self.state_cache_bytes,
         )?))
     }
 

@@ -29,6 +29,8 @@ pub(super) struct EmbeddedSource {
     /// When the input pattern was last matched against the topics.
     matched_at: Instant,
     caches: BTreeMap<u32, StateCache>,
+    /// Bytes each partition's cache holds at most.
+    cache_bytes: usize,
     /// Committed positions of the partitions read so far; only this source commits them.
     committed: BTreeMap<u32, Positions>,
     /// Where each partition reads next.
@@ -37,13 +39,14 @@ pub(super) struct EmbeddedSource {
 }
 
 impl EmbeddedSource {
-    pub(super) fn new(log: Arc<EmbeddedLog>, spec: DeploySpec) -> Result<Self> {
+    pub(super) fn new(log: Arc<EmbeddedLog>, spec: DeploySpec, cache_bytes: usize) -> Result<Self> {
         let mut source = EmbeddedSource {
             log,
             spec,
             inputs: Vec::new(),
             matched_at: Instant::now(),
             caches: BTreeMap::new(),
+            cache_bytes,
             committed: BTreeMap::new(),
             cursors: BTreeMap::new(),
             generation: 0,
@@ -149,7 +152,10 @@ impl Source for EmbeddedSource {
     }
 
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
-        let cache = self.caches.entry(partition).or_default();
+        let cache = self
+            .caches
+            .entry(partition)
+            .or_insert_with(|| StateCache::new(self.cache_bytes));
         let state = cache.over(self.log.partition_state(&self.spec.name, partition)?);
         Ok((state, self.log.stream_time(&self.spec.name, partition)?))
     }
@@ -157,7 +163,10 @@ impl Source for EmbeddedSource {
     fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
         let result = self.log.commit(&commits);
         for commit in &commits {
-            let cache = self.caches.entry(commit.partition).or_default();
+            let cache = self
+                .caches
+                .entry(commit.partition)
+                .or_insert_with(|| StateCache::new(self.cache_bytes));
             match &result {
                 Ok(()) => cache.apply(&commit.effects.state),
                 Err(_) => cache.clear(),

@@ -15,6 +15,7 @@ use super::records::{flush, send_record};
 use super::source::KafkaSource;
 use crate::model::effects::{Commit, Effects};
 use crate::model::partitioner::partition_for;
+use crate::state::cache::StateCache;
 
 impl KafkaSource {
     /// Commits `commits`, then moves each partition's committed positions and buffers
@@ -56,7 +57,7 @@ impl KafkaSource {
             let partition = commit.partition;
             self.caches
                 .entry(partition)
-                .or_default()
+                .or_insert_with(|| StateCache::new(self.cache_bytes))
                 .apply(&commit.effects.state);
             for (topic, next) in &commit.offsets {
                 self.buffers.committed(topic, partition, *next);

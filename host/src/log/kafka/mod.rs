@@ -63,6 +63,8 @@ pub struct KafkaBackend {
     copies: Arc<Copies>,
     /// The standby copies kept here, when the replica keeps any.
     standby: Option<Standby>,
+    /// Bytes each partition's cache of committed state holds at most.
+    state_cache_bytes: usize,
 }
 
 /// The function partitions whose state this replica is restoring from their changelogs,
@@ -176,6 +178,7 @@ impl KafkaBackend {
             restoring: Arc::default(),
             copies,
             standby,
+            state_cache_bytes: opener.state_cache_bytes,
         })
     }
 

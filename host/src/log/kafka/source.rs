@@ -111,6 +111,8 @@ pub(super) struct KafkaSource {
     pub(super) cursors: BTreeMap<u32, Positions>,
     pub(super) buffers: Buffers,
     pub(super) caches: BTreeMap<u32, StateCache>,
+    /// Bytes each partition's cache holds at most.
+    pub(super) cache_bytes: usize,
     /// Since when a partition waits for one of its co-partitioned inputs.
     waiting: BTreeMap<u32, Instant>,
     /// Input partitions' ends as last asked of the broker, and when.
@@ -202,6 +204,7 @@ impl KafkaSource {
             cursors: BTreeMap::new(),
             buffers: Buffers::default(),
             caches: BTreeMap::new(),
+            cache_bytes: backend.state_cache_bytes,
             waiting: BTreeMap::new(),
             known_ends: BTreeMap::new(),
             broken: None,
@@ -567,7 +570,10 @@ impl Source for KafkaSource {
     }
 
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
-        let cache = self.caches.entry(partition).or_default();
+        let cache = self
+            .caches
+            .entry(partition)
+            .or_insert_with(|| StateCache::new(self.cache_bytes));
         let state = cache.over(self.local.partition_state(&self.function, partition)?);
         Ok((state, self.local.stream_time(&self.function, partition)?))
     }
