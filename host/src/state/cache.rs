@@ -76,8 +76,9 @@ impl Generations {
         }
         self.old.remove(&key);
         self.young_bytes += bytes;
+        let key_bytes = key.len();
         if let Some(replaced) = self.young.insert(key, value) {
-            self.young_bytes -= replaced.as_ref().map_or(0, Vec::len);
+            self.young_bytes -= key_bytes + replaced.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
         }
     }
 
@@ -211,6 +212,16 @@ mod tests {
         cache.clear();
         let view = cache.over(committed(&[("a", "1")]));
         assert_eq!(view.get(b"a").expect("get"), Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn a_key_written_again_and_again_is_counted_once() {
+        let mut cache = Generations::with_budget(1 << 20);
+        for i in 0..100_000u32 {
+            cache.put(b"hot".to_vec(), Some(i.to_be_bytes().to_vec()));
+        }
+        assert_eq!(cache.young_bytes, cache.bytes());
+        assert!(cache.old.is_empty(), "one entry never fills a generation");
     }
 
     #[test]
