@@ -144,9 +144,12 @@ pub struct PartitionStatus {
     pub end: u64,
     /// Records not yet handled.
     pub lag: u64,
-    /// The replica that runs it.
+    /// The replica that runs it ([`NO_OWNER`] when none does now).
     pub owner: String,
 }
+
+/// The owner of a partition no replica runs now, as during a rebalance.
+pub const NO_OWNER: &str = "-";
 
 impl PartitionStatus {
     /// The status of `topic`'s `partition` holding offsets `start..end`, where the

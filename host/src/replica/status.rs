@@ -227,8 +227,9 @@ impl Replica {
     }
 
     /// How far the replay `deployment` was made for has come on `partitions`: a partition
-    /// run here that has not carried it out yet is waiting; one that has (or that another
-    /// replica runs) has what lies between its committed offset and where it ended left.
+    /// run here that has not carried it out yet is waiting, and so is one no replica runs
+    /// now (as while a new version takes over); one that has (or that another replica
+    /// runs) has what lies between its committed offset and where it ended left.
     fn replay_progress(
         &self,
         deployment: &Deployment,
@@ -240,8 +241,11 @@ impl Replica {
         let name = &deployment.spec.name;
         let (mut waiting, mut left) = (0, 0);
         for p in partitions {
-            let moved = p.owner != self.id
-                || self.log.replayed(name, p.partition)? >= Some(deployment.version);
+            let moved = if p.owner == self.id {
+                self.log.replayed(name, p.partition)? >= Some(deployment.version)
+            } else {
+                p.owner != crate::log::NO_OWNER
+            };
             if !moved {
                 waiting += 1;
                 continue;

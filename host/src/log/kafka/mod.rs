@@ -288,7 +288,7 @@ impl Backend for KafkaBackend {
                 let owner = self
                     .membership
                     .owner(name, partition)
-                    .unwrap_or_else(|| "-".to_owned());
+                    .unwrap_or_else(|| crate::log::NO_OWNER.to_owned());
                 partitions.push(PartitionStatus::new(
                     input,
                     partition,
