@@ -74,6 +74,7 @@ impl KafkaSource {
                 let _ = self.producer.abort_transaction(REQUEST_TIMEOUT);
                 return Err(err);
             }
+            self.await_offsets(partition, &targets);
         } else {
             send(self)?;
             flush(&self.producer, REQUEST_TIMEOUT)?;
@@ -106,6 +107,28 @@ impl KafkaSource {
         }
         tracing::info!(function = %self.function, partition, version, "replay carried out");
         Ok(())
+    }
+
+    /// Waits (a while at most) until the group's offsets of `partition` read as `targets`:
+    /// a committed transaction's offsets show once its markers are written, a moment
+    /// after the commit returns, and until then status would read the partition as
+    /// having read everything again.
+    fn await_offsets(&self, partition: u32, targets: &[(String, u64)]) {
+        let started = std::time::Instant::now();
+        let shown = || {
+            targets.iter().all(|(topic, offset)| {
+                self.cluster
+                    .group_offsets(&self.function, topic, partition + 1)
+                    .is_ok_and(|offsets| offsets.get(partition as usize) == Some(&Some(*offset)))
+            })
+        };
+        while !shown() {
+            if started.elapsed() >= REQUEST_TIMEOUT {
+                tracing::warn!(function = %self.function, partition, "the replay's offsets do not show yet; status may read the partition as replayed");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// The offset of the first record of `topic`'s `partition` stamped at or after
