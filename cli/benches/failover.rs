@@ -249,12 +249,8 @@ fn main() -> Result<()> {
     }
     let mb = env_number("STREAMFN_BENCH_STATE_MB", 1024);
     let runs = env_number("STREAMFN_BENCH_RUNS", 3) as usize;
-    let table = root().join("target/wasm32-wasip2/release/test_table.wasm");
-    anyhow::ensure!(
-        table.exists(),
-        "{} is missing: run scripts/build",
-        table.display()
-    );
+    let table =
+        streamfn_demo::topology::guest(&root().join("target/wasm32-wasip2/release"), "test-table")?;
     let dir = tempfile::Builder::new()
         .prefix("streamfn-failover")
         .tempdir()?;

@@ -14,8 +14,8 @@ use crate::support::{Replica, counts_by_key, guest, temp_dir, wait_for};
 /// Event time of the first record.
 const T0: i64 = 1_767_225_600_000;
 
-/// Creates `events` with `partitions` and deploys the counter `name` writing to `to`,
-/// with further `deploy` arguments.
+/// Deploys the counter `name` over `events`, writing to `to`, with further `deploy`
+/// arguments.
 fn counter(replica: &Replica, name: &str, to: &str, extra: &[&str]) {
     let config = format!("to={to}");
     let mut args = vec!["--input", "events", "--output", to, "--config", &config];

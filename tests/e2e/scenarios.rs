@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::support::{Replica, counts_exactly_once, guest, header, wait_for};
+use crate::support::{Replica, counts_exactly_once, guest, header, value, wait_for};
 
 /// Checks a pattern subscription on `replica`, whose log makes the topics: what it reads
 /// before and after a topic that matches is created, and what status lists.
@@ -227,10 +227,7 @@ pub fn a_canary_its_promotion_and_a_rollback_count_every_record_once(replica: &R
 
     let total = CHUNKS * PER_CHUNK;
     let outputs = replica.consume("out");
-    let values: Vec<&str> = outputs
-        .iter()
-        .map(|r| r["value"].as_str().expect("a value"))
-        .collect();
+    let values: Vec<&str> = outputs.iter().map(value).collect();
     counts_exactly_once(values, KEYS, total).expect("every record counted once");
     let partition_of = partitions_of_keys(replica, "events");
     let mut labels: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();

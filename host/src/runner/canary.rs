@@ -13,7 +13,12 @@ impl Runner {
         let Some(deployment) = self.active.as_ref().map(|a| a.deployment()) else {
             return;
         };
-        let Some(canary) = &deployment.canary else {
+        // Only a canary with a bound is judged: the figures are not read otherwise.
+        let Some(canary) = deployment
+            .canary
+            .as_ref()
+            .filter(|c| c.max_failure_rate.is_some())
+        else {
             return;
         };
         let figures = self.context.metrics.figures(&self.name, deployment.version);

@@ -100,10 +100,9 @@ impl Runner {
         let Some(active) = self.active.as_ref() else {
             return Ok(());
         };
-        let Some(replay) = active.deployment().replay.clone() else {
+        if active.deployment().replay.is_none() {
             return Ok(());
-        };
-        let version = active.deployment().version;
+        }
         let pending: Vec<u32> = partitions
             .iter()
             .filter(|p| !active.replayed.contains(p))
@@ -112,6 +111,10 @@ impl Runner {
         if pending.is_empty() {
             return Ok(());
         }
+        let version = active.deployment().version;
+        let Some(replay) = active.deployment().replay.clone() else {
+            return Ok(());
+        };
         self.settle()?;
         let Some(active) = self.active.as_mut() else {
             return Ok(());

@@ -12,9 +12,11 @@ use super::CommittedState;
 /// Values of one partition's committed state already read, shared by every batch of the
 /// runner that owns the partition. Only that runner writes the partition's state, so once
 /// its commits are applied here the cache stays exact.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StateCache {
     entries: Arc<Mutex<Generations>>,
+    /// The bytes it holds at most; 0 for no cache.
+    bytes: usize,
 }
 
 /// Bytes of keys and values one partition's cache holds at most by default, whatever
@@ -34,12 +36,6 @@ struct Generations {
     old: HashMap<Vec<u8>, Option<Vec<u8>>>,
     young_bytes: usize,
     budget: usize,
-}
-
-impl Default for Generations {
-    fn default() -> Self {
-        Generations::with_budget(CACHE_BYTES)
-    }
 }
 
 fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> usize {
@@ -78,7 +74,7 @@ impl Generations {
         self.young_bytes += bytes;
         let key_bytes = key.len();
         if let Some(replaced) = self.young.insert(key, value) {
-            self.young_bytes -= key_bytes + replaced.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+            self.young_bytes -= key_bytes + entry_bytes(&[], &replaced);
         }
     }
 
@@ -104,6 +100,7 @@ impl StateCache {
     pub fn new(bytes: usize) -> Self {
         StateCache {
             entries: Arc::new(Mutex::new(Generations::with_budget(bytes))),
+            bytes,
         }
     }
 
@@ -113,10 +110,10 @@ impl StateCache {
 
     /// Applies committed writes.
     pub fn apply(&self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        let mut entries = self.lock();
-        if entries.budget == 0 {
+        if self.bytes == 0 {
             return;
         }
+        let mut entries = self.lock();
         for (key, value) in writes {
             entries.put(key.clone(), value.clone());
         }
@@ -129,7 +126,7 @@ impl StateCache {
 
     /// `base` with reads of single keys served from this cache.
     pub fn over(&self, base: Box<dyn CommittedState>) -> Box<dyn CommittedState> {
-        if self.lock().budget == 0 {
+        if self.bytes == 0 {
             return base;
         }
         Box::new(CachedState {
@@ -197,7 +194,7 @@ mod tests {
 
     #[test]
     fn committed_writes_are_served_from_the_cache_and_a_clear_reads_the_store_again() {
-        let cache = StateCache::default();
+        let cache = StateCache::new(CACHE_BYTES);
         let view = cache.over(committed(&[("a", "1")]));
         assert_eq!(view.get(b"a").expect("get"), Some(b"1".to_vec()));
         assert_eq!(view.get(b"gone").expect("get"), None);

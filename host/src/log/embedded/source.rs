@@ -55,6 +55,14 @@ impl EmbeddedSource {
         Ok(source)
     }
 
+    /// The cache of `partition`'s committed state.
+    fn cache(&mut self, partition: u32) -> &StateCache {
+        let bytes = self.cache_bytes;
+        self.caches
+            .entry(partition)
+            .or_insert_with(|| StateCache::new(bytes))
+    }
+
     /// Takes the function's inputs as they are now: its named topics and those its
     /// pattern matches.
     fn match_inputs(&mut self) -> Result<()> {
@@ -152,21 +160,15 @@ impl Source for EmbeddedSource {
     }
 
     fn state(&mut self, partition: u32) -> Result<(Box<dyn CommittedState>, i64)> {
-        let cache = self
-            .caches
-            .entry(partition)
-            .or_insert_with(|| StateCache::new(self.cache_bytes));
-        let state = cache.over(self.log.partition_state(&self.spec.name, partition)?);
+        let committed = self.log.partition_state(&self.spec.name, partition)?;
+        let state = self.cache(partition).over(committed);
         Ok((state, self.log.stream_time(&self.spec.name, partition)?))
     }
 
     fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
         let result = self.log.commit(&commits);
         for commit in &commits {
-            let cache = self
-                .caches
-                .entry(commit.partition)
-                .or_insert_with(|| StateCache::new(self.cache_bytes));
+            let cache = self.cache(commit.partition);
             match &result {
                 Ok(()) => cache.apply(&commit.effects.state),
                 Err(_) => cache.clear(),

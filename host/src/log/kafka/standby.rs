@@ -293,37 +293,17 @@ impl Following {
             {
                 continue;
             }
-            let changelog = Changelog {
-                cluster: &self.cluster,
-                local: &self.local,
-                function,
-            };
-            let (low, high) = self
-                .cluster
-                .watermarks(&changelog_topic(function), *partition)?;
-            let Some(from) = self.copies.copy(function, *partition, || {
-                changelog.start(*partition, low, high)
-            }) else {
-                continue;
-            };
-            let from = from?;
-            let follower = match self.followers.entry(function.clone()) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => entry.insert(Follower {
-                    reader: changelog_reader(&self.cluster, function)?,
-                    partitions: BTreeMap::new(),
-                }),
-            };
-            follower.partitions.insert(
-                *partition,
-                Followed {
-                    pending: Pending::default(),
-                    reached: from,
-                    behind: high.saturating_sub(from),
-                },
-            );
-            changed.insert(function.clone());
-            tracing::info!(function = %function, partition, from, behind = high.saturating_sub(from), "following a standby copy");
+            // One partition that cannot be followed now is tried again at the next
+            // look; the others, and the reader's assignment, go on.
+            match self.follow(function, *partition) {
+                Ok(true) => {
+                    changed.insert(function.clone());
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(function = %function, partition, "standby copy not followed yet: {err:#}");
+                }
+            }
         }
         for function in changed {
             let Some(follower) = self.followers.get(&function) else {
@@ -354,6 +334,42 @@ impl Following {
         }
         *self.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
         Ok(())
+    }
+
+    /// Starts following `function`'s `partition` from its copy's checkpoint; false when
+    /// the partition runs here.
+    fn follow(&mut self, function: &str, partition: u32) -> Result<bool> {
+        let changelog = Changelog {
+            cluster: &self.cluster,
+            local: &self.local,
+            function,
+        };
+        let (low, high) = self
+            .cluster
+            .watermarks(&changelog_topic(function), partition)?;
+        let Some(from) = self.copies.copy(function, partition, || {
+            changelog.start(partition, low, high)
+        }) else {
+            return Ok(false);
+        };
+        let from = from?;
+        let follower = match self.followers.entry(function.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(Follower {
+                reader: changelog_reader(&self.cluster, function)?,
+                partitions: BTreeMap::new(),
+            }),
+        };
+        follower.partitions.insert(
+            partition,
+            Followed {
+                pending: Pending::default(),
+                reached: from,
+                behind: high.saturating_sub(from),
+            },
+        );
+        tracing::info!(function = %function, partition, from, behind = high.saturating_sub(from), "following a standby copy");
+        Ok(true)
     }
 
     /// Reads what the followed changelogs have, for a moment each.
