@@ -11,7 +11,7 @@ use super::wire::{CanaryRequest, RollbackRequest, UploadResponse};
 use super::{Api, ApiError, ApiResult, blocking};
 use crate::logbook::LogEntry;
 use crate::model::deployment::{DeploySpec, Deployment, Replay};
-use crate::replica::{FunctionStatus, VersionInfo};
+use crate::replica::{FunctionStatus, Replica, VersionInfo};
 
 pub(super) async fn upload(
     State(api): State<Api>,
@@ -34,18 +34,25 @@ pub(super) async fn upload(
     .await
 }
 
+/// Has the replica make a new version with `work`: 201 with it, or 422 with why the
+/// replica refused.
+async fn new_version(
+    api: Api,
+    work: impl FnOnce(&Replica) -> anyhow::Result<Deployment> + Send + 'static,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    blocking(move || {
+        let deployment =
+            work(&api.replica).map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
+        Ok((StatusCode::CREATED, Json(deployment)))
+    })
+    .await
+}
+
 pub(super) async fn deploy(
     State(api): State<Api>,
     Json(spec): Json<DeploySpec>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
-    blocking(move || {
-        let deployment = api
-            .replica
-            .deploy(spec)
-            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
-        Ok((StatusCode::CREATED, Json(deployment)))
-    })
-    .await
+    new_version(api, move |replica| replica.deploy(spec)).await
 }
 
 pub(super) async fn canary(
@@ -53,18 +60,14 @@ pub(super) async fn canary(
     Path(name): Path<String>,
     Json(request): Json<CanaryRequest>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
-    blocking(move || {
-        if request.spec.name != name {
-            return Err(ApiError::bad(format!(
-                "the canary is of {name}, and its deployment names {}",
-                request.spec.name
-            )));
-        }
-        let deployment = api
-            .replica
-            .deploy_canary(request.spec, request.percent, request.max_failure_rate)
-            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
-        Ok((StatusCode::CREATED, Json(deployment)))
+    if request.spec.name != name {
+        return Err(ApiError::bad(format!(
+            "the canary is of {name}, and its deployment names {}",
+            request.spec.name
+        )));
+    }
+    new_version(api, move |replica| {
+        replica.deploy_canary(request.spec, request.percent, request.max_failure_rate)
     })
     .await
 }
@@ -130,14 +133,7 @@ pub(super) async fn replay(
     Path(name): Path<String>,
     Json(replay): Json<Replay>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
-    blocking(move || {
-        let deployment = api
-            .replica
-            .replay(&name, replay)
-            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
-        Ok((StatusCode::CREATED, Json(deployment)))
-    })
-    .await
+    new_version(api, move |replica| replica.replay(&name, replay)).await
 }
 
 pub(super) async fn rollback(
@@ -145,14 +141,7 @@ pub(super) async fn rollback(
     Path(name): Path<String>,
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
-    blocking(move || {
-        let deployment = api
-            .replica
-            .rollback(&name, request.to)
-            .map_err(|err| api.refused(err, StatusCode::UNPROCESSABLE_ENTITY))?;
-        Ok((StatusCode::CREATED, Json(deployment)))
-    })
-    .await
+    new_version(api, move |replica| replica.rollback(&name, request.to)).await
 }
 
 #[derive(Deserialize)]

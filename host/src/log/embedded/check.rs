@@ -434,49 +434,27 @@ fn documents(
     Ok(())
 }
 
-/// Copies the tables of plain numbers (offsets, stream times, timers, checkpoints) as
-/// they read.
+/// Copies the tables of plain numbers (offsets, stream times, timers, checkpoints,
+/// replays) as they read.
 fn copy_plain(read: &redb::ReadTransaction, to: &WriteTransaction) -> Result<()> {
-    catch_damage("copying offsets", || {
-        let mut out = to.open_table(OFFSETS)?;
-        for item in read.open_table(OFFSETS)?.iter()? {
-            let (k, v) = item?;
-            out.insert(k.value(), v.value())?;
-        }
-        Ok(())
-    })?;
-    catch_damage("copying stream times", || {
-        let mut out = to.open_table(STREAM_TIME)?;
-        for item in read.open_table(STREAM_TIME)?.iter()? {
-            let (k, v) = item?;
-            out.insert(k.value(), v.value())?;
-        }
-        Ok(())
-    })?;
-    catch_damage("copying timers", || {
-        let mut out = to.open_table(TIMERS)?;
-        for item in read.open_table(TIMERS)?.iter()? {
-            let (k, _) = item?;
-            out.insert(k.value(), ())?;
-        }
-        let mut out = to.open_table(TIMER_KEYS)?;
-        for item in read.open_table(TIMER_KEYS)?.iter()? {
-            let (k, v) = item?;
-            out.insert(k.value(), v.value())?;
-        }
-        Ok(())
-    })?;
-    catch_damage("copying checkpoints", || {
-        let mut out = to.open_table(CHECKPOINTS)?;
-        for item in read.open_table(CHECKPOINTS)?.iter()? {
-            let (k, v) = item?;
-            out.insert(k.value(), v.value())?;
-        }
-        Ok(())
-    })?;
-    catch_damage("copying replays", || {
-        let mut out = to.open_table(REPLAYS)?;
-        for item in read.open_table(REPLAYS)?.iter()? {
+    copy_table(read, to, "offsets", OFFSETS)?;
+    copy_table(read, to, "stream times", STREAM_TIME)?;
+    copy_table(read, to, "timers", TIMERS)?;
+    copy_table(read, to, "timers", TIMER_KEYS)?;
+    copy_table(read, to, "checkpoints", CHECKPOINTS)?;
+    copy_table(read, to, "replays", REPLAYS)
+}
+
+/// Copies `table` as it reads.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    to: &WriteTransaction,
+    what: &str,
+    table: redb::TableDefinition<K, V>,
+) -> Result<()> {
+    catch_damage(&format!("copying {what}"), || {
+        let mut out = to.open_table(table)?;
+        for item in read.open_table(table)?.iter()? {
             let (k, v) = item?;
             out.insert(k.value(), v.value())?;
         }

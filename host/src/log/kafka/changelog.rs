@@ -29,13 +29,20 @@ const RESTORE_CHUNK: usize = 10_000;
 /// Longest a restore waits for a record of the changelog before it gives up.
 const RESTORE_STALL: Duration = Duration::from_secs(60);
 
-/// The changelog records of `commit`: its state writes, timer changes and stream time.
-pub fn entries(commit: &Commit<'_>) -> Vec<Record> {
-    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| Record {
-        timestamp_ms: commit.stream_time_ms.max(0),
+/// A changelog record of `kind` under `key`, stamped with the stream time it leaves.
+fn entry_record(kind: u8, key: &[u8], value: Option<Vec<u8>>, stream_time_ms: i64) -> Record {
+    Record {
+        timestamp_ms: stream_time_ms.max(0),
         key: Some([&[kind][..], key].concat()),
         value,
         headers: Vec::new(),
+    }
+}
+
+/// The changelog records of `commit`: its state writes, timer changes and stream time.
+pub fn entries(commit: &Commit<'_>) -> Vec<Record> {
+    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| {
+        entry_record(kind, key, value, commit.stream_time_ms)
     };
     let effects = commit.effects;
     let mut records = Vec::with_capacity(effects.state.len() + effects.timers.len() + 1);
@@ -63,11 +70,8 @@ pub fn replay_entries(
     version: u32,
     stream_time_ms: i64,
 ) -> Vec<Record> {
-    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| Record {
-        timestamp_ms: stream_time_ms.max(0),
-        key: Some([&[kind][..], key].concat()),
-        value,
-        headers: Vec::new(),
+    let entry = |kind: u8, key: &[u8], value: Option<Vec<u8>>| {
+        entry_record(kind, key, value, stream_time_ms)
     };
     let mut records: Vec<Record> = keys
         .iter()
