@@ -34,11 +34,12 @@ impl Check {
             Format::Json => output::json(&report)?,
             Format::Text => {
                 println!(
-                    "{}: {} topics, {} records, {} state entries, {} deployments, {} components intact",
+                    "{}: {} topics, {} records, {} state entries and {} rows of recent state changes, {} deployments, {} components intact",
                     self.data_dir.display(),
                     report.topics,
                     report.records,
                     report.state_entries,
+                    report.journal_rows,
                     report.deployments,
                     report.components
                 );

@@ -56,10 +56,10 @@ pub fn scan_page<E>(
     limit: usize,
 ) -> Result<Entries, E> {
     let mut page = Vec::new();
-    for entry in entries {
-        if page.len() >= limit {
-            break;
-        }
+    let mut entries = entries;
+    // An entry is read only while the page has room: reading one can cost a check.
+    while page.len() < limit {
+        let Some(entry) = entries.next() else { break };
         let (key, value) = entry?;
         if !key.starts_with(prefix) {
             break;

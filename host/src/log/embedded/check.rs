@@ -14,11 +14,12 @@ use serde::Serialize;
 
 use super::EmbeddedLog;
 use super::frame;
+use super::journal::{self, Head};
 use super::records::record_name;
-use super::store::{LogConfig, STORE_FILE, catch_damage};
+use super::store::{LogConfig, catch_damage};
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, REPLAYS, STATE,
-    STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_HEADS, LOG, OFFSETS, PARTITIONS,
+    REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
 };
 use crate::model::record::Record;
 use crate::sandbox::sha256_hex;
@@ -32,6 +33,8 @@ pub struct CheckReport {
     pub records: u64,
     /// State entries read intact.
     pub state_entries: u64,
+    /// Rows of recent state changes read intact.
+    pub journal_rows: u64,
     /// Deployment histories read intact.
     pub deployments: usize,
     /// Components read intact.
@@ -148,6 +151,7 @@ fn walk(
         records(read, to, topic, report)?;
     }
     state(read, to, report)?;
+    journal(read, to, report)?;
     documents(read, to, report)?;
     if let Some(to) = to {
         copy_plain(read, to)?;
@@ -369,6 +373,81 @@ fn state(
             }
         }
     }
+}
+
+/// Every partition's journal of recent state changes, row by row; a salvage folds the
+/// intact rows into the state it copied, in order.
+fn journal(
+    read: &redb::ReadTransaction,
+    to: Option<&WriteTransaction>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let heads = catch_damage("reading the state journal", || {
+        Ok(read
+            .open_table(JOURNAL_HEADS)?
+            .iter()?
+            .map(|item| item.map(|(k, v)| (k.value().0.to_owned(), k.value().1, v.value())))
+            .collect::<Result<Vec<_>, _>>()?)
+    });
+    let heads = match heads {
+        Ok(heads) => heads,
+        Err(err) => {
+            report.damaged.push(format!("{err:#}"));
+            return Ok(());
+        }
+    };
+    let rows = read.open_table(JOURNAL)?;
+    for (function, partition, head) in heads {
+        let head = Head::from_row(head);
+        for seq in head.first..head.next {
+            let changes = catch_damage("reading the state journal", || {
+                Ok(rows
+                    .get((function.as_str(), partition, seq))?
+                    .and_then(|stored| {
+                        journal::open_row(&function, partition, seq, stored.value())
+                    }))
+            });
+            let Ok(Some(changes)) = changes else {
+                report.damaged.push(format!(
+                    "the state journal of function {function} partition {partition} at row {seq}"
+                ));
+                continue;
+            };
+            report.journal_rows += 1;
+            if let Some(to) = to {
+                fold_into(to, &function, partition, &changes)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `changes` to the salvaged state of `function`'s `partition`, and its size.
+fn fold_into(
+    to: &WriteTransaction,
+    function: &str,
+    partition: u32,
+    changes: &journal::Changes,
+) -> Result<()> {
+    let mut state = to.open_table(STATE)?;
+    let mut sizes = to.open_table(STATE_BYTES)?;
+    let mut held = sizes.get((function, partition))?.map_or(0, |v| v.value());
+    for (key, value) in changes {
+        let old = match value {
+            Some(value) => {
+                held += (key.len() + value.len()) as u64;
+                let sealed = frame::seal_state(function, partition, key, value);
+                state.insert((function, partition, key.as_slice()), sealed.as_slice())?
+            }
+            None => state.remove((function, partition, key.as_slice()))?,
+        };
+        if let Some(old) = old {
+            let old = old.value().len().saturating_sub(frame::SEAL_BYTES);
+            held = held.saturating_sub((key.len() + old) as u64);
+        }
+    }
+    sizes.insert((function, partition), held)?;
+    Ok(())
 }
 
 /// Deployment histories and components.

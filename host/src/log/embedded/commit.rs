@@ -1,7 +1,8 @@
-//! One batch's commit: output records, state changes, timer changes, input offsets and
-//! stream time, in a single durable transaction, and the offsets and stream time it
-//! leaves for the next batch. This is what makes processing on the
-//! embedded log exactly-once: after a crash either all of a batch is there or none of it.
+//! One batch's commit: output records, state changes (through the state journal), timer
+//! changes, input offsets and stream time, in a single durable transaction, and the
+//! offsets and stream time it leaves for the next batch. This is what makes processing on
+//! the embedded log exactly-once: after a crash either all of a batch is there or none of
+//! it.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +10,11 @@ use anyhow::{Context as _, Result};
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::frame;
+use super::journal::{Done, StateTables};
 use super::store::EmbeddedLog;
 use super::tables::{
-    LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
+    JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES,
+    STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
 };
 use crate::model::effects::Commit;
 use crate::model::partitioner::partition_for;
@@ -49,6 +52,7 @@ impl EmbeddedLog {
                 }
             }
         }
+        let mut done = Done::default();
         self.guard("committing a batch", |db| {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
@@ -56,12 +60,17 @@ impl EmbeddedLog {
                 let mut parts = txn.open_table(PARTITIONS)?;
                 let mut log = txn.open_table(LOG)?;
                 let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
-                let mut state = txn.open_table(STATE)?;
+                let mut state_tables = StateTables {
+                    state: txn.open_table(STATE)?,
+                    sizes: txn.open_table(STATE_BYTES)?,
+                    rows: txn.open_table(JOURNAL)?,
+                    heads: txn.open_table(JOURNAL_HEADS)?,
+                    folds: txn.open_table(JOURNAL_FOLDS)?,
+                };
                 let mut timers = txn.open_table(TIMERS)?;
                 let mut timer_keys = txn.open_table(TIMER_KEYS)?;
                 let mut committed = txn.open_table(OFFSETS)?;
                 let mut stream_times = txn.open_table(STREAM_TIME)?;
-                let mut state_bytes = txn.open_table(STATE_BYTES)?;
                 for commit in commits {
                     let Commit {
                         group,
@@ -94,25 +103,15 @@ impl EmbeddedLog {
                         extent.1 += 1;
                         extent.2 += sealed.len() as u64;
                     }
-                    let mut held = state_bytes
-                        .get((group, partition))?
-                        .map_or(0, |v| v.value());
-                    for (key, value) in &effects.state {
-                        let old = match value {
-                            Some(value) => {
-                                let sealed = frame::seal_state(group, partition, key, value);
-                                held += (key.len() + value.len()) as u64;
-                                state
-                                    .insert((group, partition, key.as_slice()), sealed.as_slice())?
-                            }
-                            None => state.remove((group, partition, key.as_slice()))?,
-                        };
-                        if let Some(old) = old {
-                            let old = old.value().len().saturating_sub(frame::SEAL_BYTES);
-                            held = held.saturating_sub((key.len() + old) as u64);
-                        }
+                    if !effects.state.is_empty() {
+                        self.journals.commit(
+                            &mut state_tables,
+                            group,
+                            partition,
+                            &effects.state,
+                            &mut done,
+                        )?;
                     }
-                    state_bytes.insert((group, partition), held)?;
                     for (key, at) in &effects.timers {
                         let previous = timer_keys
                             .remove((group, partition, key.as_slice()))?
@@ -137,6 +136,7 @@ impl EmbeddedLog {
             txn.commit()?;
             Ok(())
         })?;
+        self.journals.committed(done);
         if has_outputs {
             self.signal_append();
         }

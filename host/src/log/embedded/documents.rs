@@ -5,8 +5,8 @@
 use anyhow::{Context as _, Result, bail};
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::frame;
-use super::store::{EmbeddedLog, damaged};
+use super::frame::{self, damaged};
+use super::store::EmbeddedLog;
 use super::tables::{ARTIFACTS, CHECKPOINTS, DEPLOYMENTS};
 use crate::model::deployment::History;
 use crate::registry::RegistryStore;

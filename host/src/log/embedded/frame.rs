@@ -3,6 +3,15 @@
 //! its bytes, then the bytes. A value read back is opened against the place it was read
 //! from, so a changed byte, or a value that turns up under another key, is found out.
 
+use super::tables::STORE_FILE;
+
+/// The words for damage found in the store: what is damaged, and what to do.
+pub fn damaged(what: &str) -> String {
+    format!(
+        "{what} is damaged in the store {STORE_FILE} (it fails its checksum); `fnctl check --data-dir DIR` lists all that is damaged"
+    )
+}
+
 /// Bytes the seal adds in front of a value.
 pub const SEAL_BYTES: usize = 4;
 

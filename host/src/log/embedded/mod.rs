@@ -7,6 +7,7 @@ mod check;
 mod commit;
 mod documents;
 mod frame;
+mod journal;
 mod migrate;
 mod records;
 mod retention;
@@ -23,8 +24,8 @@ use anyhow::{Context as _, Result};
 pub use self::check::{CheckReport, check};
 pub use self::retention::RetentionReport;
 use self::source::EmbeddedSource;
-pub use self::store::{EmbeddedLog, LogConfig, STORE_FILE, Trouble};
-pub use self::tables::{PartitionExtent, TopicMeta};
+pub use self::store::{EmbeddedLog, LogConfig, Trouble};
+pub use self::tables::{PartitionExtent, STORE_FILE, TopicMeta};
 pub use self::topics::validate_topic_name;
 use super::{
     Backend, Fetched, Idempotence, LogError, NewTopic, Opener, PartitionStatus, StateAt,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::frame;
-use super::store::{EmbeddedLog, damaged};
+use super::frame::{self, damaged};
+use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
 use super::tables::{LOG, PARTITIONS, PRODUCERS};
 use crate::log::{Fetched, Idempotence, LogError};

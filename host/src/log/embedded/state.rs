@@ -1,5 +1,6 @@
 //! Committed state and timers of function partitions in the embedded store: a snapshot
-//! of one partition taken when its batch starts, its size, dropping it, and a replay that
+//! of one partition taken when its batch starts (its state table read through its
+//! journal), its size, dropping it, and a replay that
 //! moves the partition's offsets back (and maybe drops its state) in one transaction.
 
 use anyhow::Result;
@@ -7,10 +8,12 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Writ
 
 use anyhow::Context as _;
 
-use super::frame;
-use super::store::{EmbeddedLog, catch_damage, damaged};
+use super::frame::{self, damaged};
+use super::journal::{self, Head, Journal, Journals, Written};
+use super::store::{EmbeddedLog, catch_damage};
 use super::tables::{
-    CHECKPOINTS, OFFSETS, REPLAYS, STATE, STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
+    CHECKPOINTS, JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, OFFSETS, REPLAYS, STATE, STATE_BYTES,
+    STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
 };
 use crate::state::{CommittedState, scan_page, scan_start};
 
@@ -22,12 +25,20 @@ pub struct SnapshotState {
     timers: ReadOnlyTable<(&'static str, u32, i64, &'static [u8]), ()>,
     timer_keys: ReadOnlyTable<(&'static str, u32, &'static [u8]), i64>,
     sizes: ReadOnlyTable<(&'static str, u32), u64>,
+    /// Changes not yet folded into `state`, read first.
+    journal: Journal,
 }
 
 impl SnapshotState {
     /// The state of `function`'s `partition` as of `txn`.
-    pub fn new(txn: &ReadTransaction, function: &str, partition: u32) -> Result<Self> {
+    pub fn new(
+        txn: &ReadTransaction,
+        journals: &Journals,
+        function: &str,
+        partition: u32,
+    ) -> Result<Self> {
         Ok(SnapshotState {
+            journal: read_journal(txn, journals, function, partition)?,
             function: function.to_owned(),
             partition,
             state: txn.open_table(STATE)?,
@@ -56,6 +67,9 @@ impl SnapshotState {
 
 impl CommittedState for SnapshotState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(latest) = self.journal.get(key) {
+            return Ok(latest.map(<[u8]>::to_vec));
+        }
         catch_damage("reading state", || {
             let stored = self
                 .state
@@ -71,26 +85,26 @@ impl CommittedState for SnapshotState {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let from = scan_start(prefix, start_after);
-        let entries = self
-            .state
-            .range((self.function.as_str(), self.partition, from)..)?
-            .map_while(|item| match item {
-                Err(err) => Some(Err(err)),
-                Ok((key, value)) => {
-                    let (function, partition, key) = key.value();
-                    (function == self.function && partition == self.partition)
-                        .then(|| Ok((key.to_vec(), value.value().to_vec())))
-                }
-            });
-        let page = catch_damage("scanning state", || {
-            Ok(scan_page(entries, prefix, start_after, limit)?)
-        })?;
-        page.into_iter()
-            .map(|(key, stored)| {
-                let value = self.open(&key, &stored)?;
-                Ok((key, value))
-            })
-            .collect()
+        catch_damage("scanning state", || {
+            let stored = self
+                .state
+                .range((self.function.as_str(), self.partition, from)..)?
+                .map_while(|item| match item {
+                    Err(err) => Some(Err(anyhow::Error::from(err))),
+                    Ok((key, value)) => {
+                        let (function, partition, key) = key.value();
+                        (function == self.function
+                            && partition == self.partition
+                            && key.starts_with(prefix))
+                        .then(|| {
+                            let value = self.open(key, value.value())?;
+                            Ok((key.to_vec(), value))
+                        })
+                    }
+                });
+            let entries = journal::overlay(self.journal.range_from(from), stored);
+            scan_page(entries, prefix, start_after, limit)
+        })
     }
 
     fn timer(&self, key: &[u8]) -> Result<Option<i64>> {
@@ -146,8 +160,12 @@ impl EmbeddedLog {
     ) -> Result<Box<dyn CommittedState>> {
         self.guard("reading state", |db| {
             let txn = db.begin_read()?;
-            let state: Box<dyn CommittedState> =
-                Box::new(SnapshotState::new(&txn, function, partition)?);
+            let state: Box<dyn CommittedState> = Box::new(SnapshotState::new(
+                &txn,
+                &self.journals,
+                function,
+                partition,
+            )?);
             Ok(state)
         })
     }
@@ -157,7 +175,7 @@ impl EmbeddedLog {
         self.guard("counting state entries", |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(STATE)?;
-            let mut n = 0;
+            let mut n: u64 = 0;
             for item in table.range((function, partition, &[][..])..)? {
                 let (key, _) = item?;
                 let (f, p, _) = key.value();
@@ -165,6 +183,14 @@ impl EmbeddedLog {
                     break;
                 }
                 n += 1;
+            }
+            let journal = read_journal(&txn, &self.journals, function, partition)?;
+            for (key, latest) in journal.range_from(b"") {
+                match (latest, table.get((function, partition, key))?.is_some()) {
+                    (Some(_), false) => n += 1,
+                    (None, true) => n -= 1,
+                    _ => {}
+                }
             }
             Ok(n)
         })
@@ -183,9 +209,10 @@ impl EmbeddedLog {
     pub fn clear_state(&self, function: &str, partition: u32) -> Result<()> {
         self.guard("dropping state", |db| {
             let txn = db.begin_write()?;
-            clear_partition(&txn, function, partition)?;
+            let first = clear_partition(&txn, function, partition)?;
             txn.open_table(CHECKPOINTS)?.remove((function, partition))?;
             txn.commit()?;
+            self.journals.keep_from(function, partition, first);
             Ok(())
         })
     }
@@ -217,9 +244,11 @@ impl EmbeddedLog {
             if !durable {
                 txn.set_durability(redb::Durability::None)?;
             }
-            if reset {
-                clear_partition(&txn, function, partition)?;
-            }
+            let cleared = if reset {
+                Some(clear_partition(&txn, function, partition)?)
+            } else {
+                None
+            };
             {
                 let mut committed = txn.open_table(OFFSETS)?;
                 for (topic, next) in offsets {
@@ -229,13 +258,58 @@ impl EmbeddedLog {
                     .insert((function, partition), version)?;
             }
             txn.commit()?;
+            if let Some(first) = cleared {
+                self.journals.keep_from(function, partition, first);
+            }
             Ok(())
         })
     }
 }
 
-/// Drops `function`'s state, timers, stream time and their size of `partition` in `txn`.
-fn clear_partition(txn: &WriteTransaction, function: &str, partition: u32) -> Result<()> {
+/// The journal `txn` sees in front of `function`'s state on `partition`.
+fn read_journal(
+    txn: &ReadTransaction,
+    journals: &Journals,
+    function: &str,
+    partition: u32,
+) -> Result<Journal> {
+    let head = txn
+        .open_table(JOURNAL_HEADS)?
+        .get((function, partition))?
+        .map_or_else(Head::default, |v| Head::from_row(v.value()));
+    journals.rows(
+        &txn.open_table(JOURNAL)?,
+        function,
+        partition,
+        head,
+        &Written::new(),
+    )
+}
+
+/// Drops `function`'s state, journal, timers, stream time and their size of `partition`
+/// in `txn`. Returns where the partition's journal starts now: the rows before it are
+/// gone.
+fn clear_partition(txn: &WriteTransaction, function: &str, partition: u32) -> Result<u64> {
+    let mut heads = txn.open_table(JOURNAL_HEADS)?;
+    let head = heads
+        .get((function, partition))?
+        .map_or_else(Head::default, |v| Head::from_row(v.value()));
+    let mut rows = txn.open_table(JOURNAL)?;
+    for seq in head.first..head.next {
+        rows.remove((function, partition, seq))?;
+    }
+    txn.open_table(JOURNAL_FOLDS)?
+        .remove((function, partition))?;
+    // The sequence numbers go on: one is never used for two rows.
+    heads.insert(
+        (function, partition),
+        Head {
+            first: head.next,
+            next: head.next,
+            bytes: 0,
+        }
+        .row(),
+    )?;
     let mut state = txn.open_table(STATE)?;
     let doomed: Vec<Vec<u8>> = state
         .range((function, partition, &[][..])..)?
@@ -264,5 +338,5 @@ fn clear_partition(txn: &WriteTransaction, function: &str, partition: u32) -> Re
     }
     txn.open_table(STREAM_TIME)?.remove((function, partition))?;
     txn.open_table(STATE_BYTES)?.remove((function, partition))?;
-    Ok(())
+    Ok(head.next)
 }

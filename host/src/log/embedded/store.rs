@@ -16,21 +16,21 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use cap_std::fs::Dir;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
-use super::frame;
+use super::frame::{self, damaged};
+use super::journal::Journals;
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, LOG, OFFSETS, PARTITIONS, PRODUCERS, REPLAYS, STATE,
-    STATE_BYTES, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, LOG, OFFSETS,
+    PARTITIONS, PRODUCERS, REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME, TIMER_KEYS,
+    TIMERS, TOPICS, TopicMeta,
 };
-
-/// File name of the store inside the data directory.
-pub const STORE_FILE: &str = "streamfn.redb";
 
 /// Left beside a store once it holds data: a store missing where this file is means the
 /// store was lost, not that the directory is new.
 const STORE_MARK: &str = "streamfn.redb.created";
 
 /// The store's format, and the key it is kept under in [`META`].
-const FORMAT: u32 = 2;
+/// Format 3 adds the state journal, which an older Streamfn would not read.
+const FORMAT: u32 = 3;
 const FORMAT_KEY: &str = "format";
 
 /// Facts about the store itself.
@@ -75,6 +75,7 @@ pub struct EmbeddedLog {
     pub(super) config: LogConfig,
     appended: Mutex<u64>,
     appended_signal: Condvar,
+    pub(super) journals: Journals,
 }
 
 impl EmbeddedLog {
@@ -97,6 +98,7 @@ impl EmbeddedLog {
             config,
             appended: Mutex::new(0),
             appended_signal: Condvar::new(),
+            journals: Journals::default(),
         };
         log.init()?;
         log.dir
@@ -140,7 +142,10 @@ impl EmbeddedLog {
                 txn.open_table(GAPS)?;
                 txn.open_table(PRODUCERS)?;
                 txn.open_table(REPLAYS)?;
-                if format < FORMAT {
+                txn.open_table(JOURNAL)?;
+                txn.open_table(JOURNAL_HEADS)?;
+                txn.open_table(JOURNAL_FOLDS)?;
+                if format < 2 {
                     tracing::info!("sealing every stored value with a checksum (store format {format} to {FORMAT})");
                     super::migrate::seal_all(&txn)?;
                 }
@@ -311,13 +316,6 @@ fn open_database(dir: &Dir) -> Result<Database> {
             ),
             err => anyhow::Error::new(err).context(format!("opening the store {STORE_FILE}")),
         })
-}
-
-/// The words for damage found in the store: what is damaged, and what to do.
-pub(super) fn damaged(what: &str) -> String {
-    format!(
-        "{what} is damaged in the store {STORE_FILE} (it fails its checksum); `fnctl check --data-dir DIR` lists all that is damaged"
-    )
 }
 
 /// Runs `work`, which reads or writes the store: a panic of the store's reader (on a page

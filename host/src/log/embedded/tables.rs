@@ -5,6 +5,9 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "streamfn.redb";
+
 /// Topic name → topic metadata (JSON, sealed).
 pub const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
 /// (topic id, partition) → (log start offset, next offset, bytes held).
@@ -20,6 +23,17 @@ pub const STREAM_TIME: TableDefinition<(&str, u32), i64> = TableDefinition::new(
 pub const STATE: TableDefinition<(&str, u32, &[u8]), &[u8]> = TableDefinition::new("state");
 /// A state entry read out of [`STATE`]: (function, partition, key) and the stored value.
 pub type StateRow = ((String, u32, Vec<u8>), Vec<u8>);
+/// (function, partition, sequence number) → one commit's changes to the state, sealed;
+/// see [`super::journal`].
+pub const JOURNAL: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("journal");
+/// (function, partition) → the rows of [`JOURNAL`] in front of [`STATE`] (first, next)
+/// and the bytes of keys and values they hold.
+pub const JOURNAL_HEADS: TableDefinition<(&str, u32), (u64, u64, u64)> =
+    TableDefinition::new("journal_heads");
+/// (function, partition) → a fold under way: the rows before this sequence number are
+/// being folded into [`STATE`], and their keys from this one on are left to copy.
+pub const JOURNAL_FOLDS: TableDefinition<(&str, u32), (u64, &[u8])> =
+    TableDefinition::new("journal_folds");
 /// (function, partition) → bytes of the keys and values of its state.
 pub const STATE_BYTES: TableDefinition<(&str, u32), u64> = TableDefinition::new("state_bytes");
 /// (function, partition, time, key) → nothing: timers in firing order.

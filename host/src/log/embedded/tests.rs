@@ -1,6 +1,8 @@
 //! The embedded log's own tests: appends, commits and state across a reopen, retention,
 //! and refused topics and records.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::log::LogError;
 use crate::model::effects::{Commit, Effects, Output};
@@ -227,16 +229,8 @@ fn a_changed_record_or_state_value_is_an_error_naming_it() {
     log.create_topic("in", 1, None, None).expect("topic");
     log.append("in", vec![record(1, "a"), record(2, "b")], None)
         .expect("append");
-    let mut effects = Effects::default();
-    effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
-    log.commit(&[Commit {
-        group: "f",
-        partition: 0,
-        offsets: Vec::new(),
-        stream_time_ms: 0,
-        effects: &effects,
-    }])
-    .expect("commit");
+    // Large enough to go to the state table at once, not to the journal in front of it.
+    commit_state(&log, &[(b"k".to_vec(), Some(vec![b'v'; 2 << 20]))]);
     // Record 1 moves under offset 0, and the state value changes by one bit.
     log.guard("damaging the store", |db| {
         let txn = db.begin_write()?;
@@ -325,4 +319,183 @@ fn a_producers_request_sent_again_is_written_once() {
             .expect("after a restart"),
         next
     );
+}
+
+/// A commit of `changes` to function f's partition 0.
+fn commit_state(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let mut effects = Effects::default();
+    effects.state.extend(changes.iter().cloned());
+    log.commit(&[Commit {
+        group: "f",
+        partition: 0,
+        offsets: Vec::new(),
+        stream_time_ms: 0,
+        effects: &effects,
+    }])
+    .expect("commit");
+}
+
+/// Everything `log` serves of function f's partition 0 equals `model`: each key, a scan
+/// in pages, the entry count and the bytes held.
+fn assert_serves(log: &EmbeddedLog, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
+    let state = log.partition_state("f", 0).expect("state");
+    for key in (0..64u8).map(|k| vec![b'k', k]) {
+        assert_eq!(
+            state.get(&key).expect("get"),
+            model.get(&key).cloned(),
+            "{when}: {key:?}"
+        );
+    }
+    let mut scanned = Vec::new();
+    loop {
+        let after = scanned.last().map(|(k, _): &(Vec<u8>, Vec<u8>)| k.clone());
+        let page = state.scan(b"k", after.as_deref(), 7).expect("scan");
+        let done = page.len() < 7;
+        scanned.extend(page);
+        if done {
+            break;
+        }
+    }
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+    assert_eq!(scanned, expected, "{when}: a scan");
+    assert_eq!(
+        log.state_len("f", 0).expect("len"),
+        model.len() as u64,
+        "{when}"
+    );
+    let bytes: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert_eq!(
+        log.state_bytes("f", 0).expect("bytes"),
+        bytes as u64,
+        "{when}"
+    );
+    assert_eq!(state.held_bytes().expect("held"), bytes as u64, "{when}");
+}
+
+#[test]
+fn state_read_through_its_journal_is_what_was_committed_before_and_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let log = open(&dir);
+    let mut before = None;
+    for round in 0..120 {
+        // Mostly small commits, which go to the journal; now and then one large enough
+        // to fold the journal into the state table.
+        let large = next(10) == 0;
+        let mut changes = Vec::new();
+        for _ in 0..=next(6) {
+            let key = vec![b'k', next(64) as u8];
+            let value = (next(4) != 0).then(|| {
+                let len = if large {
+                    300_000
+                } else {
+                    1 + next(40) as usize
+                };
+                vec![b'a' + next(26) as u8; len]
+            });
+            changes.push((key, value));
+        }
+        if round == 60 {
+            before = Some((log.partition_state("f", 0).expect("state"), model.clone()));
+        }
+        commit_state(&log, &changes);
+        for (key, value) in changes {
+            match value {
+                Some(value) => model.insert(key, value),
+                None => model.remove(&key),
+            };
+        }
+        assert_serves(&log, &model, &format!("after commit {round}"));
+    }
+    let (snapshot, then) = before.expect("a snapshot");
+    for (key, value) in &then {
+        assert_eq!(
+            snapshot.get(key).expect("get").as_ref(),
+            Some(value),
+            "a snapshot stays as it was"
+        );
+    }
+    assert_eq!(
+        snapshot.scan(b"", None, 100).expect("scan").len(),
+        then.len()
+    );
+    drop(snapshot);
+    drop(log);
+    let log = open(&dir);
+    assert_serves(&log, &model, "after a reopen");
+    log.clear_state("f", 0).expect("clear");
+    assert_serves(&log, &BTreeMap::new(), "after dropping the state");
+    commit_state(&log, &[(b"k1".to_vec(), Some(b"new".to_vec()))]);
+    drop(log);
+    let log = open(&dir);
+    let only = BTreeMap::from([(b"k1".to_vec(), b"new".to_vec())]);
+    assert_serves(&log, &only, "a row after the state was dropped, reopened");
+}
+
+#[test]
+fn a_changed_journal_row_is_an_error_naming_it_and_check_salvages_the_rest() {
+    use redb::ReadableTable as _;
+
+    use super::tables::JOURNAL;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    commit_state(&log, &[(b"k1".to_vec(), Some(b"one".to_vec()))]);
+    commit_state(&log, &[(b"k2".to_vec(), Some(b"two".to_vec()))]);
+    log.guard("damaging the store", |db| {
+        let txn = db.begin_write()?;
+        {
+            let mut rows = txn.open_table(JOURNAL)?;
+            let mut row = rows
+                .get(("f", 0, 1))?
+                .map(|v| v.value().to_vec())
+                .expect("the second row");
+            let last = row.len() - 1;
+            row[last] ^= 1;
+            rows.insert(("f", 0, 1), row.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    })
+    .expect("damage");
+    drop(log);
+    let log = open(&dir);
+    let err = log
+        .partition_state("f", 0)
+        .err()
+        .expect("a damaged row is an error");
+    assert!(
+        format!("{err:#}")
+            .contains("the state journal of function f partition 0 at row 1 is damaged"),
+        "{err:#}"
+    );
+    let err = log
+        .state_len("f", 0)
+        .expect_err("counting reads the journal too");
+    assert!(format!("{err:#}").contains("damaged"), "{err:#}");
+    drop(log);
+    let salvaged = tempfile::tempdir().expect("temp dir");
+    let report = check(dir.path(), Some(&salvaged.path().join("data"))).expect("check");
+    assert_eq!(report.journal_rows, 1);
+    assert_eq!(
+        report.damaged,
+        vec!["the state journal of function f partition 0 at row 1".to_owned()]
+    );
+    let root = cap_std::fs::Dir::open_ambient_dir(
+        salvaged.path().join("data"),
+        cap_std::ambient_authority(),
+    )
+    .expect("dir");
+    let log = EmbeddedLog::open(&root, LogConfig::default()).expect("the salvage opens");
+    let state = log.partition_state("f", 0).expect("state");
+    assert_eq!(state.get(b"k1").expect("get"), Some(b"one".to_vec()));
+    assert_eq!(state.get(b"k2").expect("get"), None);
+    assert_eq!(log.state_bytes("f", 0).expect("bytes"), 5);
 }
