@@ -258,6 +258,30 @@ pub enum ReplayFrom {
     Offsets(Vec<(String, u32, u64)>),
 }
 
+impl ReplayFrom {
+    /// Where this moves `topic`'s `partition`, which holds the offsets `low..high`, or
+    /// `None` for an input it leaves where it is. `at_time` finds the first offset at or
+    /// after a time.
+    pub fn target(
+        &self,
+        topic: &str,
+        partition: u32,
+        (low, high): (u64, u64),
+        at_time: impl FnOnce(i64) -> Result<u64>,
+    ) -> Result<Option<u64>> {
+        Ok(Some(match self {
+            ReplayFrom::Earliest => low,
+            ReplayFrom::Time(time_ms) => at_time(*time_ms)?,
+            ReplayFrom::Offsets(given) => {
+                match given.iter().find(|(t, p, _)| t == topic && *p == partition) {
+                    Some((_, _, offset)) => (*offset).clamp(low, high),
+                    None => return Ok(None),
+                }
+            }
+        }))
+    }
+}
+
 /// A replay: the inputs moved back, the state kept or cleared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replay {

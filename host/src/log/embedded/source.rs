@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
 use crate::log::merge_from;
-use crate::model::deployment::{DeploySpec, Replay, ReplayFrom, StartFrom};
+use crate::model::deployment::{DeploySpec, Replay, StartFrom};
 use crate::model::effects::Commit;
 use crate::model::event::{InputEvent, Positions};
 use crate::runner::Source;
@@ -203,20 +203,12 @@ impl Source for EmbeddedSource {
         for topic in &self.inputs {
             let extent = self.log.extents(topic)?.get(partition as usize).copied();
             let (start, end) = extent.map_or((0, 0), |e| (e.start, e.end));
-            let target = match &replay.from {
-                ReplayFrom::Earliest => start,
-                ReplayFrom::Time(time_ms) => {
-                    self.log.offset_for_time(topic, partition, *time_ms)?
-                }
-                ReplayFrom::Offsets(given) => {
-                    match given
-                        .iter()
-                        .find(|(t, p, _)| *t == topic.name && *p == partition)
-                    {
-                        Some((_, _, offset)) => (*offset).clamp(start, end),
-                        None => continue,
-                    }
-                }
+            let at_time = |time_ms| self.log.offset_for_time(topic, partition, time_ms);
+            let Some(target) = replay
+                .from
+                .target(&topic.name, partition, (start, end), at_time)?
+            else {
+                continue;
             };
             offsets.push((topic, target));
         }

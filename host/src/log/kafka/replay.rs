@@ -163,17 +163,9 @@ impl KafkaSource {
         let mut targets = Vec::new();
         for topic in &self.inputs {
             let (low, high) = self.cluster.watermarks(topic, partition)?;
-            let target = match from {
-                ReplayFrom::Earliest => low,
-                ReplayFrom::Time(time_ms) => {
-                    self.offset_for_time(topic, partition, *time_ms, high)?
-                }
-                ReplayFrom::Offsets(given) => {
-                    match given.iter().find(|(t, p, _)| t == topic && *p == partition) {
-                        Some((_, _, offset)) => (*offset).clamp(low, high),
-                        None => continue,
-                    }
-                }
+            let at_time = |time_ms| self.offset_for_time(topic, partition, time_ms, high);
+            let Some(target) = from.target(topic, partition, (low, high), at_time)? else {
+                continue;
             };
             targets.push((topic.clone(), target));
         }
