@@ -326,3 +326,41 @@ test('on contract 0.2.0 a batch arrives in one buffer and its effects leave in o
   handler.handle(encodeBatch(2, [{ topic: 't', offset: 11, ts: 1003, key: 'a', value: 'x' }]));
   assert.deepEqual(reads, ['a', 'b', 'a']);
 });
+
+test('on contract 0.2.0 a key given as text or as its bytes is one key in the call', () => {
+  const reads = [];
+  const interfaces = {
+    state: {
+      get: (k) => {
+        reads.push(Array.from(k));
+        return undefined;
+      },
+      scan: () => [],
+    },
+    effects: { apply: () => {} },
+    log: { write: () => {} },
+    config: { all: () => [] },
+  };
+  const seen = [];
+  const handler = exportFunction(
+    {
+      handle(_event, ctx) {
+        ctx.set('a', 'text');
+        seen.push(text(ctx.get(bytes('a'))));
+        // Not UTF-8: its own key, not the text of the character numbered 0xff.
+        ctx.set(Uint8Array.of(0xff), 'byte');
+        seen.push(ctx.get('\u00ff'));
+        seen.push(text(ctx.get(Uint8Array.of(0xff))));
+        // A lone surrogate is sent as U+FFFD, so both name one key.
+        ctx.set('\ud800', 'lone');
+        seen.push(text(ctx.get('\ufffd')));
+        seen.push(text(ctx.get(bytes('\ufffd'))));
+      },
+    },
+    interfaces,
+  );
+  assert.deepEqual(handler.handle(encodeBatch(0, [{ topic: 't', offset: 0, ts: 1, key: 'k', value: 'v' }])), []);
+  assert.deepEqual(seen, ['text', null, 'byte', 'lone', 'lone']);
+  // Only U+00FF was read from the host: every other read was of what the call wrote.
+  assert.deepEqual(reads, [[0xc3, 0xbf]]);
+});
