@@ -117,6 +117,8 @@ fn workloads(limit: usize, wanted: impl Fn(&str) -> bool) -> Vec<Workload> {
         builds: vec![
             ("Rust", built_guest("fraud_scorer")),
             ("Go", built_guest("fraud-scorer-go")),
+            ("JavaScript", built_guest("fraud-scorer-js")),
+            ("Python", built_guest("fraud-scorer-python")),
         ],
     };
     let logs = || Workload {

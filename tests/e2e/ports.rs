@@ -1,6 +1,6 @@
-//! The ports of the example functions (fraud-scorer in Go, log-correlator in JavaScript,
-//! recommendation-updater in Python) give the records their Rust originals give, in the
-//! same order, on the same input.
+//! The ports of the example functions (fraud-scorer in Go, JavaScript and Python,
+//! log-correlator in JavaScript, recommendation-updater in Python) give the records their
+//! Rust originals give, in the same order, on the same input.
 
 use std::time::Duration;
 
@@ -68,11 +68,13 @@ fn dataset() -> Dataset {
 }
 
 #[test]
-fn the_go_fraud_scorer_scores_like_the_rust_one() {
+fn the_go_javascript_and_python_fraud_scorers_score_like_the_rust_one() {
     let data = dataset();
-    assert_same("fraud-scorer", "fraud-scorer-go", |component| {
-        run(component, "fraud-scorer", &topology::payments(&data))
-    });
+    for port in ["fraud-scorer-go", "fraud-scorer-js", "fraud-scorer-python"] {
+        assert_same("fraud-scorer", port, |component| {
+            run(component, "fraud-scorer", &topology::payments(&data))
+        });
+    }
 }
 
 #[test]
