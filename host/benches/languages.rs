@@ -49,13 +49,27 @@ fn built_guest(name: &str) -> PathBuf {
 }
 
 /// The `fnctl new` template of `lang`, built with `fnctl build`'s code into
-/// `target/bench-projects/counter-LANG/` (made once, rebuilt each run).
+/// `target/bench-projects/counter-LANG/`. It is written afresh each run, so that its copy
+/// of the SDK is this build's; what earlier builds left there (dependencies, virtualenvs,
+/// caches) is kept.
 fn template(lang: Lang, suffix: &str) -> PathBuf {
     let projects = target_dir().join("bench-projects");
     let dir = projects.join(format!("counter-{suffix}"));
-    if !dir.join(project::MANIFEST).exists() {
-        project::create(&dir, &format!("counter-{suffix}"), lang).expect("template written");
+    let fresh = projects.join(format!("counter-{suffix}.new"));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).expect("an unfinished template removed");
     }
+    project::create(&fresh, &format!("counter-{suffix}"), lang).expect("template written");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let kept = fresh.join(entry.file_name());
+            if !kept.exists() {
+                std::fs::rename(entry.path(), kept).expect("a build's leftovers kept");
+            }
+        }
+        std::fs::remove_dir_all(&dir).expect("the old template removed");
+    }
+    std::fs::rename(&fresh, &dir).expect("the template in place");
     let out = projects.join(format!("counter-{suffix}.wasm"));
     eprintln!("building the {suffix} template");
     let options = project::BuildOptions {

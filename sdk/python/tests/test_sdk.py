@@ -132,6 +132,28 @@ class ContextTest(unittest.TestCase):
             ctx.schedule_timer("t", 1.5)  # type: ignore[arg-type]
 
 
+class CodecTest(unittest.TestCase):
+    def test_json_is_what_the_standard_library_writes_and_reads(self) -> None:
+        import json
+        import math
+
+        from streamfn.codec import from_json, to_json
+
+        for value in [0, -7, 10**20, True, None, 1.5, -0.0, 1e-7, "é\"\n", {"k": [1, 2.0, {}]}, [], Level.WARN]:
+            expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            self.assertEqual(to_json(value), expected.encode(), value)
+        for bad in [math.nan, math.inf, {1, 2}]:
+            with self.assertRaises((ValueError, TypeError)):
+                to_json(bad)
+        for text in ["12", " 12 ", '{"a":[1,"x"]}', "[1, 2]\n", '"x"', "-0.0"]:
+            self.assertEqual(from_json(text.encode()), json.loads(text), text)
+        for text in ["", "1 2", "NaN", "Infinity", '{"a":}', "[1,", "{", " "]:
+            with self.assertRaises(ValueError, msg=text):
+                from_json(text.encode())
+        with self.assertRaises(ValueError):
+            from_json(b"\xff")
+
+
 class TestHostTest(unittest.TestCase):
     def test_a_failed_event_leaves_no_effects(self) -> None:
         host = TestHost()
