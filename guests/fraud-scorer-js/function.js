@@ -96,7 +96,7 @@ function storeProfile(event, ctx) {
   const key = `c/${record.customer_id}`;
   const customer = loadCustomer(ctx, key);
   customer[0] = [record.home_country, tier, record.account_age_days];
-  ctx.setJson(key, customer);
+  ctx.setJson(key, stored(customer));
 }
 
 function scoreTransaction(event, ctx) {
@@ -131,7 +131,7 @@ function scoreTransaction(event, ctx) {
     );
   }
   record(customer, tx, probe);
-  ctx.setJson(key, customer);
+  ctx.setJson(key, stored(customer));
 }
 
 function alertThreshold(ctx) {
@@ -164,6 +164,18 @@ function loadCustomer(ctx, key) {
   if (!Array.isArray(customer) || customer.length !== 9) {
     throw new Reject(`state key ${JSON.stringify(key)} does not hold the expected value`);
   }
+  if (typeof customer[MEAN] === 'string') customer[MEAN] = Number(customer[MEAN]);
+  if (typeof customer[M2] === 'string') customer[M2] = Number(customer[M2]);
+  return customer;
+}
+
+/**
+ * `customer` as JSON holds it: the sum of squares overflows to infinity after an amount
+ * near 1e154, which JSON has no number for, so it is kept as text ("Infinity").
+ */
+function stored(customer) {
+  if (!Number.isFinite(customer[MEAN])) customer[MEAN] = String(customer[MEAN]);
+  if (!Number.isFinite(customer[M2])) customer[M2] = String(customer[M2]);
   return customer;
 }
 

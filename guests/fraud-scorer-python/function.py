@@ -86,16 +86,29 @@ def handle(event: Event, ctx: Context) -> None:
 
 
 def _is_whole(value: Any) -> bool:
-    return type(value) is int
+    """An integer that fits Rust's i64, as serde takes it."""
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+def _is_text(value: Any) -> bool:
+    """A string that is UTF-8's: serde_json refuses an escaped lone surrogate, which Python
+    takes and could not write back."""
+    if type(value) is not str:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _store_profile(event: Event, ctx: Context) -> None:
     record = event.json()
     if not (
         isinstance(record, dict)
-        and type(record.get("customer_id")) is str
-        and type(record.get("home_country")) is str
-        and type(record.get("risk_tier")) is str
+        and _is_text(record.get("customer_id"))
+        and _is_text(record.get("home_country"))
+        and _is_text(record.get("risk_tier"))
         and _is_whole(record.get("account_age_days"))
         and 0 <= record["account_age_days"] <= 0xFFFFFFFF
     ):
@@ -106,18 +119,18 @@ def _store_profile(event: Event, ctx: Context) -> None:
     key = "c/" + record["customer_id"]
     customer = _load_customer(ctx, key)
     customer[PROFILE] = [record["home_country"], tier, record["account_age_days"]]
-    ctx.set_json(key, customer)
+    ctx.set_json(key, _stored(customer))
 
 
 def _score_transaction(event: Event, ctx: Context) -> None:
     tx = event.json()
     if not (
         isinstance(tx, dict)
-        and type(tx.get("id")) is str
-        and type(tx.get("customer_id")) is str
+        and _is_text(tx.get("id"))
+        and _is_text(tx.get("customer_id"))
         and type(tx.get("amount")) in (int, float)
-        and type(tx.get("merchant")) is str
-        and type(tx.get("country")) is str
+        and _is_text(tx.get("merchant"))
+        and _is_text(tx.get("country"))
         and _is_whole(tx.get("timestamp_ms"))
     ):
         raise Reject("transaction lacks id, customer_id, amount, merchant, country or timestamp_ms")
@@ -143,7 +156,7 @@ def _score_transaction(event: Event, ctx: Context) -> None:
             f'"factors":{json.dumps(factors, separators=(",", ":"))},"timestamp_ms":{tx["timestamp_ms"]}}}',
         )
     _record(customer, tx, amount, probe)
-    ctx.set_json(key, customer)
+    ctx.set_json(key, _stored(customer))
 
 
 def _text(value: str) -> str:
@@ -157,6 +170,18 @@ def _load_customer(ctx: Context, key: str) -> list[Any]:
         return [None, 0, 0.0, 0.0, 0, 0, [], [], []]
     if type(customer) is not list or len(customer) != 9:
         raise Reject(f"state key {json.dumps(key)} does not hold the expected value")
+    for field in (MEAN, M2):
+        if type(customer[field]) is str:
+            customer[field] = float(customer[field])
+    return customer
+
+
+def _stored(customer: list[Any]) -> list[Any]:
+    """`customer` as JSON holds it: the sum of squares overflows to infinity after an
+    amount near 1e154, which JSON has no number for, so it is kept as text ("inf")."""
+    for field in (MEAN, M2):
+        if not math.isfinite(customer[field]):
+            customer[field] = repr(customer[field])
     return customer
 
 

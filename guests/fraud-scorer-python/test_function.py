@@ -98,8 +98,14 @@ class FraudScorerTest(unittest.TestCase):
 
     def test_bad_records_and_config_are_rejected_without_effects(self) -> None:
         host = TestHost()
-        for value in ["not json", '{"id":"tx-1"}', '{"id":"tx-1","customer_id":"c","amount":-1,'
-                      '"merchant":"m","country":"DE","timestamp_ms":1}']:
+        for value in [
+            "not json",
+            '{"id":"tx-1"}',
+            '{"id":"tx-1","customer_id":"c","amount":-1,"merchant":"m","country":"DE","timestamp_ms":1}',
+            '{"id":"tx-1","customer_id":"c","amount":1,"merchant":"m","country":"DE","timestamp_ms":1e3}',
+            '{"id":"tx-1","customer_id":"c","amount":1,"merchant":"m","country":"DE","timestamp_ms":9223372036854775808}',
+            '{"id":"tx-\\ud800","customer_id":"c","amount":1,"merchant":"m","country":"DE","timestamp_ms":1}',
+        ]:
             with self.assertRaises(Reject):
                 host.handle(function.handle, host.event(TRANSACTIONS, "c-1", value, T0))
         host = TestHost(config={"alert_threshold": "high"})
@@ -108,6 +114,18 @@ class FraudScorerTest(unittest.TestCase):
             host.handle(function.handle, host.event(TRANSACTIONS, "c-1", value, T0))
         self.assertIsNone(host.state_json("c/c-1"))
         self.assertEqual(host.take_outputs(), [])
+
+    def test_a_huge_amount_is_scored_and_the_customer_goes_on(self) -> None:
+        host = TestHost()
+        ts = regular(host, "c-1")
+        # The sum of squares overflows to infinity, which JSON holds as text.
+        pay(host, "tx-huge", "c-1", 1e200, "m-1", "DE", ts + MINUTE)
+        pay(host, "tx-next", "c-1", 1e200, "m-1", "DE", ts + 2 * MINUTE)
+        pay(host, "tx-after", "c-1", 40.0, "m-1", "DE", ts + 3 * MINUTE)
+        customer = host.state_json("c/c-1")
+        self.assertEqual((customer[function.COUNT], customer[function.M2]), (23, "inf"))
+        # A spike alone (0.45) stays below the threshold; past it the spread is infinite.
+        self.assertEqual(alerts(host), [])
 
     def test_numbers_are_written_as_serde_json_writes_them(self) -> None:
         cases = {

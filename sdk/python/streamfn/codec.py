@@ -41,12 +41,20 @@ def to_bytes(value: Bytes) -> bytes:
 
 def _c_encoder() -> Any:
     """The C encoder that `_ENCODER.encode` builds anew on every call, built once with the
-    same options (or None where the interpreter has no C accelerator). Without the circular
-    check: a value that holds itself fails with RecursionError rather than ValueError."""
+    same options, or None where the interpreter has no C accelerator or builds it another
+    way (it is the standard library's own, not public). Without the circular check: a
+    value that holds itself fails with RecursionError rather than ValueError."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
-    return make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    try:
+        encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+        sample = {"é": [1, 2.5, None, True, "\n"]}
+        if "".join(encode(sample, 0)) != _ENCODER.encode(sample):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return encode
 
 
 _C_ENCODE = _c_encoder()
