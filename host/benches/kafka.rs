@@ -9,14 +9,15 @@
 //! the Kafka Streams baseline with Maven (`STREAMFN_BENCH_STREAMS=0` leaves it out).
 //! `STREAMFN_BENCH_EVENTS` sets the transactions of the throughput runs (default 100000,
 //! over one customer per 50), `STREAMFN_BENCH_RUNS` the runs of each configuration
-//! (default 3; median and range shown); `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`)
+//! (default 3; median and range shown), `STREAMFN_BENCH_RATE` the records per second of the
+//! latency runs (default 2000); `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`)
 //! passes librdkafka properties to every client of the run; `RUST_LOG` shows what the
 //! replicas log.
 //!
 //! Throughput: the input is loaded first, then the clock runs from a group's first commit
 //! until every input offset is committed. Kafka Streams and Streamfn must alert the same
 //! transactions with the same scores, or the bench fails. Latency: records are produced
-//! at a steady 2000 per second for 5 s untimed, then 10 s timed; a record's latency runs from just before it is
+//! at a steady rate (2000 per second) for 5 s untimed, then 10 s timed; a record's latency runs from just before it is
 //! produced to the broker's append time of its output (output topics use
 //! `LogAppendTime`), read with read_committed. The fraud scorer runs with
 //! `alert_threshold=0` then, so that every transaction has an output.
@@ -41,6 +42,7 @@ use streamfn_host::replica::{Replica, Settings};
 use support::{Rates, runs};
 
 const PARTITIONS: u32 = 4;
+/// Records per second of the latency runs, unless `STREAMFN_BENCH_RATE` says.
 const RATE: u64 = 2000;
 const LATENCY_SECONDS: u64 = 10;
 /// Seconds of steady input before the timed part, so that joining a group and starting a
@@ -223,7 +225,16 @@ fn pass_through(
     started.map_or(Duration::ZERO, |s| s.elapsed())
 }
 
-/// Produces one record per id at `RATE` per second, for the warm-up and then the timed
+/// The records per second of the latency runs.
+fn rate() -> u64 {
+    std::env::var("STREAMFN_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(RATE)
+}
+
+/// Produces one record per id at `rate()` per second, for the warm-up and then the timed
 /// part, and returns when each record of the timed part was produced.
 fn steady(
     brokers: &str,
@@ -236,9 +247,10 @@ fn steady(
         .expect("producer");
     let mut sent = BTreeMap::new();
     let start = Instant::now();
-    let warm_up = (RATE * WARM_UP_SECONDS) as usize;
-    for i in 0..(RATE * (WARM_UP_SECONDS + LATENCY_SECONDS)) as usize {
-        let due = start + Duration::from_micros(i as u64 * 1_000_000 / RATE);
+    let rate = rate();
+    let warm_up = (rate * WARM_UP_SECONDS) as usize;
+    for i in 0..(rate * (WARM_UP_SECONDS + LATENCY_SECONDS)) as usize {
+        let due = start + Duration::from_micros(i as u64 * 1_000_000 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
@@ -588,10 +600,11 @@ fn main() {
         },
     };
     println!(
-        "events per throughput run: {} transactions over {} customers, {} runs; latency at {RATE}/s for {LATENCY_SECONDS} s after {WARM_UP_SECONDS} s of warm-up",
+        "events per throughput run: {} transactions over {} customers, {} runs; latency at {}/s for {LATENCY_SECONDS} s after {WARM_UP_SECONDS} s of warm-up",
         transactions.len(),
         profiles.len(),
-        runs()
+        runs(),
+        rate()
     );
 
     // Throughput, the runs of every configuration interleaved.
@@ -705,7 +718,7 @@ fn main() {
     );
 
     // Latency, after the throughput runs, as it adds transactions to the input.
-    println!("\nlatency at {RATE}/s, ms");
+    println!("\nlatency at {}/s, ms", rate());
     println!("{:<44} {:>10} {:>10}", "run", "p50", "p99");
     let raw_latency = {
         let runner = {
