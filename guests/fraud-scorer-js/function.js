@@ -95,7 +95,7 @@ function storeProfile(event, ctx) {
   }
   const key = `c/${record.customer_id}`;
   const customer = loadCustomer(ctx, key);
-  customer[0] = [record.home_country, tier, record.account_age_days];
+  customer[PROFILE] = [record.home_country, tier, record.account_age_days];
   ctx.setJson(key, stored(customer));
 }
 

@@ -716,12 +716,10 @@ class BatchHost {
 /** The events of a batch buffer of contract 0.2.0, read straight from the buffer. */
 function decodeBatch(batch) {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-  let at = 0;
   const partition = view.getUint32(0, true);
   const topics = [];
-  let count = view.getUint32(4, true);
-  at = 8;
-  for (; count > 0; count--) {
+  let at = 8;
+  for (let count = view.getUint32(4, true); count > 0; count--) {
     const len = view.getUint32(at, true);
     topics.push(lossy.decode(batch.subarray(at + 4, at + 4 + len)));
     at += 4 + len;
@@ -803,14 +801,11 @@ export function exportFunction(fn, interfaces) {
     if (result === OK) host.finish();
     return result;
   };
-  // Records carry the time of the event they answer; 0.1.0's bindings want it as a BigInt.
-  const timeOf = (event) => (batched ? event.timestampMs : BigInt(event.timestampMs));
-
   // An async handler is awaited event by event, so order and effects stay as in sync code.
-  async function finishBatch(events, outcomes, pending, index) {
+  async function finishBatch(events, times, outcomes, pending, index) {
     for (let i = index; i < events.length; i++) {
       try {
-        await (i > index ? fn.handle(events[i], new Context(host, timeOf(events[i]))) : pending);
+        await (i > index ? fn.handle(events[i], new Context(host, times[i].timestampMs)) : pending);
         if (!batched) outcomes.push(OK);
       } catch (thrown) {
         failed(outcomes, i, thrown, events[i]);
@@ -835,12 +830,15 @@ export function exportFunction(fn, interfaces) {
     handle(batch) {
       host.begin();
       const events = batched ? decodeBatch(batch) : batch.map((raw) => new Event(raw));
+      // Records carry the time of the event they answer, as the batch gave it: a number on
+      // 0.2.0, the BigInt 0.1.0's bindings want back.
+      const times = batched ? events : batch;
       const outcomes = [];
       for (let i = 0; i < events.length; i++) {
         const event = events[i];
         try {
-          const result = fn.handle(event, new Context(host, batched ? event.timestampMs : BigInt(event.timestampMs)));
-          if (result != null && typeof result.then === 'function') return finishBatch(events, outcomes, result, i);
+          const result = fn.handle(event, new Context(host, times[i].timestampMs));
+          if (result != null && typeof result.then === 'function') return finishBatch(events, times, outcomes, result, i);
           if (!batched) outcomes.push(OK);
         } catch (thrown) {
           failed(outcomes, i, thrown, event);
