@@ -146,6 +146,12 @@ impl KafkaSource {
                 // A partition resumed once its buffer drained joins the next fetch, after
                 // the one in flight returns: a shorter broker wait bounds that stall.
                 ("fetch.wait.max.ms", "100"),
+                // Once its queue of fetched records is full, librdkafka waits this long
+                // before it looks at the partition again: by default a second, in which a
+                // replica under a backlog ran dry, about once a second. Pausing a
+                // partition throws its queue away, so the replica's own buffers bound
+                // memory, not this wait.
+                ("fetch.queue.backoff.ms", "10"),
             ])
             .create_with_context(Rebalances(changes.clone()))
             .context("configuring the function's consumer")?;
@@ -291,8 +297,11 @@ impl KafkaSource {
         }
     }
 
-    /// Polls the consumer for up to `timeout` and buffers what arrives.
+    /// Polls the consumer for up to `timeout` and buffers what arrives. Partitions whose
+    /// buffers drained since the last poll resume first: a wait with them still paused
+    /// would last its whole timeout, with nothing to run meanwhile.
     fn poll(&mut self, timeout: Duration) {
+        self.throttle();
         let mut wait = timeout;
         for _ in 0..10_000 {
             let Some(result) = self.consumer.poll(wait) else {
