@@ -15,7 +15,10 @@
 //! replicas log.
 //!
 //! Throughput: the input is loaded first, then the clock runs from a group's first commit
-//! until every input offset is committed. Kafka Streams and Streamfn must alert the same
+//! until every input offset is committed; over the same span the bench counts the CPU
+//! time of its own threads by part (the replica's workers and runner, librdkafka) and of
+//! the broker and the Kafka Streams JVM, per 1,000 events. `/proc` counts it in
+//! hundredths of a second, so that table wants the runs of a million events or more. Kafka Streams and Streamfn must alert the same
 //! transactions with the same scores, or the bench fails. Latency: records are produced
 //! at a steady rate (2000 per second) for 5 s untimed, then 10 s timed; a record's latency runs from just before it is
 //! produced to the broker's append time of its output (output topics use
@@ -39,6 +42,7 @@ use streamfn_host::model::clock::now_ms;
 use streamfn_host::model::deployment::{DeploySpec, StartFrom};
 use streamfn_host::model::record::Record;
 use streamfn_host::replica::{Replica, Settings};
+use support::cpu::Sample;
 use support::{Rates, runs};
 
 const PARTITIONS: u32 = 4;
@@ -93,6 +97,16 @@ impl Broker {
             dir: Some(dir),
         }
     }
+
+    /// The broker's process, when this run started it.
+    fn pid(&self) -> Option<u32> {
+        let dir = self.dir.as_ref()?;
+        std::fs::read_to_string(dir.join("broker.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 impl Drop for Broker {
@@ -133,19 +147,25 @@ fn load(producer: &BaseProducer, topic: &str, records: &[Record]) {
     producer.flush(Duration::from_secs(60)).expect("flush");
 }
 
-/// Whether `group` has committed every offset of `topic`.
-fn caught_up(cluster: &KafkaCluster, group: &str, topic: &str) -> bool {
+/// The end offset of each partition of `topic`.
+fn ends(cluster: &KafkaCluster, topic: &str) -> Vec<u64> {
+    (0..PARTITIONS)
+        .map(|p| cluster.watermarks(topic, p).expect("watermarks").1)
+        .collect()
+}
+
+/// Whether `group` has committed every offset of `topic` up to `ends`.
+fn caught_up(cluster: &KafkaCluster, group: &str, topic: &str, ends: &[u64]) -> bool {
     let committed = cluster
         .group_offsets(group, topic, PARTITIONS)
         .unwrap_or_default();
-    (0..PARTITIONS).all(|p| {
-        let (_, end) = cluster.watermarks(topic, p).unwrap_or((0, 0));
+    ends.iter().enumerate().all(|(p, end)| {
         // A transactional commit leaves a marker after the last record.
         committed
-            .get(p as usize)
+            .get(p)
             .copied()
             .flatten()
-            .is_some_and(|c| c + 1 >= end)
+            .is_some_and(|c| c + 1 >= *end)
     })
 }
 
@@ -159,7 +179,9 @@ fn committed(cluster: &KafkaCluster, group: &str, topic: &str) -> u64 {
         .sum()
 }
 
-/// Raw rdkafka: consume every record of `input`, produce it to `output`, commit.
+/// Raw rdkafka: consume every record of `input`, produce it to `output`, commit. Returns
+/// the time from the first record to the commit, and the CPU time spent in it by this
+/// process and by `beside` (a part's name and a process).
 fn pass_through(
     brokers: &str,
     input: &str,
@@ -167,12 +189,16 @@ fn pass_through(
     group: &str,
     stop_after: Option<usize>,
     run_for: Option<Duration>,
-) -> Duration {
+    beside: &[(&'static str, u32)],
+) -> (Duration, Sample) {
     let opts = options(brokers, false);
     let consumer: BaseConsumer = opts
         .config(&[
             ("group.id", group),
             ("enable.auto.commit", "false"),
+            // As a replica's consumer does: librdkafka's default would have it wait a
+            // second whenever its queue of fetched records fills up.
+            ("fetch.queue.backoff.ms", "10"),
             (
                 "auto.offset.reset",
                 if stop_after.is_some() {
@@ -193,7 +219,7 @@ fn pass_through(
         ])
         .create()
         .expect("producer");
-    let mut started: Option<Instant> = None;
+    let mut started: Option<(Instant, Sample)> = None;
     let mut seen = 0;
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let deadline = run_for.map(|d| Instant::now() + d);
@@ -204,7 +230,7 @@ fn pass_through(
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
-        started.get_or_insert_with(Instant::now);
+        started.get_or_insert_with(|| (Instant::now(), Sample::take(beside)));
         let record = record_of(&message);
         send_record(&producer, output, Some(message.partition() as u32), &record).expect("produce");
         offsets.insert(message.partition(), message.offset() + 1);
@@ -222,7 +248,10 @@ fn pass_through(
     if list.count() > 0 {
         consumer.commit(&list, CommitMode::Sync).expect("commit");
     }
-    started.map_or(Duration::ZERO, |s| s.elapsed())
+    match started {
+        Some((at, cpu)) => (at.elapsed(), Sample::take(beside).since(&cpu)),
+        None => (Duration::ZERO, Sample::default()),
+    }
 }
 
 /// The records per second of the latency runs.
@@ -378,25 +407,92 @@ fn build_baseline() -> Result<String, String> {
 struct Run<'a> {
     broker: &'a str,
     cluster: &'a KafkaCluster,
+    /// The broker's process, for its CPU time, when this run started it.
+    broker_pid: Option<u32>,
+    /// The end offsets of `transactions`, loaded before the runs.
+    ends: &'a [u64],
     dir: PathBuf,
     name: String,
     total: usize,
 }
 
+/// What a throughput run measured: events per second, the time from its start to its
+/// first commit, and the events and CPU time (by part) of its timed part.
+struct Timed {
+    rate: f64,
+    startup: Duration,
+    events: u64,
+    cpu: Sample,
+}
+
+/// The parts of a run's CPU time, as `Sample` names them, and their column headings.
+const CPU_PARTS: [(&str, &str); 6] = [
+    ("workers", "workers"),
+    ("runner", "runner"),
+    ("librdkafka", "librdkafka"),
+    ("other", "other"),
+    ("broker", "broker"),
+    ("baseline", "Streams"),
+];
+
+/// Prints where each configuration's CPU time went per 1,000 events (ms, the median of
+/// each part over its runs), and how many cores its runs kept busy.
+fn print_cpu(rows: &[(&str, &[Timed])]) {
+    println!(
+        "\nCPU time per 1,000 events, ms (median of the runs); cores busy over the timed part"
+    );
+    print!("{:<44}", "run");
+    for (_, heading) in CPU_PARTS {
+        print!(" {heading:>10}");
+    }
+    println!(" {:>10} {:>6}", "total", "cores");
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    for (label, runs) in rows {
+        let per_event = |seconds: &dyn Fn(&Sample) -> f64| {
+            median(
+                runs.iter()
+                    .map(|t| 1e6 * seconds(&t.cpu) / t.events.max(1) as f64)
+                    .collect(),
+            )
+        };
+        print!("{label:<44}");
+        for (part, _) in CPU_PARTS {
+            print!(" {:>10.2}", per_event(&|cpu| cpu.seconds(part)));
+        }
+        let cores = median(
+            runs.iter()
+                .map(|t| t.cpu.total() * t.rate / t.events.max(1) as f64)
+                .collect(),
+        );
+        println!(" {:>10.2} {cores:>6.2}", per_event(&|cpu| cpu.total()));
+    }
+}
+
 impl Run<'_> {
     /// Times the run as every run of the bench is: from the first commit of its group on
     /// `transactions` until it has committed every offset, counting only what it
-    /// committed after that first commit. Returns the rate and the time from `began` to
-    /// the first commit; `alive` says whether what runs it still does.
+    /// committed after that first commit; `alive` says whether what runs it still does,
+    /// and `beside` names a process whose CPU time counts as `baseline`. It asks the broker
+    /// every 20 ms: asking more often costs the broker time the run would rather have.
     fn time(
         &self,
         began: Instant,
         alive: &mut dyn FnMut() -> Result<(), String>,
-    ) -> Result<(f64, Duration), String> {
+        beside: Option<u32>,
+    ) -> Result<Timed, String> {
         let group = self.name.as_str();
-        let mut first: Option<(Instant, u64)> = None;
+        let processes: Vec<(&'static str, u32)> = self
+            .broker_pid
+            .map(|pid| ("broker", pid))
+            .into_iter()
+            .chain(beside.map(|pid| ("baseline", pid)))
+            .collect();
+        let mut first: Option<(Instant, u64, Sample)> = None;
         let deadline = began + Duration::from_secs(900);
-        while !caught_up(self.cluster, group, "transactions") {
+        while !caught_up(self.cluster, group, "transactions", self.ends) {
             if Instant::now() > deadline {
                 return Err(format!("{group} did not catch up within 900 s"));
             }
@@ -404,25 +500,27 @@ impl Run<'_> {
             if first.is_none() {
                 let done = committed(self.cluster, group, "transactions");
                 if done > 0 {
-                    first = Some((Instant::now(), done));
+                    first = Some((Instant::now(), done, Sample::take(&processes)));
                 }
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let (started, done_before) = first.unwrap_or((began, 0));
-        let rate = (self.total as u64).saturating_sub(done_before) as f64
-            / started.elapsed().as_secs_f64();
-        Ok((rate, started.duration_since(began)))
+        let cpu_after = Sample::take(&processes);
+        let (started, done_before, cpu_before) =
+            first.unwrap_or_else(|| (began, 0, Sample::default()));
+        let events = (self.total as u64).saturating_sub(done_before);
+        let rate = events as f64 / started.elapsed().as_secs_f64();
+        Ok(Timed {
+            rate,
+            startup: started.duration_since(began),
+            events,
+            cpu: cpu_after.since(&cpu_before),
+        })
     }
 }
 
 /// A throughput run of the fraud scorer on a replica with `workers` workers.
-fn streamfn_run(
-    run: &Run<'_>,
-    component: &[u8],
-    exactly_once: bool,
-    workers: usize,
-) -> (f64, Duration) {
+fn streamfn_run(run: &Run<'_>, component: &[u8], exactly_once: bool, workers: usize) -> Timed {
     let name = run.name.as_str();
     let settings = Settings {
         workers,
@@ -440,7 +538,7 @@ fn streamfn_run(
     replica
         .deploy(fraud_spec(name, &sha, None, StartFrom::Earliest))
         .expect("deploy");
-    let timed = run.time(began, &mut || Ok(())).expect("caught up");
+    let timed = run.time(began, &mut || Ok(()), None).expect("caught up");
     // Replicas share deployments through the cluster: a function left deployed would
     // run again, on every later replica of the bench.
     replica.undeploy(name).expect("undeploy");
@@ -455,7 +553,7 @@ fn streams_run(
     guarantee: &str,
     threads: usize,
     output: &str,
-) -> Result<(f64, Duration), String> {
+) -> Result<Timed, String> {
     let dir = &run.dir;
     std::fs::create_dir_all(dir).expect("state dir");
     let log = dir.join("streams.log");
@@ -480,10 +578,15 @@ fn streams_run(
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .map_err(|e| format!("java does not run: {e}"))?;
-    let timed = run.time(began, &mut || match child.try_wait() {
-        Ok(Some(status)) => Err(format!("Kafka Streams exited with {status}")),
-        _ => Ok(()),
-    });
+    let pid = child.id();
+    let timed = run.time(
+        began,
+        &mut || match child.try_wait() {
+            Ok(Some(status)) => Err(format!("Kafka Streams exited with {status}")),
+            _ => Ok(()),
+        },
+        Some(pid),
+    );
     let _ = std::process::Command::new("kill")
         .arg(child.id().to_string())
         .status();
@@ -630,30 +733,46 @@ fn main() {
             (label, streams, n, eos)
         })
         .collect();
+    let broker_pid = broker.pid();
+    let broker_process: Vec<(&'static str, u32)> =
+        broker_pid.map(|pid| ("broker", pid)).into_iter().collect();
+    let input_ends = ends(&cluster, "transactions");
     let mut raw_rates = Vec::new();
+    let mut raw_timed = Vec::new();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     let mut startups: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut timings: Vec<Vec<Timed>> = configs.iter().map(|_| Vec::new()).collect();
     let mut outputs: Vec<Vec<String>> = vec![Vec::new(); configs.len()];
     for run in 0..runs() {
-        let raw = pass_through(
+        let (raw, cpu) = pass_through(
             &broker.address,
             "raw-in",
             "raw-out",
             &format!("bench-raw-{run}"),
             Some(transactions.len()),
             None,
+            &broker_process,
         );
-        raw_rates.push(transactions.len() as f64 / raw.as_secs_f64());
+        let rate = transactions.len() as f64 / raw.as_secs_f64();
+        raw_rates.push(rate);
+        raw_timed.push(Timed {
+            rate,
+            startup: Duration::ZERO,
+            events: transactions.len() as u64,
+            cpu,
+        });
         for (i, (_, streams, n, eos)) in configs.iter().enumerate() {
             let name = format!("fraud-{i}-{run}");
             let this = Run {
                 broker: &broker.address,
                 cluster: &cluster,
+                broker_pid,
+                ends: &input_ends,
                 dir: root.path().join(&name),
                 name: name.clone(),
                 total: transactions.len(),
             };
-            let (rate, startup) = if *streams {
+            let timed = if *streams {
                 let output = format!("fraud-alerts-{name}");
                 cluster
                     .create_topic(&output, PARTITIONS, &[])
@@ -671,20 +790,19 @@ fn main() {
                 outputs[i].push("fraud-alerts".to_owned());
                 streamfn_run(&this, &component, *eos, *n)
             };
-            rates[i].push(rate);
-            startups[i].push(startup.as_secs_f64());
+            rates[i].push(timed.rate);
+            startups[i].push(timed.startup.as_secs_f64());
+            timings[i].push(timed);
         }
     }
     let raw = Rates::of(raw_rates);
+    let raw_label = "rdkafka pass-through (at least once)";
     println!("\nthroughput, events/s: median (range) of {} runs", runs());
     println!(
         "{:<44} {:>24} {:>10} {:>18}",
         "run", "events/s", "of raw", "start-up s"
     );
-    println!(
-        "{:<44} {raw} {:>10} {:>18}",
-        "rdkafka pass-through (at least once)", "100%", "-"
-    );
+    println!("{:<44} {raw} {:>10} {:>18}", raw_label, "100%", "-");
     let reference = alerts(&broker.address, "fraud-alerts", &ids);
     for (i, (label, streams, ..)) in configs.iter().enumerate() {
         let r = Rates::of(rates[i].clone());
@@ -717,6 +835,12 @@ fn main() {
         }
     );
 
+    let mut cpu_rows: Vec<(&str, &[Timed])> = vec![(raw_label, &raw_timed)];
+    for (i, (label, ..)) in configs.iter().enumerate() {
+        cpu_rows.push((label, &timings[i]));
+    }
+    print_cpu(&cpu_rows);
+
     // Latency, after the throughput runs, as it adds transactions to the input.
     println!("\nlatency at {}/s, ms", rate());
     println!("{:<44} {:>10} {:>10}", "run", "p50", "p99");
@@ -731,6 +855,7 @@ fn main() {
                     "bench-raw-latency",
                     None,
                     Some(Duration::from_secs(WARM_UP_SECONDS + LATENCY_SECONDS + 8)),
+                    &[],
                 )
             })
         };

@@ -4,6 +4,8 @@
 // Every bench includes this module; each uses part of it.
 #![allow(dead_code)]
 
+pub mod cpu;
+
 use std::sync::{Arc, RwLock};
 
 use std::collections::BTreeMap;
