@@ -293,6 +293,10 @@ pub(super) fn changelog_reader(
             ("enable.partition.eof", "true"),
             // Reaching the end is the point: don't let the broker hold the last fetch.
             ("fetch.wait.max.ms", "10"),
+            // A restore writes more slowly than librdkafka fetches, so the queue of
+            // fetched records fills; librdkafka's default would then leave the partition
+            // alone for a second, longer than the restore takes to catch up.
+            ("fetch.queue.backoff.ms", "10"),
         ])
         .create_with_context(QuietEnd)
         .context("configuring the changelog reader")
