@@ -222,9 +222,17 @@ fn pass_through(
     let mut started: Option<(Instant, Sample)> = None;
     let mut seen = 0;
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    let deadline = run_for.map(|d| Instant::now() + d);
+    let deadline = Instant::now() + run_for.unwrap_or(Duration::from_secs(900));
     loop {
-        if stop_after.is_some_and(|n| seen >= n) || deadline.is_some_and(|d| Instant::now() > d) {
+        if stop_after.is_some_and(|n| seen >= n) {
+            break;
+        }
+        if Instant::now() > deadline {
+            assert!(
+                stop_after.is_none(),
+                "the pass-through read {seen} of {} records of {input} within 900 s",
+                stop_after.unwrap_or(0)
+            );
             break;
         }
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
@@ -652,13 +660,20 @@ fn main() {
     let root = tempfile::tempdir().expect("temp dir");
     let broker = Broker::get(root.path());
     let cluster = KafkaCluster::connect(options(&broker.address, true)).expect("broker");
-    let append_time = [("message.timestamp.type", "LogAppendTime")];
+    // The test broker keeps 256 MB per partition; ten million transactions are more.
+    let keep = ("retention.bytes", "-1");
     for topic in ["raw-in", "transactions", "customer-profiles"] {
-        cluster.create_topic(topic, PARTITIONS, &[]).expect("topic");
+        cluster
+            .create_topic(topic, PARTITIONS, &[keep])
+            .expect("topic");
     }
     for topic in ["raw-out", "fraud-alerts"] {
         cluster
-            .create_topic(topic, PARTITIONS, &append_time)
+            .create_topic(
+                topic,
+                PARTITIONS,
+                &[keep, ("message.timestamp.type", "LogAppendTime")],
+            )
             .expect("topic");
     }
     let data = streamfn_demo::generate::payments(9, (events / 50).max(1));
