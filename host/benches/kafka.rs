@@ -18,8 +18,9 @@
 //! until every input offset is committed; over the same span the bench counts the CPU
 //! time of its own threads by part (the replica's workers and runner, librdkafka) and of
 //! the broker and the Kafka Streams JVM, per 1,000 events. `/proc` counts it in
-//! hundredths of a second, so that table wants the runs of a million events or more. Kafka Streams and Streamfn must alert the same
-//! transactions with the same scores, or the bench fails. Latency: records are produced
+//! hundredths of a second, so that table wants the runs of a million events or more.
+//! Kafka Streams and Streamfn must alert the same transactions with the same scores, or
+//! the bench fails. Latency: records are produced
 //! at a steady rate (2000 per second) for 5 s untimed, then 10 s timed; a record's latency runs from just before it is
 //! produced to the broker's append time of its output (output topics use
 //! `LogAppendTime`), read with read_committed. The fraud scorer runs with
@@ -222,7 +223,8 @@ fn pass_through(
     let mut started: Option<(Instant, Sample)> = None;
     let mut seen = 0;
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    let deadline = Instant::now() + run_for.unwrap_or(Duration::from_secs(900));
+    let limit = run_for.unwrap_or(Duration::from_secs(900));
+    let deadline = Instant::now() + limit;
     loop {
         if stop_after.is_some_and(|n| seen >= n) {
             break;
@@ -230,8 +232,9 @@ fn pass_through(
         if Instant::now() > deadline {
             assert!(
                 stop_after.is_none(),
-                "the pass-through read {seen} of {} records of {input} within 900 s",
-                stop_after.unwrap_or(0)
+                "the pass-through read {seen} of {} records of {input} within {} s",
+                stop_after.unwrap_or(0),
+                limit.as_secs()
             );
             break;
         }
@@ -454,10 +457,7 @@ fn print_cpu(rows: &[(&str, &[Timed])]) {
         print!(" {heading:>10}");
     }
     println!(" {:>10} {:>6}", "total", "cores");
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let median = |values: Vec<f64>| Rates::of(values).median;
     for (label, runs) in rows {
         let per_event = |seconds: &dyn Fn(&Sample) -> f64| {
             median(
@@ -596,7 +596,7 @@ fn streams_run(
         Some(pid),
     );
     let _ = std::process::Command::new("kill")
-        .arg(child.id().to_string())
+        .arg(pid.to_string())
         .status();
     let stop = Instant::now() + Duration::from_secs(30);
     while child.try_wait().ok().flatten().is_none() && Instant::now() < stop {
