@@ -22,21 +22,29 @@ use crate::model::partitioner::partition_for;
 impl EmbeddedLog {
     /// Commits runs of batches atomically and durably.
     pub fn commit(&self, commits: &[Commit<'_>]) -> Result<()> {
-        self.write(commits, redb::Durability::Immediate)
+        self.write(commits, true)
     }
 
     /// Applies commits that are durable elsewhere (Kafka's changelog) to the local copy
-    /// of the state: atomic, but not synced to disk; a later checkpoint makes them durable.
+    /// of the state: their state, timers and stream time, atomically but not synced to
+    /// disk (a later checkpoint makes them durable); their outputs and offsets are
+    /// Kafka's, and left out.
     pub fn cache_commit(&self, commits: &[Commit<'_>]) -> Result<()> {
-        self.write(commits, redb::Durability::None)
+        self.write(commits, false)
     }
 
-    fn write(&self, commits: &[Commit<'_>], durability: redb::Durability) -> Result<()> {
-        let has_outputs = commits.iter().any(|c| !c.effects.outputs.is_empty());
+    /// Writes `commits`: durably with their outputs and offsets when they are the log's
+    /// `own`, else only their state, timers and stream time, not synced.
+    fn write(&self, commits: &[Commit<'_>], own: bool) -> Result<()> {
+        let durability = match own {
+            true => redb::Durability::Immediate,
+            false => redb::Durability::None,
+        };
+        let has_outputs = own && commits.iter().any(|c| !c.effects.outputs.is_empty());
         // Topics are looked up before the write transaction starts: creating a topic
         // takes the topic lock and then the writer, so nothing may do the reverse.
         let mut topics: BTreeMap<&str, TopicMeta> = BTreeMap::new();
-        for commit in commits {
+        for commit in commits.iter().filter(|_| own) {
             for name in commit
                 .effects
                 .outputs
@@ -80,7 +88,11 @@ impl EmbeddedLog {
                         effects,
                     } = commit;
                     let (group, partition) = (*group, *partition);
-                    for output in &effects.outputs {
+                    let (outputs, offsets) = match own {
+                        true => (&effects.outputs[..], &offsets[..]),
+                        false => (&[][..], &[][..]),
+                    };
+                    for output in outputs {
                         let topic = &topics[output.topic.as_str()];
                         let p = partition_for(
                             output.record.key.as_deref(),

@@ -13,7 +13,7 @@ use super::changelog::entries;
 use super::cluster::REQUEST_TIMEOUT;
 use super::records::{flush, send_record};
 use super::source::KafkaSource;
-use crate::model::effects::{Commit, Effects};
+use crate::model::effects::Commit;
 use crate::model::partitioner::partition_for;
 use crate::state::cache::StateCache;
 
@@ -33,26 +33,7 @@ impl KafkaSource {
         } else {
             self.commit_at_least_once(&commits)?;
         }
-        let local: Vec<Effects> = commits
-            .iter()
-            .map(|c| Effects {
-                state: c.effects.state.clone(),
-                timers: c.effects.timers.clone(),
-                outputs: Vec::new(),
-            })
-            .collect();
-        let cached: Vec<Commit<'_>> = commits
-            .iter()
-            .zip(&local)
-            .map(|(c, effects)| Commit {
-                group: c.group,
-                partition: c.partition,
-                offsets: Vec::new(),
-                stream_time_ms: c.stream_time_ms,
-                effects,
-            })
-            .collect();
-        self.local.cache_commit(&cached)?;
+        self.local.cache_commit(&commits)?;
         for commit in &commits {
             let partition = commit.partition;
             self.caches
