@@ -5,8 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::model::record::Record;
 
-/// Records buffered per input partition before fetching from it pauses.
-pub const MAX_BUFFERED: usize = 20_000;
+/// Records buffered per input partition before fetching from it pauses: a backlog's pass,
+/// and so its commit, reads at most this many.
+pub const MAX_BUFFERED: usize = 100_000;
+/// Bytes of keys, values and headers buffered per input partition before fetching from
+/// it pauses, whatever the records' count.
+pub const MAX_BUFFERED_BYTES: usize = 32 << 20;
+/// What a buffered record costs besides its payload: its offset, timestamp and slots.
+const RECORD_OVERHEAD: usize = 64;
 
 /// An input topic partition.
 pub type TopicPartition = (String, u32);
@@ -14,8 +20,27 @@ pub type TopicPartition = (String, u32);
 /// The buffered records of one function's inputs.
 #[derive(Debug, Default)]
 pub struct Buffers {
-    records: BTreeMap<TopicPartition, VecDeque<(u64, Record)>>,
+    records: BTreeMap<TopicPartition, Buffer>,
     paused: BTreeSet<TopicPartition>,
+}
+
+/// One input partition's records, offsets growing from front to back, and their bytes.
+#[derive(Debug, Default)]
+struct Buffer {
+    records: VecDeque<(u64, Record)>,
+    bytes: usize,
+}
+
+impl Buffer {
+    fn cost(record: &Record) -> usize {
+        record.payload_len() + RECORD_OVERHEAD
+    }
+
+    /// Whether it holds a `1/share` of either bound: all of one pauses fetching, and
+    /// fetching resumes below a quarter of both.
+    fn holds(&self, share: usize) -> bool {
+        self.records.len() >= MAX_BUFFERED / share || self.bytes >= MAX_BUFFERED_BYTES / share
+    }
 }
 
 /// Fetching to pause and to resume, as [`Buffers::throttle`] decides.
@@ -30,10 +55,12 @@ pub struct Throttle {
 impl Buffers {
     /// Keeps a fetched record until it is committed.
     pub fn push(&mut self, topic: &str, partition: u32, offset: u64, record: Record) {
-        self.records
+        let buffer = self
+            .records
             .entry((topic.to_owned(), partition))
-            .or_default()
-            .push_back((offset, record));
+            .or_default();
+        buffer.bytes += Buffer::cost(&record);
+        buffer.records.push_back((offset, record));
     }
 
     /// Up to `max` records of `topic`'s `partition` from offset `from`.
@@ -41,9 +68,8 @@ impl Buffers {
         self.records
             .get(&(topic.to_owned(), partition))
             .map(|b| {
-                // Offsets only grow along a buffer.
-                let start = b.partition_point(|(o, _)| *o < from);
-                b.range(start..).take(max).cloned().collect()
+                let start = b.records.partition_point(|(o, _)| *o < from);
+                b.records.range(start..).take(max).cloned().collect()
             })
             .unwrap_or_default()
     }
@@ -52,14 +78,16 @@ impl Buffers {
     pub fn has_from(&self, topic: &str, partition: u32, position: u64) -> bool {
         self.records
             .get(&(topic.to_owned(), partition))
-            .is_some_and(|b| b.back().is_some_and(|(o, _)| *o >= position))
+            .is_some_and(|b| b.records.back().is_some_and(|(o, _)| *o >= position))
     }
 
     /// Drops records before `next`, which are committed.
     pub fn committed(&mut self, topic: &str, partition: u32, next: u64) {
         if let Some(buffer) = self.records.get_mut(&(topic.to_owned(), partition)) {
-            while buffer.front().is_some_and(|(o, _)| *o < next) {
-                buffer.pop_front();
+            while buffer.records.front().is_some_and(|(o, _)| *o < next) {
+                if let Some((_, record)) = buffer.records.pop_front() {
+                    buffer.bytes -= Buffer::cost(&record);
+                }
             }
         }
     }
@@ -71,15 +99,15 @@ impl Buffers {
         self.paused.remove(&key);
     }
 
-    /// Which partitions to pause (full buffers) and resume (paused ones drained to a
-    /// quarter), counting the decision as done.
+    /// Which partitions to pause (full buffers, by records or by bytes) and resume
+    /// (paused ones drained to a quarter of both), counting the decision as done.
     pub fn throttle(&mut self) -> Throttle {
         let mut throttle = Throttle::default();
         for (key, buffer) in &self.records {
             let paused = self.paused.contains(key);
-            if !paused && buffer.len() >= MAX_BUFFERED {
+            if !paused && buffer.holds(1) {
                 throttle.pause.push(key.clone());
-            } else if paused && buffer.len() < MAX_BUFFERED / 4 {
+            } else if paused && !buffer.holds(4) {
                 throttle.resume.push(key.clone());
             }
         }
@@ -136,5 +164,30 @@ mod tests {
         buffers.committed("in", 0, (MAX_BUFFERED - MAX_BUFFERED / 4 + 1) as u64);
         assert_eq!(buffers.throttle().resume, vec![key]);
         assert_eq!(buffers.throttle(), Throttle::default());
+    }
+
+    #[test]
+    fn large_records_pause_their_partition_by_bytes_long_before_the_count() {
+        let mut buffers = Buffers::default();
+        let large = Record {
+            value: Some(vec![0; 1 << 20]),
+            ..Record::default()
+        };
+        let fit = (MAX_BUFFERED_BYTES >> 20) as u64;
+        for offset in 0..fit - 1 {
+            buffers.push("in", 0, offset, large.clone());
+        }
+        assert_eq!(buffers.throttle(), Throttle::default(), "not full yet");
+        buffers.push("in", 0, fit - 1, large.clone());
+        let key = ("in".to_owned(), 0);
+        assert_eq!(buffers.throttle().pause, vec![key.clone()]);
+        buffers.committed("in", 0, fit / 2);
+        assert_eq!(
+            buffers.throttle(),
+            Throttle::default(),
+            "half the bytes left"
+        );
+        buffers.committed("in", 0, fit - fit / 4 + 1);
+        assert_eq!(buffers.throttle().resume, vec![key]);
     }
 }
