@@ -7,8 +7,9 @@
 //! Run with `cargo bench -p streamfn-host --bench kafka` after `scripts/build`. It starts
 //! its own broker with `scripts/kafka` unless `STREAMFN_BENCH_BROKERS` names one, and builds
 //! the Kafka Streams baseline with Maven (`STREAMFN_BENCH_STREAMS=0` leaves it out).
-//! `STREAMFN_BENCH_EVENTS` sets the transactions of the throughput runs (default 100000,
-//! over one customer per 50), `STREAMFN_BENCH_RUNS` the runs of each configuration
+//! `STREAMFN_BENCH_EVENTS` sets the transactions of the throughput runs (default 1000000,
+//! over one customer per 50; a run of far fewer can end in one commit, too soon to time),
+//! `STREAMFN_BENCH_RUNS` the runs of each configuration
 //! (default 3; median and range shown), `STREAMFN_BENCH_RATE` the records per second of the
 //! latency runs (default 2000); `STREAMFN_BENCH_KAFKA_OPTIONS` (`key=value,...`)
 //! passes librdkafka properties to every client of the run; `RUST_LOG` shows what the
@@ -517,6 +518,13 @@ impl Run<'_> {
         let (started, done_before, cpu_before) =
             first.unwrap_or_else(|| (began, 0, Sample::default()));
         let events = (self.total as u64).saturating_sub(done_before);
+        if events == 0 {
+            return Err(format!(
+                "{group} committed all {} events before the bench saw a commit: too few \
+                 to time (STREAMFN_BENCH_EVENTS)",
+                self.total
+            ));
+        }
         let rate = events as f64 / started.elapsed().as_secs_f64();
         Ok(Timed {
             rate,
@@ -656,7 +664,7 @@ fn main() {
     let events: usize = std::env::var("STREAMFN_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(1_000_000);
     let root = tempfile::tempdir().expect("temp dir");
     let broker = Broker::get(root.path());
     let cluster = KafkaCluster::connect(options(&broker.address, true)).expect("broker");
