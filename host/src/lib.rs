@@ -27,11 +27,5 @@ pub mod sandbox;
 pub mod schema;
 pub mod state;
 
-/// The allocator of every process the host runs in. A runner allocates and frees small
-/// records, keys and values by the million; glibc's allocator spent a third of a
-/// runner's time on them once its heap held a large state.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[cfg(test)]
 mod layers;

@@ -6,6 +6,10 @@
 
 pub mod cpu;
 
+/// The allocator `fnctl` runs a replica with, so that the benches measure what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::{Arc, RwLock};
 
 use std::collections::BTreeMap;
