@@ -24,6 +24,31 @@ fn record(ts: i64, value: &str) -> (Option<u32>, Record) {
     (Some(0), record)
 }
 
+/// A commit of function f's `partition` at stream time 2.
+fn commit_of(partition: u32, offsets: Vec<(String, u64)>, effects: &Effects) -> Commit<'_> {
+    Commit {
+        group: "f",
+        partition,
+        offsets,
+        stream_time_ms: 2,
+        effects,
+    }
+}
+
+/// Effects with one state write (`k` = `v`), one timer (`t` at 99) and one output to
+/// `topic`.
+fn one_of_each(topic: &str) -> Effects {
+    let mut effects = Effects::default();
+    effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
+    effects.timers.insert(b"t".to_vec(), Some(99));
+    effects.outputs.push(Output {
+        topic: topic.into(),
+        fallback_partition: 0,
+        record: record(2, "A").1,
+    });
+    effects
+}
+
 #[test]
 fn appends_offsets_and_state_survive_a_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -33,22 +58,9 @@ fn appends_offsets_and_state_survive_a_reopen() {
         log.create_topic("out", 1, None, None).expect("topic");
         log.append("in", vec![record(1, "a"), record(2, "b")], None)
             .expect("append");
-        let mut effects = Effects::default();
-        effects.state.insert(b"k".to_vec(), Some(b"v".to_vec()));
-        effects.timers.insert(b"t".to_vec(), Some(99));
-        effects.outputs.push(Output {
-            topic: "out".into(),
-            fallback_partition: 0,
-            record: record(2, "A").1,
-        });
-        log.commit(&[Commit {
-            group: "f",
-            partition: 0,
-            offsets: vec![("in".into(), 1)],
-            stream_time_ms: 2,
-            effects: &effects,
-        }])
-        .expect("commit");
+        let effects = one_of_each("out");
+        log.commit(&[commit_of(0, vec![("in".into(), 1)], &effects)])
+            .expect("commit");
     }
     let log = open(&dir);
     let input = log.require_topic("in").expect("topic kept");
@@ -72,6 +84,30 @@ fn appends_offsets_and_state_survive_a_reopen() {
             .is_none()
     );
     let out = log.require_topic("out").expect("topic");
+    assert_eq!(log.fetch(&out, 0, 0, 10).expect("fetch").records.len(), 1);
+}
+
+#[test]
+fn a_copy_of_a_commit_made_elsewhere_keeps_its_state_and_leaves_outputs_and_offsets_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    // The commit's outputs and input are Kafka's topics: none of them exists here.
+    let effects = one_of_each("kafka-out");
+    log.cache_commit(&[commit_of(3, vec![("kafka-in".into(), 7)], &effects)])
+        .expect("a copy needs none of the commit's topics");
+    let state = log.partition_state("f", 3).expect("state");
+    assert_eq!(state.get(b"k").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(state.timer(b"t").expect("timer"), Some(99));
+    assert_eq!(log.stream_time("f", 3).expect("stream time"), 2);
+    for topic in ["kafka-out", "kafka-in"] {
+        assert!(log.require_topic(topic).is_err(), "{topic} was not created");
+    }
+    // The same commit as the log's own writes its output, and needs its topics.
+    assert!(log.commit(&[commit_of(3, Vec::new(), &effects)]).is_err());
+    log.create_topic("kafka-out", 1, None, None).expect("topic");
+    log.commit(&[commit_of(3, Vec::new(), &effects)])
+        .expect("commit");
+    let out = log.require_topic("kafka-out").expect("topic");
     assert_eq!(log.fetch(&out, 0, 0, 10).expect("fetch").records.len(), 1);
 }
 
