@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::model::record::Record;
 
-/// Records buffered per input partition before fetching from it pauses: a backlog's pass,
-/// and so its commit, reads at most this many.
-pub const MAX_BUFFERED: usize = 100_000;
+/// Records buffered per input partition before fetching from it pauses. A record stays
+/// buffered until its commit, so this is twice what a commit covers at most: the next
+/// pass reads while the last one's records wait for their commit.
+pub const MAX_BUFFERED: usize = 200_000;
 /// Bytes of keys, values and headers buffered per input partition before fetching from
 /// it pauses, whatever the records' count.
-pub const MAX_BUFFERED_BYTES: usize = 32 << 20;
+pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
 /// What a buffered record costs besides its payload: its offset, timestamp and slots.
 const RECORD_OVERHEAD: usize = 64;
 
@@ -86,7 +87,7 @@ impl Buffers {
         if let Some(buffer) = self.records.get_mut(&(topic.to_owned(), partition)) {
             while buffer.records.front().is_some_and(|(o, _)| *o < next) {
                 if let Some((_, record)) = buffer.records.pop_front() {
-                    buffer.bytes -= Buffer::cost(&record);
+                    buffer.bytes = buffer.bytes.saturating_sub(Buffer::cost(&record));
                 }
             }
         }
@@ -188,6 +189,14 @@ mod tests {
             "half the bytes left"
         );
         buffers.committed("in", 0, fit - fit / 4 + 1);
-        assert_eq!(buffers.throttle().resume, vec![key]);
+        assert_eq!(buffers.throttle().resume, vec![key.clone()]);
+        buffers.committed("in", 0, fit);
+        assert_eq!(
+            buffers.records[&key].bytes, 0,
+            "nothing left, no bytes counted"
+        );
+        buffers.forget("in", 0);
+        buffers.push("in", 0, fit, large.clone());
+        assert_eq!(buffers.records[&key].bytes, Buffer::cost(&large));
     }
 }

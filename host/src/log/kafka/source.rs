@@ -598,14 +598,14 @@ impl Source for KafkaSource {
         self.cursors.remove(&partition);
     }
 
-    /// Under a backlog, up to a second of batches or a buffer's worth of records
+    /// Under a backlog, up to a second of batches or half a buffer's worth of records
     /// ([`MAX_BUFFERED`]) per commit: each commit writes a changelog record, a local
     /// store entry and a cache entry per key it changed, so a state of many keys, each
-    /// changed a few times in a second, is written once where a commit of 20,000 events
-    /// wrote it several times. Without a backlog a pass commits what arrived, as before.
+    /// changed a few times in a second, is written once for the second. Without a
+    /// backlog a pass commits what arrived.
     fn commit_every(&self) -> CommitEvery {
         CommitEvery {
-            events: MAX_BUFFERED,
+            events: MAX_BUFFERED / 2,
             after: Duration::from_secs(1),
         }
     }
