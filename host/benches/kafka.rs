@@ -231,12 +231,12 @@ fn pass_through(
             break;
         }
         if Instant::now() > deadline {
-            assert!(
-                stop_after.is_none(),
-                "the pass-through read {seen} of {} records of {input} within {} s",
-                stop_after.unwrap_or(0),
-                limit.as_secs()
-            );
+            if let Some(n) = stop_after {
+                panic!(
+                    "the pass-through read {seen} of {n} records of {input} within {} s",
+                    limit.as_secs()
+                );
+            }
             break;
         }
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {

@@ -16,8 +16,17 @@ use super::tables::{
     JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES,
     STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
 };
-use crate::model::effects::Commit;
+use crate::model::effects::{Commit, Output};
 use crate::model::partitioner::partition_for;
+
+/// The outputs and offsets of `commit` that go to this log's topics: all of them when the
+/// commit is the log's `own`, none of a copy's.
+fn logged<'c>(commit: &'c Commit<'_>, own: bool) -> (&'c [Output], &'c [(String, u64)]) {
+    match own {
+        true => (&commit.effects.outputs, &commit.offsets),
+        false => (&[], &[]),
+    }
+}
 
 impl EmbeddedLog {
     /// Commits runs of batches atomically and durably.
@@ -40,17 +49,16 @@ impl EmbeddedLog {
             true => redb::Durability::Immediate,
             false => redb::Durability::None,
         };
-        let has_outputs = own && commits.iter().any(|c| !c.effects.outputs.is_empty());
+        let has_outputs = commits.iter().any(|c| !logged(c, own).0.is_empty());
         // Topics are looked up before the write transaction starts: creating a topic
         // takes the topic lock and then the writer, so nothing may do the reverse.
         let mut topics: BTreeMap<&str, TopicMeta> = BTreeMap::new();
-        for commit in commits.iter().filter(|_| own) {
-            for name in commit
-                .effects
-                .outputs
+        for commit in commits {
+            let (outputs, offsets) = logged(commit, own);
+            for name in outputs
                 .iter()
                 .map(|o| o.topic.as_str())
-                .chain(commit.offsets.iter().map(|(t, _)| t.as_str()))
+                .chain(offsets.iter().map(|(t, _)| t.as_str()))
             {
                 if !topics.contains_key(name) {
                     topics.insert(
@@ -83,15 +91,12 @@ impl EmbeddedLog {
                     let Commit {
                         group,
                         partition,
-                        offsets,
                         stream_time_ms,
                         effects,
+                        ..
                     } = commit;
                     let (group, partition) = (*group, *partition);
-                    let (outputs, offsets) = match own {
-                        true => (&effects.outputs[..], &offsets[..]),
-                        false => (&[][..], &[][..]),
-                    };
+                    let (outputs, offsets) = logged(commit, own);
                     for output in outputs {
                         let topic = &topics[output.topic.as_str()];
                         let p = partition_for(
