@@ -15,6 +15,7 @@ pub(super) const TEMPLATE: &[TemplateFile] = template![
     ".gitignore" => "sdk/rust/template/.gitignore",
     ".streamfn/rust/Cargo.toml" => "sdk/rust/template/sdk.Cargo.toml",
     ".streamfn/rust/src/lib.rs" => "sdk/rust/src/lib.rs",
+    ".streamfn/rust/src/blocks.rs" => "sdk/rust/src/blocks.rs",
     ".streamfn/rust/src/context.rs" => "sdk/rust/src/context.rs",
     ".streamfn/rust/src/event.rs" => "sdk/rust/src/event.rs",
     ".streamfn/rust/src/failure.rs" => "sdk/rust/src/failure.rs",

@@ -29,6 +29,8 @@
 // The generated bindings name this crate by its own name, as guests do.
 extern crate self as streamfn;
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod blocks;
 mod context;
 mod event;
 mod failure;
@@ -38,6 +40,12 @@ pub mod testing;
 pub mod wasm;
 
 pub use context::{Context, Host, Level, Output};
+
+/// The component's allocator, unless the crate is built without the `allocator` feature
+/// (for a function that brings its own).
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+#[global_allocator]
+static ALLOCATOR: blocks::Blocks = blocks::Blocks::new();
 pub use event::{Event, Header, Timer};
 pub use failure::Failure;
 
