@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub mod bindings {
     wit_bindgen::generate!({
@@ -36,12 +37,53 @@ const HELD_EFFECTS: usize = 1 << 20;
 /// The length of an absent `bytes?`.
 const NONE: u32 = u32::MAX;
 
+/// Hashes the keys of a call's cache: FNV-1a, a few instructions a byte. A cache lives
+/// for one call of at most a batch of events, so keys chosen to collide can slow that
+/// call but not the next.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Values read or written during a call, by key; `None` for a key known to be absent.
+type Cache = HashMap<Vec<u8>, Option<Vec<u8>>, BuildHasherDefault<KeyHasher>>;
+
+/// Puts `value` under `key` in `cache`, reusing the memory of an entry already there.
+fn cache_put(cache: &mut Cache, key: &[u8], value: Option<&[u8]>) {
+    match (cache.get_mut(key), value) {
+        (Some(Some(held)), Some(value)) => {
+            held.clear();
+            held.extend_from_slice(value);
+        }
+        (Some(held), value) => *held = value.map(<[u8]>::to_vec),
+        (None, value) => {
+            cache.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        }
+    }
+}
+
 /// The Streamfn host of one call: reads go through a cache that also holds the call's own
 /// writes, and effects are written into a buffer applied in one crossing.
 #[derive(Default)]
 struct BatchHost {
-    /// Values read or written during the call; `None` for a key known to be absent.
-    cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Values read or written during the call.
+    cache: RefCell<Cache>,
     /// Effects not yet applied, encoded.
     held: RefCell<Vec<u8>>,
 }
@@ -100,9 +142,7 @@ impl Host for BatchHost {
             put_bytes(out, key);
             put_bytes(out, value);
         });
-        self.cache
-            .get_mut()
-            .insert(key.to_vec(), Some(value.to_vec()));
+        cache_put(self.cache.get_mut(), key, Some(value));
     }
 
     fn delete(&mut self, key: &[u8]) {
@@ -110,7 +150,7 @@ impl Host for BatchHost {
             out.push(1);
             put_bytes(out, key);
         });
-        self.cache.get_mut().insert(key.to_vec(), None);
+        cache_put(self.cache.get_mut(), key, None);
     }
 
     fn scan(
