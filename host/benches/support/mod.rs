@@ -59,6 +59,12 @@ impl CommittedState for Shared {
     fn get(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).get(key)
     }
+    fn value_len(&self, key: &[u8]) -> anyhow::Result<Option<usize>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .value_len(key)
+    }
     fn scan(
         &self,
         prefix: &[u8],

@@ -336,6 +336,47 @@ fn read(source: &mut dyn Source, partition: u32, wanted: usize) -> Result<Vec<In
     Ok(events)
 }
 
+/// The topic and offset of each event of a chunk, kept while the chunk is in the
+/// dispatcher: a chunk reads from a topic or two, so each event holds an index into its
+/// topics rather than a copy of the name.
+struct Consumed {
+    topics: Vec<String>,
+    events: Vec<(usize, u64)>,
+}
+
+impl Consumed {
+    fn of(chunk: &[InputEvent]) -> Consumed {
+        let mut topics: Vec<String> = Vec::new();
+        let events = chunk
+            .iter()
+            .map(|event| {
+                let topic = match topics.iter().position(|t| *t == event.topic) {
+                    Some(at) => at,
+                    None => {
+                        topics.push(event.topic.clone());
+                        topics.len() - 1
+                    }
+                };
+                (topic, event.offset)
+            })
+            .collect();
+        Consumed { topics, events }
+    }
+
+    /// Moves `positions` past the first `processed` events.
+    fn advance(&self, positions: &mut Positions, processed: usize) {
+        let mut next: Vec<Option<u64>> = vec![None; self.topics.len()];
+        for (topic, offset) in &self.events[..processed] {
+            next[*topic] = Some(offset + 1);
+        }
+        for (topic, next) in self.topics.iter().zip(next) {
+            if let Some(next) = next {
+                positions.insert(topic.clone(), next);
+            }
+        }
+    }
+}
+
 impl PartitionJob {
     /// Runs the events in batches until they are done, an event asks for a retry, or the
     /// job has run its time; the dispatcher comes back either way. Events left over for
@@ -366,8 +407,7 @@ impl PartitionJob {
             if chunk.is_empty() {
                 break;
             }
-            let consumed: Vec<(String, u64)> =
-                chunk.iter().map(|e| (e.topic.clone(), e.offset)).collect();
+            let consumed = Consumed::of(&chunk);
             let batch = Batch {
                 partition,
                 events: chunk,
@@ -380,9 +420,7 @@ impl PartitionJob {
             };
             state = done.state;
             let report = done.report;
-            for (topic, offset) in &consumed[..report.processed] {
-                positions.insert(topic.clone(), offset + 1);
-            }
+            consumed.advance(&mut positions, report.processed);
             stream_time_ms = report.stream_time_ms;
             processed += report.processed;
             stats.absorb(&report.stats);

@@ -62,6 +62,12 @@ impl Generations {
         Some(found)
     }
 
+    /// The length of the value under `key`, if the key is held, leaving it where it is.
+    fn value_len(&self, key: &[u8]) -> Option<Option<usize>> {
+        let value = self.young.get(key).or_else(|| self.old.get(key))?;
+        Some(value.as_ref().map(Vec::len))
+    }
+
     /// Holds `value` under `key`; the old generation forgets the key, so a lookup never
     /// finds a value a later write replaced.
     fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -151,6 +157,13 @@ impl CommittedState for CachedState {
         Ok(value)
     }
 
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        match self.cache.lock().value_len(key) {
+            Some(len) => Ok(len),
+            None => self.base.value_len(key),
+        }
+    }
+
     fn scan(
         &self,
         prefix: &[u8],
@@ -206,9 +219,17 @@ mod tests {
         let view = cache.over(committed(&[("a", "1")]));
         assert_eq!(view.get(b"a").expect("get"), Some(b"2".to_vec()));
         assert_eq!(view.get(b"new").expect("get"), Some(b"3".to_vec()));
+        // The length of a value a write replaces comes from the same place as the value.
+        assert_eq!(view.value_len(b"new").expect("len"), Some(1));
         cache.clear();
-        let view = cache.over(committed(&[("a", "1")]));
+        let view = cache.over(committed(&[("a", "1"), ("b", "four")]));
         assert_eq!(view.get(b"a").expect("get"), Some(b"1".to_vec()));
+        assert_eq!(
+            view.value_len(b"b").expect("len"),
+            Some(4),
+            "from the store"
+        );
+        assert_eq!(view.value_len(b"none").expect("len"), None);
     }
 
     #[test]

@@ -21,6 +21,10 @@ impl CommittedState for MemoryState {
         Ok(self.state.get(key).cloned())
     }
 
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.state.get(key).map(Vec::len))
+    }
+
     fn scan(
         &self,
         prefix: &[u8],

@@ -23,6 +23,11 @@ pub const MAX_SCAN: usize = 1000;
 pub trait CommittedState: Send {
     /// The value under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The length of the value under `key`: what a write replaces, counted without a
+    /// copy of it where the store can.
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.get(key)?.map(|value| value.len()))
+    }
     /// Up to `limit` entries with keys starting with `prefix`, after `start_after`, in
     /// key order.
     fn scan(

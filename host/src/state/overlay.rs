@@ -101,9 +101,13 @@ impl PartitionState {
     /// Records a write in the current call, counting what it adds to the bytes held;
     /// returns the bytes the partition's state holds with it.
     pub fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<u64> {
-        let size = |v: &[u8]| (key.len() + v.len()) as i64;
-        let old = self.get(&key)?.map_or(0, |v| size(&v));
-        let new = value.as_deref().map_or(0, size);
+        let old = match self.pending_state(&key) {
+            Some(pending) => pending.as_ref().map(Vec::len),
+            None => self.base.value_len(&key)?,
+        };
+        let size = |len: usize| (key.len() + len) as i64;
+        let old = old.map_or(0, size);
+        let new = value.as_ref().map_or(0, |v| size(v.len()));
         self.current_growth += new - old;
         self.set(key, value);
         self.held_bytes()

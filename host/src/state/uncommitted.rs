@@ -36,6 +36,13 @@ impl CommittedState for Uncommitted {
         }
     }
 
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        match self.effects.state.get(key) {
+            Some(value) => Ok(value.as_ref().map(Vec::len)),
+            None => self.base.value_len(key),
+        }
+    }
+
     fn scan(
         &self,
         prefix: &[u8],
