@@ -7,6 +7,8 @@
 //! transaction. It is a scorer, not a case manager: it never blocks a payment or remembers
 //! alerts it sent.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use streamfn::{Context, Event, Failure};
 
@@ -59,14 +61,19 @@ const W_NEW_MERCHANT: f64 = 0.1;
 const W_HIGH_RISK_TIER: f64 = 0.1;
 const W_NEW_ACCOUNT: f64 = 0.1;
 
-/// A `transactions` record.
+/// A `transactions` record, its strings borrowed from the event where they need no
+/// unescaping.
 #[derive(Debug, Deserialize)]
-struct Transaction {
-    id: String,
-    customer_id: String,
+struct Transaction<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    customer_id: Cow<'a, str>,
     amount: f64,
-    merchant: String,
-    country: String,
+    #[serde(borrow)]
+    merchant: Cow<'a, str>,
+    #[serde(borrow)]
+    country: Cow<'a, str>,
     timestamp_ms: i64,
 }
 
@@ -234,7 +241,7 @@ fn assess(tx: &Transaction, customer: &Customer) -> Assessment {
         Some(ratio) if ratio >= SPIKE_RATIO => add(true, "amount_spike", W_AMOUNT_SPIKE),
         _ => {}
     }
-    let new_country = !history.countries.contains(&tx.country)
+    let new_country = !history.countries.iter().any(|c| *c == tx.country)
         && match &customer.profile {
             Some(profile) => profile.home_country != tx.country,
             None => experienced,
@@ -308,10 +315,10 @@ impl History {
         if self.recent.len() > MAX_RECENT {
             self.recent.drain(..self.recent.len() - MAX_RECENT);
         }
-        remember(&mut self.countries, tx.country.clone(), MAX_COUNTRIES);
+        remember(&mut self.countries, tx.country.as_ref(), MAX_COUNTRIES);
         remember(
             &mut self.merchants,
-            merchant_tag(&tx.merchant),
+            &merchant_tag(&tx.merchant),
             MAX_MERCHANTS,
         );
     }
@@ -327,9 +334,13 @@ fn merchant_tag(merchant: &str) -> u32 {
 }
 
 /// Marks `value` as the most recently used of `list`, dropping the least recent one when
-/// `list` would grow beyond `cap`.
-fn remember<T: PartialEq>(list: &mut Vec<T>, value: T, cap: usize) {
-    if let Some(at) = list.iter().position(|v| *v == value) {
+/// `list` would grow beyond `cap`; a copy of `value` is made only when it is new.
+fn remember<T>(list: &mut Vec<T::Owned>, value: &T, cap: usize)
+where
+    T: ToOwned + ?Sized,
+    T::Owned: PartialEq<T>,
+{
+    if let Some(at) = list.iter().position(|v| *v == *value) {
         let known = list.remove(at);
         list.push(known);
         return;
@@ -337,7 +348,7 @@ fn remember<T: PartialEq>(list: &mut Vec<T>, value: T, cap: usize) {
     if list.len() >= cap {
         list.remove(0);
     }
-    list.push(value);
+    list.push(value.to_owned());
 }
 
 #[cfg(test)]

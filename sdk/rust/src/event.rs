@@ -1,6 +1,6 @@
 //! The event a handler receives, and the timer a timer handler receives.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::Failure;
 
@@ -38,8 +38,10 @@ pub struct Event {
 
 impl Event {
     /// The value parsed as JSON into `T`. A missing or malformed value rejects the event,
-    /// which sends it to the dead-letter topic with the parse error as the reason.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+    /// which sends it to the dead-letter topic with the parse error as the reason. `T` may
+    /// borrow from the event (`&str` or `Cow<str>` fields marked `#[serde(borrow)]`),
+    /// which spares a copy of each string.
+    pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, Failure> {
         let value = self
             .value
             .as_deref()
@@ -134,5 +136,36 @@ mod tests {
         assert_eq!(event.schema_subject(), Some("orders-value"));
         event.headers.clear();
         assert_eq!((event.schema_id(), event.schema_subject()), (None, None));
+    }
+
+    #[test]
+    fn json_borrows_strings_that_need_no_unescaping_and_copies_those_that_do() {
+        use std::borrow::Cow;
+
+        #[derive(Deserialize)]
+        struct Payment<'a> {
+            #[serde(borrow)]
+            plain: Cow<'a, str>,
+            #[serde(borrow)]
+            escaped: Cow<'a, str>,
+        }
+        let event = Event {
+            topic: "payments".to_owned(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            stream_time_ms: 0,
+            key: None,
+            value: Some(br#"{"plain":"c-1","escaped":"a\"b"}"#.to_vec()),
+            headers: Vec::new(),
+        };
+        let payment: Payment = event.json().expect("parses");
+        assert!(matches!(payment.plain, Cow::Borrowed("c-1")));
+        assert!(matches!(&payment.escaped, Cow::Owned(s) if s == "a\"b"));
+        let missing = Event {
+            value: None,
+            ..event
+        };
+        assert!(missing.json::<Payment>().is_err());
     }
 }

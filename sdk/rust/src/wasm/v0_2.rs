@@ -262,11 +262,18 @@ impl<'a> Reader<'a> {
 
 /// Runs `handler` on each event of `batch` in order and lists those that failed.
 pub fn handle_batch(batch: Batch, handler: Handler) -> Handled {
-    let mut host = BatchHost::default();
     let mut read = Reader { buf: &batch, at: 0 };
     let partition = read.u32();
     let topics: Vec<String> = (0..read.u32()).map(|_| read.text()).collect();
     let count = read.u32();
+    // Room for a key or two per event, so the cache does not grow step by step.
+    let mut host = BatchHost {
+        cache: RefCell::new(Cache::with_capacity_and_hasher(
+            count as usize,
+            Default::default(),
+        )),
+        held: RefCell::default(),
+    };
     let mut failed = Vec::new();
     for index in 0..count {
         let topic = topics[read.u32() as usize].clone();
