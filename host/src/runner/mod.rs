@@ -149,6 +149,8 @@ struct Runner {
     /// Partitions that stopped at a retry: they read again from their commit, once it
     /// is done.
     rewind: std::collections::BTreeSet<u32>,
+    /// Partitions whose last run left records unrun: they read nothing ahead.
+    lagging: std::collections::BTreeSet<u32>,
 }
 
 /// Stack of a runner thread: the guest runs on the workers, so the runner's needs
@@ -184,6 +186,7 @@ impl Runner {
             in_flight: None,
             carry: Default::default(),
             rewind: Default::default(),
+            lagging: Default::default(),
         }
     }
 

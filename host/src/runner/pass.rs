@@ -204,6 +204,7 @@ impl Runner {
             });
         }
         let read = started.elapsed();
+        let running: Vec<u32> = jobs.iter().map(|job| job.partition).collect();
         let submitted = (!jobs.is_empty()).then(|| self.submit(jobs));
         // The previous pass commits while the workers run this one.
         let settled = self.settle();
@@ -211,6 +212,13 @@ impl Runner {
         let Some(submitted) = submitted else {
             return settled.map(|()| false);
         };
+        // Under a backlog the next pass's records are read while the workers still run
+        // this one, so they do not wait for the read.
+        let ahead = match (backlog, &settled) {
+            (true, Ok(())) => self.read_ahead(&running, max_batch, every),
+            _ => Ok(HashMap::new()),
+        };
+        let read_ahead = started.elapsed();
         let runs = self.collect(submitted.wait());
         tracing::debug!(
             function = %self.name,
@@ -218,25 +226,38 @@ impl Runner {
             events = runs.as_ref().map_or(0, |r| r.iter().map(|run| run.processed).sum::<usize>()),
             read_ms = read.as_secs_f64() * 1e3,
             commit_ms = (committed - read).as_secs_f64() * 1e3,
+            read_ahead_ms = (read_ahead - committed).as_secs_f64() * 1e3,
             ran_ms = started.elapsed().as_secs_f64() * 1e3,
             "pass"
         );
         settled?;
         let mut runs = runs?;
+        let mut ahead = ahead?;
         for run in &mut runs {
             self.appetite.record(run.partition, run.processed);
             let attempts =
                 self.hold
                     .settle(run.partition, run.retry.as_ref(), &limits, Instant::now());
+            // After a retry the partition reads again from its commit: what was read
+            // ahead of it goes.
+            let ahead = ahead.remove(&run.partition).unwrap_or_default();
             if let Some(retry) = &run.retry {
                 self.rewind.insert(run.partition);
                 if let Some(attempts) = attempts {
                     tracing::info!(function = %self.name, partition = run.partition, offset = retry.offset, attempts, "retry requested: {}", retry.reason);
                 }
             }
-            if !run.leftover.is_empty() {
-                self.carry
-                    .insert(run.partition, std::mem::take(&mut run.leftover));
+            if run.leftover.is_empty() {
+                self.lagging.remove(&run.partition);
+            } else {
+                self.lagging.insert(run.partition);
+            }
+            let mut carry = std::mem::take(&mut run.leftover);
+            if run.retry.is_none() {
+                carry.extend(ahead);
+            }
+            if !carry.is_empty() {
+                self.carry.insert(run.partition, carry);
             }
         }
         self.in_flight = Some(InFlight { runs, started });
@@ -244,6 +265,36 @@ impl Runner {
             self.settle()?;
         }
         Ok(true)
+    }
+
+    /// Reads the next run's records of `partitions` while their runs are under way: as
+    /// many as each would read at the start of the next pass. A partition whose last
+    /// run left records unrun has them still to run, and reads none ahead, so what it
+    /// carries stays within two runs' worth.
+    fn read_ahead(
+        &mut self,
+        partitions: &[u32],
+        max_batch: usize,
+        every: CommitEvery,
+    ) -> Result<HashMap<u32, Vec<InputEvent>>> {
+        let mut ahead = HashMap::new();
+        let Some(active) = self.active.as_mut() else {
+            return Ok(ahead);
+        };
+        for &partition in partitions {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            if self.lagging.contains(&partition) {
+                continue;
+            }
+            let wanted = self.appetite.wanted(partition, max_batch, every);
+            let events = read(active.source.as_mut(), partition, wanted)?;
+            if !events.is_empty() {
+                ahead.insert(partition, events);
+            }
+        }
+        Ok(ahead)
     }
 
     /// Commits the pass that waits for its commit, if there is one; partitions that

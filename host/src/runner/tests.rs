@@ -33,6 +33,8 @@ struct Topic {
     broken: bool,
     /// The version whose replay was carried out last.
     replayed: Option<u32>,
+    /// The furthest offset a fetch reached.
+    read_to: u64,
 }
 
 struct MemorySource {
@@ -48,10 +50,12 @@ impl Source for MemorySource {
     fn wait(&mut self, _timeout: Duration) {}
 
     fn fetch(&mut self, _partition: u32, max: usize) -> Result<Vec<InputEvent>> {
-        let topic = self.topic.lock().expect("topic");
+        let mut topic = self.topic.lock().expect("topic");
         let from = self.cursor.unwrap_or(topic.committed) as usize;
         let events: Vec<InputEvent> = topic.records.iter().skip(from).take(max).cloned().collect();
-        self.cursor = Some((from + events.len()) as u64);
+        let to = (from + events.len()) as u64;
+        self.cursor = Some(to);
+        topic.read_to = topic.read_to.max(to);
         Ok(events)
     }
 
@@ -389,6 +393,47 @@ fn a_retried_event_holds_its_partition_then_is_dead_lettered_once_its_retries_ar
             .next_release(std::time::Instant::now())
             .is_none()
     );
+}
+
+#[test]
+fn under_a_backlog_the_next_records_are_read_during_a_pass_and_a_retry_drops_them() {
+    let limits = Limits {
+        max_batch: 2,
+        max_retries: 1,
+        retry_backoff_ms: 1,
+        ..Limits::default()
+    };
+    // The retried record comes in the third pass, which reads ahead of it.
+    let inputs: Vec<String> = (0..48)
+        .map(|i| match i {
+            13 => "retry".to_owned(),
+            i => format!("v{i}"),
+        })
+        .collect();
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let (mut runner, topic, _) = runner(&inputs, limits);
+    assert!(runner.pass().expect("the first pass"));
+    {
+        let topic = topic.lock().expect("topic");
+        assert_eq!(topic.committed, 0, "its commit waits for the next pass");
+        // The pass ran four records (twice a batch) and read the next four meanwhile.
+        assert_eq!(topic.read_to, 8, "read ahead");
+    }
+    let mut passes = 0;
+    loop {
+        let worked = runner.pass().expect("a pass");
+        if !worked && runner.hold.next_release(Instant::now()).is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        passes += 1;
+        assert!(passes < 1000, "the runner never drained its partition");
+    }
+    let topic = topic.lock().expect("topic");
+    assert_eq!(topic.committed, 48);
+    let want: Vec<&str> = inputs.iter().copied().filter(|v| *v != "retry").collect();
+    assert_eq!(values(&topic.outputs, "out"), want, "each once, in order");
+    assert_eq!(values(&topic.outputs, "f-dlq").len(), 1, "the retried one");
 }
 
 /// Partitions `0..n` of `in`, each with its own records and committed offset.
