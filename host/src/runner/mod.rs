@@ -277,6 +277,7 @@ impl Runner {
         self.in_flight = None;
         self.carry.clear();
         self.rewind.clear();
+        self.lagging.clear();
         let Some(active) = self.active.as_mut() else {
             return;
         };

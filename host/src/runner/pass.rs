@@ -149,6 +149,7 @@ impl Runner {
         // run on or commit: their next owner starts from their last commit.
         self.carry.retain(|p, _| partitions.contains(p));
         self.rewind.retain(|p| partitions.contains(p));
+        self.lagging.retain(|p| partitions.contains(p));
         if let Some(flight) = self.in_flight.as_mut() {
             flight
                 .runs
