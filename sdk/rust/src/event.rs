@@ -39,8 +39,9 @@ pub struct Event {
 impl Event {
     /// The value parsed as JSON into `T`. A missing or malformed value rejects the event,
     /// which sends it to the dead-letter topic with the parse error as the reason. `T` may
-    /// borrow from the event (`&str` or `Cow<str>` fields marked `#[serde(borrow)]`),
-    /// which spares a copy of each string.
+    /// borrow from the event, which spares a copy of each string: `Cow<str>` fields
+    /// marked `#[serde(borrow)]` borrow where the JSON needs no unescaping and copy where
+    /// it does (a `&str` field rejects a string with escapes).
     pub fn json<'a, T: Deserialize<'a>>(&'a self) -> Result<T, Failure> {
         let value = self
             .value

@@ -40,14 +40,14 @@ pub mod testing;
 pub mod wasm;
 
 pub use context::{Context, Host, Level, Output};
+pub use event::{Event, Header, Timer};
+pub use failure::Failure;
 
 /// The component's allocator, unless the crate is built without the `allocator` feature
 /// (for a function that brings its own).
 #[cfg(all(target_arch = "wasm32", feature = "allocator"))]
 #[global_allocator]
 static ALLOCATOR: blocks::Blocks = blocks::Blocks::new();
-pub use event::{Event, Header, Timer};
-pub use failure::Failure;
 
 /// The signature of an event handler.
 pub type Handler = fn(&Event, &mut Context) -> Result<(), Failure>;

@@ -40,20 +40,20 @@ const NONE: u32 = u32::MAX;
 /// Hashes the keys of a call's cache: FNV-1a, a few instructions a byte. A cache lives
 /// for one call of at most a batch of events, so keys chosen to collide can slow that
 /// call but not the next.
-#[derive(Default)]
 struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    /// FNV-1a's offset basis.
+    fn default() -> Self {
+        KeyHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
         for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
         }
-        self.0 = hash;
     }
 
     fn finish(&self) -> u64 {
@@ -266,7 +266,7 @@ pub fn handle_batch(batch: Batch, handler: Handler) -> Handled {
     let partition = read.u32();
     let topics: Vec<String> = (0..read.u32()).map(|_| read.text()).collect();
     let count = read.u32();
-    // Room for a key or two per event, so the cache does not grow step by step.
+    // Room for a key per event, so the cache does not grow step by step.
     let mut host = BatchHost {
         cache: RefCell::new(Cache::with_capacity_and_hasher(
             count as usize,
