@@ -43,16 +43,26 @@ impl Record {
 
     /// Encodes the record for storage.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + self.payload_len() + 8 * self.headers.len());
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// About the bytes [`Record::encode`] gives, to reserve room for them.
+    pub fn encoded_len(&self) -> usize {
+        24 + self.payload_len() + 8 * self.headers.len()
+    }
+
+    /// Appends the record's encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
-        put_optional(&mut out, self.key.as_deref());
-        put_optional(&mut out, self.value.as_deref());
+        put_optional(out, self.key.as_deref());
+        put_optional(out, self.value.as_deref());
         out.extend_from_slice(&(self.headers.len() as u32).to_le_bytes());
         for (k, v) in &self.headers {
-            put_optional(&mut out, Some(k.as_bytes()));
-            put_optional(&mut out, Some(v));
+            put_optional(out, Some(k.as_bytes()));
+            put_optional(out, Some(v));
         }
-        out
     }
 
     /// Decodes a record written by [`Record::encode`].

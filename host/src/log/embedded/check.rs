@@ -9,17 +9,19 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 use serde::Serialize;
 
 use super::EmbeddedLog;
+use super::batch::Batch;
 use super::frame;
 use super::journal::{self, Head};
-use super::records::record_name;
-use super::store::{LogConfig, catch_damage};
+use super::records::{batch_name, record_name};
+use super::store::{LogConfig, catch_damage, upgrade};
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_HEADS, LOG, OFFSETS, PARTITIONS,
-    REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_HEADS, OFFSETS, PARTITIONS,
+    RECORDS, REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME, TIMER_KEYS, TIMERS, TOPICS,
+    TopicMeta,
 };
 use crate::model::record::Record;
 use crate::sandbox::sha256_hex;
@@ -52,8 +54,11 @@ impl CheckReport {
     }
 }
 
-/// Records read per step, so that a damaged page costs the records of one step at most.
+/// Entries read per step, so that a damaged page costs the entries of one step at most.
 const STEP: usize = 1000;
+
+/// Batches of records read per step (about a megabyte), as [`STEP`] for entries.
+const BATCH_STEP: usize = 64;
 
 /// Checks the store of the data directory `data_dir`, which no replica may be using. With
 /// `salvage`, copies every intact entry into a new data directory there.
@@ -90,6 +95,27 @@ pub fn check(data_dir: &Path, salvage: Option<&Path>) -> Result<CheckReport> {
             });
         }
     };
+    // A store of an older format is read as this one reads it: its copy is brought up
+    // to this format first.
+    let upgraded = catch_damage("bringing the store up to this format", || {
+        let read = db.begin_read()?;
+        if read.list_tables()?.any(|t| t.name() == RECORDS.name()) {
+            return Ok(());
+        }
+        drop(read);
+        let txn = db.begin_write()?;
+        upgrade(&txn)?;
+        txn.commit()?;
+        Ok(())
+    });
+    if let Err(err) = upgraded {
+        return Ok(CheckReport {
+            damaged: vec![format!(
+                "the whole store: it cannot be read as this format ({err:#}), so nothing in it can be read or salvaged"
+            )],
+            ..CheckReport::default()
+        });
+    }
     let target = match salvage {
         Some(path) => Some(open_salvage(path)?),
         None => None,
@@ -205,7 +231,7 @@ fn records(
     topic: &TopicMeta,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let log = read.open_table(LOG)?;
+    let rows = read.open_table(RECORDS)?;
     let parts = read.open_table(PARTITIONS)?;
     let gaps = read.open_table(GAPS)?;
     for p in 0..topic.partitions {
@@ -243,9 +269,9 @@ fn records(
         while next < end {
             let step = catch_damage("reading records", || {
                 let mut found = Vec::new();
-                for item in log
+                for item in rows
                     .range((topic.id, p, next)..(topic.id, p, end))?
-                    .take(STEP)
+                    .take(BATCH_STEP)
                 {
                     let (key, value) = item?;
                     found.push((key.value().2, value.value().to_vec()));
@@ -259,7 +285,7 @@ fn records(
                         "{} (a page of the store cannot be read there)",
                         record_name(&topic.name, p, next)
                     ));
-                    left_out(to, topic.id, p, next)?;
+                    left_out(to, topic.id, p, next..next + 1)?;
                     next += 1;
                     continue;
                 }
@@ -268,21 +294,28 @@ fn records(
                 missing(next, end, report)?;
                 break;
             }
-            for (offset, stored) in found {
-                missing(next, offset, report)?;
-                next = offset + 1;
-                let intact = frame::open_record(topic.id, p, offset, &stored)
-                    .is_some_and(|bytes| Record::decode(bytes).is_ok());
-                if !intact {
-                    report.damaged.push(record_name(&topic.name, p, offset));
-                    left_out(to, topic.id, p, offset)?;
+            for (last, stored) in found {
+                let intact = Batch::open(topic.id, p, last, &stored).filter(|batch| {
+                    batch.base >= next
+                        && batch
+                            .records()
+                            .all(|(_, bytes)| Record::decode(bytes).is_ok())
+                });
+                let Some(batch) = intact else {
+                    // Where a damaged batch starts cannot be told: all the offsets since
+                    // the last intact one are lost.
+                    report.damaged.push(batch_name(&topic.name, p, next, last));
+                    left_out(to, topic.id, p, next..last + 1)?;
+                    next = last + 1;
                     continue;
-                }
-                report.records += 1;
+                };
+                missing(next, batch.base, report)?;
+                next = last + 1;
+                report.records += u64::from(batch.count);
                 kept_bytes += stored.len() as u64;
                 if let Some(to) = to {
-                    to.open_table(LOG)?
-                        .insert((topic.id, p, offset), stored.as_slice())?;
+                    to.open_table(RECORDS)?
+                        .insert((topic.id, p, last), stored.as_slice())?;
                 }
             }
         }
@@ -294,11 +327,18 @@ fn records(
     Ok(())
 }
 
-/// Notes in the salvaged store that the record at `offset` was left out.
-fn left_out(to: Option<&WriteTransaction>, topic: u32, partition: u32, offset: u64) -> Result<()> {
+/// Notes in the salvaged store that the records at `offsets` were left out.
+fn left_out(
+    to: Option<&WriteTransaction>,
+    topic: u32,
+    partition: u32,
+    offsets: std::ops::Range<u64>,
+) -> Result<()> {
     if let Some(to) = to {
-        to.open_table(GAPS)?
-            .insert((topic, partition, offset), ())?;
+        let mut gaps = to.open_table(GAPS)?;
+        for offset in offsets {
+            gaps.insert((topic, partition, offset), ())?;
+        }
     }
     Ok(())
 }

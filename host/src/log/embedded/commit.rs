@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
-use super::frame;
+use super::batch::Appends;
 use super::journal::{Done, StateTables};
 use super::store::EmbeddedLog;
 use super::tables::{
-    JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, LOG, OFFSETS, PARTITIONS, STATE, STATE_BYTES,
+    JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, OFFSETS, PARTITIONS, RECORDS, STATE, STATE_BYTES,
     STREAM_TIME, TIMER_KEYS, TIMERS, TopicMeta,
 };
 use crate::model::effects::{Commit, Output};
@@ -73,9 +73,9 @@ impl EmbeddedLog {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
             {
-                let mut parts = txn.open_table(PARTITIONS)?;
-                let mut log = txn.open_table(LOG)?;
-                let mut extents: BTreeMap<(u32, u32), (u64, u64, u64)> = BTreeMap::new();
+                let mut extents = txn.open_table(PARTITIONS)?;
+                let mut rows = txn.open_table(RECORDS)?;
+                let mut appends = Appends::default();
                 let mut state_tables = StateTables {
                     state: txn.open_table(STATE)?,
                     sizes: txn.open_table(STATE_BYTES)?,
@@ -104,21 +104,7 @@ impl EmbeddedLog {
                             topic.partitions,
                             output.fallback_partition,
                         );
-                        let extent = match extents.get_mut(&(topic.id, p)) {
-                            Some(extent) => extent,
-                            None => {
-                                let current = parts
-                                    .get((topic.id, p))?
-                                    .map(|v| v.value())
-                                    .unwrap_or_default();
-                                extents.entry((topic.id, p)).or_insert(current)
-                            }
-                        };
-                        let sealed =
-                            frame::seal_record(topic.id, p, extent.1, &output.record.encode());
-                        log.insert((topic.id, p, extent.1), sealed.as_slice())?;
-                        extent.1 += 1;
-                        extent.2 += sealed.len() as u64;
+                        appends.push(&extents, &mut rows, topic.id, p, &output.record)?;
                     }
                     if !effects.state.is_empty() {
                         self.journals.commit(
@@ -146,9 +132,7 @@ impl EmbeddedLog {
                     }
                     stream_times.insert((group, partition), *stream_time_ms)?;
                 }
-                for (key, extent) in extents {
-                    parts.insert(key, extent)?;
-                }
+                appends.finish(&mut extents, &mut rows)?;
             }
             txn.commit()?;
             Ok(())

@@ -38,7 +38,29 @@ pub fn open<'a>(place: &[&[u8]], stored: &'a [u8]) -> Option<&'a [u8]> {
     (u32::from_le_bytes(*crc) == checksum(place, bytes)).then_some(bytes)
 }
 
-/// A record sealed where it is stored: its topic (by id), partition and offset.
+/// Seals `framed` in place for `place`: its first [`SEAL_BYTES`] were left for the seal,
+/// and the rest is what is sealed.
+pub fn seal_in_place(place: &[&[u8]], framed: &mut [u8]) {
+    let crc = checksum(place, &framed[SEAL_BYTES..]);
+    framed[..SEAL_BYTES].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Seals the batch of records `framed` (see [`seal_in_place`]) where it is stored: its
+/// topic (by id), partition and last offset.
+pub fn seal_batch(topic: u32, partition: u32, last: u64, framed: &mut [u8]) {
+    let place = record_place(topic, partition, last);
+    seal_in_place(&[b"batch", &place[0], &place[1], &place[2]], framed);
+}
+
+/// The batch of records stored at `topic`, `partition`, `last`, if intact.
+pub fn open_batch(topic: u32, partition: u32, last: u64, stored: &[u8]) -> Option<&[u8]> {
+    let place = record_place(topic, partition, last);
+    open(&[b"batch", &place[0], &place[1], &place[2]], stored)
+}
+
+/// A record sealed where store formats 2 and 3 stored it, one per row: its topic (by
+/// id), partition and offset.
+#[cfg(test)]
 pub fn seal_record(topic: u32, partition: u32, offset: u64, encoded: &[u8]) -> Vec<u8> {
     seal(
         &record_place(topic, partition, offset)
@@ -48,7 +70,8 @@ pub fn seal_record(topic: u32, partition: u32, offset: u64, encoded: &[u8]) -> V
     )
 }
 
-/// The encoded record stored at `topic`, `partition`, `offset`, if intact.
+/// The encoded record stored one per row at `topic`, `partition`, `offset` (store formats
+/// 2 and 3), if intact.
 pub fn open_record(topic: u32, partition: u32, offset: u64, stored: &[u8]) -> Option<&[u8]> {
     open(
         &record_place(topic, partition, offset)

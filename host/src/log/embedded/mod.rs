@@ -3,6 +3,7 @@
 //! transactional store file under the data directory. It is a single-node log; it never
 //! grows cluster features.
 
+mod batch;
 mod check;
 mod commit;
 mod documents;

@@ -1,15 +1,13 @@
 //! Records of the embedded log: durable appends (placed by partition, key or round
 //! robin, as Kafka's producer does) and fetches by offset.
-
-use std::collections::BTreeMap;
-
 use anyhow::{Context as _, Result};
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::batch::{Appends, Batch};
 use super::frame::{self, damaged};
 use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
-use super::tables::{LOG, PARTITIONS, PRODUCERS};
+use super::tables::{PARTITIONS, PRODUCERS, RECORDS};
 use crate::log::{Fetched, Idempotence, LogError};
 use crate::model::clock::now_ms;
 use crate::model::partitioner::partition_for;
@@ -79,12 +77,12 @@ impl EmbeddedLog {
             }
             let mut placed = Vec::with_capacity(records.len());
             {
-                let mut parts = txn.open_table(PARTITIONS)?;
-                let mut log = txn.open_table(LOG)?;
-                let mut extents: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+                let mut extents = txn.open_table(PARTITIONS)?;
+                let mut rows = txn.open_table(RECORDS)?;
+                let mut appends = Appends::default();
                 let round_robin_start =
-                    (parts.get((meta.id, 0))?.map(|v| v.value().1).unwrap_or(0)) as u32;
-                for (i, (partition, record)) in records.into_iter().enumerate() {
+                    (extents.get((meta.id, 0))?.map(|v| v.value().1).unwrap_or(0)) as u32;
+                for (i, (partition, record)) in records.iter().enumerate() {
                     let p = partition.unwrap_or_else(|| {
                         partition_for(
                             record.key.as_deref(),
@@ -92,26 +90,10 @@ impl EmbeddedLog {
                             round_robin_start.wrapping_add(i as u32),
                         )
                     });
-                    let extent = match extents.get_mut(&p) {
-                        Some(extent) => extent,
-                        None => {
-                            let current = parts
-                                .get((meta.id, p))?
-                                .map(|v| v.value())
-                                .unwrap_or_default();
-                            extents.entry(p).or_insert(current)
-                        }
-                    };
-                    let offset = extent.1;
-                    let sealed = frame::seal_record(meta.id, p, offset, &record.encode());
-                    log.insert((meta.id, p, offset), sealed.as_slice())?;
-                    extent.1 += 1;
-                    extent.2 += sealed.len() as u64;
+                    let offset = appends.push(&extents, &mut rows, meta.id, p, record)?;
                     placed.push((p, offset));
                 }
-                for (p, extent) in extents {
-                    parts.insert((meta.id, p), extent)?;
-                }
+                appends.finish(&mut extents, &mut rows)?;
             }
             if let Some(idempotence) = idempotence {
                 let last = LastBatch {
@@ -146,21 +128,24 @@ impl EmbeddedLog {
         let what = format!("reading {} partition {partition}", topic.name);
         self.guard(&what, |db| {
             let txn = db.begin_read()?;
-            let log = txn.open_table(LOG)?;
+            let rows = txn.open_table(RECORDS)?;
             let mut fetched = Fetched {
                 records: Vec::new(),
                 next: from,
             };
-            for item in log.range((topic.id, partition, from)..(topic.id, partition, u64::MAX))? {
+            for item in rows.range((topic.id, partition, from)..=(topic.id, partition, u64::MAX))? {
                 let (key, value) = item?;
-                let offset = key.value().2;
-                let record = frame::open_record(topic.id, partition, offset, value.value())
-                    .and_then(|bytes| Record::decode(bytes).ok())
-                    .with_context(|| damaged(&record_name(&topic.name, partition, offset)))?;
-                fetched.records.push((offset, record));
-                fetched.next = offset + 1;
-                if fetched.records.len() >= max {
-                    break;
+                let last = key.value().2;
+                let name = |offset| damaged(&batch_name(&topic.name, partition, offset, last));
+                let batch = Batch::open(topic.id, partition, last, value.value())
+                    .with_context(|| name(fetched.next))?;
+                for (offset, bytes) in batch.records().skip_while(|(offset, _)| *offset < from) {
+                    let record = Record::decode(bytes).ok().with_context(|| name(offset))?;
+                    fetched.records.push((offset, record));
+                    fetched.next = offset + 1;
+                    if fetched.records.len() >= max {
+                        return Ok(fetched);
+                    }
                 }
             }
             Ok(fetched)
@@ -248,4 +233,14 @@ impl LastBatch {
 /// How a stored record is named in errors.
 pub(super) fn record_name(topic: &str, partition: u32, offset: u64) -> String {
     format!("record {offset} of topic {topic} partition {partition}")
+}
+
+/// How the record at `offset` is named in errors when the batch it is stored in, up to
+/// `last`, is damaged: what is lost with it.
+pub(super) fn batch_name(topic: &str, partition: u32, offset: u64, last: u64) -> String {
+    let name = record_name(topic, partition, offset);
+    match last > offset {
+        true => format!("{name} (in a batch with the records after it up to {last})"),
+        false => name,
+    }
 }

@@ -4,11 +4,10 @@
 use anyhow::Result;
 use redb::ReadableTable;
 
-use super::frame;
+use super::batch::Batch;
 use super::records::LastBatch;
 use super::store::EmbeddedLog;
-use super::tables::{LOG, PARTITIONS, PRODUCERS};
-use crate::model::record::Record;
+use super::tables::{PARTITIONS, PRODUCERS, RECORDS};
 
 /// Records deleted by one pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +21,9 @@ pub struct RetentionReport {
 /// How long a producer's last batch is kept to answer its repeats.
 const PRODUCER_EXPIRY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Most records one pass deletes per partition, so a pass never holds the writer long.
-const MAX_DELETES_PER_PASS: usize = 50_000;
+/// Records after which one pass stops deleting from a partition, so a pass never holds
+/// the writer long.
+const MAX_DELETES_PER_PASS: u64 = 50_000;
 
 impl EmbeddedLog {
     /// Applies every topic's retention as of `now_ms`.
@@ -42,38 +42,39 @@ impl EmbeddedLog {
                     let txn = db.begin_write()?;
                     {
                         let mut parts = txn.open_table(PARTITIONS)?;
-                        let mut log = txn.open_table(LOG)?;
+                        let mut rows = txn.open_table(RECORDS)?;
                         for p in 0..topic.partitions {
                             let Some((mut start, end, mut bytes)) =
                                 parts.get((topic.id, p))?.map(|v| v.value())
                             else {
                                 continue;
                             };
-                            let mut doomed = Vec::new();
-                            for item in log.range((topic.id, p, start)..(topic.id, p, end))? {
+                            let (mut doomed, mut records) = (Vec::new(), 0);
+                            for item in rows.range((topic.id, p, start)..(topic.id, p, end))? {
                                 let (key, value) = item?;
                                 let size = value.value().len() as u64;
                                 let too_big = topic.retention_bytes.is_some_and(|max| bytes > max);
-                                let offset = key.value().2;
-                                // A damaged record is kept, with everything after it, for
-                                // `fnctl check` to find.
+                                let last = key.value().2;
+                                // A batch goes when all its records are too old. A damaged
+                                // one is kept, with everything after it, for `fnctl check`
+                                // to find.
+                                let batch = Batch::open(topic.id, p, last, value.value());
                                 let too_old = cutoff.is_some_and(|cutoff| {
-                                    frame::open_record(topic.id, p, offset, value.value())
-                                        .and_then(|bytes| Record::decode(bytes).ok())
-                                        .is_some_and(|r| r.timestamp_ms < cutoff)
+                                    batch.is_some_and(|b| b.max_timestamp_ms < cutoff)
                                 });
-                                if !(too_big || too_old) || doomed.len() >= MAX_DELETES_PER_PASS {
+                                if !(too_big || too_old) || records >= MAX_DELETES_PER_PASS {
                                     break;
                                 }
-                                doomed.push(offset);
+                                doomed.push(last);
                                 bytes = bytes.saturating_sub(size);
                                 deleted.bytes += size;
+                                records += batch.map_or(last + 1 - start, |b| u64::from(b.count));
+                                start = last + 1;
                             }
-                            for offset in &doomed {
-                                log.remove((topic.id, p, *offset))?;
-                                start = offset + 1;
+                            deleted.records += records;
+                            for last in doomed {
+                                rows.remove((topic.id, p, last))?;
                             }
-                            deleted.records += doomed.len() as u64;
                             parts.insert((topic.id, p), (start, end, bytes))?;
                         }
                     }

@@ -19,9 +19,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 use super::frame::{self, damaged};
 use super::journal::Journals;
 use super::tables::{
-    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, LOG, OFFSETS,
-    PARTITIONS, PRODUCERS, REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME, TIMER_KEYS,
-    TIMERS, TOPICS, TopicMeta,
+    ARTIFACTS, CHECKPOINTS, DEPLOYMENTS, GAPS, JOURNAL, JOURNAL_FOLDS, JOURNAL_HEADS, OFFSETS,
+    PARTITIONS, PRODUCERS, RECORDS, REPLAYS, STATE, STATE_BYTES, STORE_FILE, STREAM_TIME,
+    TIMER_KEYS, TIMERS, TOPICS, TopicMeta,
 };
 
 /// Left beside a store once it holds data: a store missing where this file is means the
@@ -29,12 +29,13 @@ use super::tables::{
 const STORE_MARK: &str = "streamfn.redb.created";
 
 /// The store's format, and the key it is kept under in [`META`].
-/// Format 3 adds the state journal, which an older Streamfn would not read.
-const FORMAT: u32 = 3;
+/// Format 3 adds the state journal and format 4 keeps records in batches, which an older
+/// Streamfn would not read.
+const FORMAT: u32 = 4;
 const FORMAT_KEY: &str = "format";
 
 /// Facts about the store itself.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -110,48 +111,7 @@ impl EmbeddedLog {
     fn init(&self) -> Result<()> {
         self.guard("preparing the store", |db| {
             let txn = db.begin_write()?;
-            let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
-            let format = if tables.iter().any(|t| t == META.name()) {
-                txn.open_table(META)?
-                    .get(FORMAT_KEY)?
-                    .map_or(1, |v| v.value() as u32)
-            } else if tables.iter().any(|t| t == TOPICS.name()) {
-                1
-            } else {
-                FORMAT
-            };
-            if format > FORMAT {
-                bail!(
-                    "the store {STORE_FILE} was written by a newer Streamfn (format {format}; this one reads up to {FORMAT})"
-                );
-            }
-            {
-                // Creating every table up front lets readers open them without checks.
-                txn.open_table(TOPICS)?;
-                txn.open_table(PARTITIONS)?;
-                txn.open_table(LOG)?;
-                txn.open_table(OFFSETS)?;
-                txn.open_table(STREAM_TIME)?;
-                txn.open_table(STATE)?;
-                txn.open_table(TIMERS)?;
-                txn.open_table(TIMER_KEYS)?;
-                txn.open_table(DEPLOYMENTS)?;
-                txn.open_table(ARTIFACTS)?;
-                txn.open_table(CHECKPOINTS)?;
-                txn.open_table(STATE_BYTES)?;
-                txn.open_table(GAPS)?;
-                txn.open_table(PRODUCERS)?;
-                txn.open_table(REPLAYS)?;
-                txn.open_table(JOURNAL)?;
-                txn.open_table(JOURNAL_HEADS)?;
-                txn.open_table(JOURNAL_FOLDS)?;
-                if format < 2 {
-                    tracing::info!("sealing every stored value with a checksum (store format {format} to {FORMAT})");
-                    super::migrate::seal_all(&txn)?;
-                }
-                txn.open_table(META)?
-                    .insert(FORMAT_KEY, u64::from(FORMAT))?;
-            }
+            upgrade(&txn)?;
             txn.commit()?;
             Ok(())
         })?;
@@ -381,4 +341,55 @@ fn io_trouble(err: &anyhow::Error) -> Option<Trouble> {
         }
     }
     None
+}
+
+/// Brings the store `txn` writes up to this format: creates every table (so readers open
+/// them without checks) and moves what an older format stored into this one's tables.
+pub(super) fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
+    let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+    let format = if tables.iter().any(|t| t == META.name()) {
+        txn.open_table(META)?
+            .get(FORMAT_KEY)?
+            .map_or(1, |v| v.value() as u32)
+    } else if tables.iter().any(|t| t == TOPICS.name()) {
+        1
+    } else {
+        FORMAT
+    };
+    if format > FORMAT {
+        bail!(
+            "the store {STORE_FILE} was written by a newer Streamfn (format {format}; this one reads up to {FORMAT})"
+        );
+    }
+    txn.open_table(TOPICS)?;
+    txn.open_table(PARTITIONS)?;
+    txn.open_table(RECORDS)?;
+    txn.open_table(OFFSETS)?;
+    txn.open_table(STREAM_TIME)?;
+    txn.open_table(STATE)?;
+    txn.open_table(TIMERS)?;
+    txn.open_table(TIMER_KEYS)?;
+    txn.open_table(DEPLOYMENTS)?;
+    txn.open_table(ARTIFACTS)?;
+    txn.open_table(CHECKPOINTS)?;
+    txn.open_table(STATE_BYTES)?;
+    txn.open_table(GAPS)?;
+    txn.open_table(PRODUCERS)?;
+    txn.open_table(REPLAYS)?;
+    txn.open_table(JOURNAL)?;
+    txn.open_table(JOURNAL_HEADS)?;
+    txn.open_table(JOURNAL_FOLDS)?;
+    if format < 2 {
+        tracing::info!(
+            "sealing every stored value with a checksum (store format {format} to {FORMAT})"
+        );
+        super::migrate::seal_all(txn)?;
+    }
+    if format < 4 {
+        tracing::info!("moving records into batches (store format {format} to {FORMAT})");
+        super::migrate::batch_records(txn, format >= 2)?;
+    }
+    txn.open_table(META)?
+        .insert(FORMAT_KEY, u64::from(FORMAT))?;
+    Ok(())
 }

@@ -13,7 +13,11 @@ pub const TOPICS: TableDefinition<&str, &[u8]> = TableDefinition::new("topics");
 /// (topic id, partition) → (log start offset, next offset, bytes held).
 pub const PARTITIONS: TableDefinition<(u32, u32), (u64, u64, u64)> =
     TableDefinition::new("partitions");
-/// (topic id, partition, offset) → encoded record, sealed.
+/// (topic id, partition, last offset) → a batch of the partition's records up to that
+/// offset, sealed; see [`super::batch`].
+pub const RECORDS: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("records");
+/// Up to store format 3, (topic id, partition, offset) → one encoded record, sealed from
+/// format 2 on. Opening such a store moves its records into [`RECORDS`].
 pub const LOG: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("log");
 /// (group, topic id, partition) → next offset to read.
 pub const OFFSETS: TableDefinition<(&str, u32, u32), u64> = TableDefinition::new("offsets");

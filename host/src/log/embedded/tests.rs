@@ -119,18 +119,13 @@ fn retention_deletes_from_the_front_by_age_and_by_size() {
         .expect("topic");
     log.create_topic("sized", 1, None, Some(200))
         .expect("topic");
-    log.append(
-        "aged",
-        (0..10).map(|i| record(i * 1_000, "x")).collect(),
-        None,
-    )
-    .expect("append");
-    log.append(
-        "sized",
-        (0..10).map(|i| record(i, &"y".repeat(50))).collect(),
-        None,
-    )
-    .expect("append");
+    // One batch per append: retention deletes whole batches.
+    for i in 0..10 {
+        log.append("aged", vec![record(i * 1_000, "x")], None)
+            .expect("append");
+        log.append("sized", vec![record(i, &"y".repeat(50))], None)
+            .expect("append");
+    }
     let report = log.apply_retention(9_500).expect("retention");
     assert!(report.records > 0);
     let aged = log.require_topic("aged").expect("topic");
@@ -151,6 +146,179 @@ fn retention_deletes_from_the_front_by_age_and_by_size() {
     assert!(extent.bytes <= 200, "{extent:?}");
     assert_eq!(extent.end, 10);
     assert!(extent.start > 0);
+}
+
+#[test]
+fn a_batch_is_deleted_by_age_once_all_its_records_are_old() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    log.create_topic("aged", 1, Some(1_000), None)
+        .expect("topic");
+    log.append("aged", vec![record(0, "old"), record(9_000, "new")], None)
+        .expect("append");
+    log.append("aged", vec![record(10_000, "newer")], None)
+        .expect("append");
+    let aged = log.require_topic("aged").expect("topic");
+    assert_eq!(log.apply_retention(9_500).expect("retention").records, 0);
+    assert_eq!(log.extents(&aged).expect("extents")[0].start, 0);
+    assert_eq!(log.apply_retention(10_500).expect("retention").records, 2);
+    let extent = log.extents(&aged).expect("extents")[0];
+    assert_eq!((extent.start, extent.end), (2, 3));
+}
+
+#[test]
+fn records_committed_together_are_read_back_from_any_offset_in_pages_of_any_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(&dir);
+    log.create_topic("out", 2, None, None).expect("topic");
+    // Enough records for several batches, over both partitions.
+    let mut effects = Effects::default();
+    for i in 0..3_000u32 {
+        effects.outputs.push(Output {
+            topic: "out".into(),
+            fallback_partition: i % 2,
+            record: record(i64::from(i), &format!("{i:0100}")).1,
+        });
+    }
+    log.commit(&[commit_of(0, Vec::new(), &effects)])
+        .expect("commit");
+    let out = log.require_topic("out").expect("topic");
+    let extents = log.extents(&out).expect("extents");
+    assert_eq!(
+        extents.iter().map(|e| e.end).collect::<Vec<_>>(),
+        vec![1_500, 1_500]
+    );
+    for partition in 0..2u32 {
+        let value = |offset: u64| format!("{:0100}", offset * 2 + u64::from(partition));
+        for (from, max) in [
+            (0, 10_000),
+            (0, 1),
+            (777, 5),
+            (1_499, 10),
+            (1_500, 10),
+            (3, 1_000),
+        ] {
+            let fetched = log.fetch(&out, partition, from, max).expect("fetch");
+            let expected: Vec<(u64, String)> =
+                (from..1_500).take(max).map(|o| (o, value(o))).collect();
+            let read: Vec<(u64, String)> = fetched
+                .records
+                .iter()
+                .map(|(o, r)| {
+                    (
+                        *o,
+                        String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+                            .into_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                read, expected,
+                "partition {partition} from {from}, {max} at most"
+            );
+            assert_eq!(fetched.next, expected.last().map_or(from, |(o, _)| o + 1));
+        }
+    }
+    drop(log);
+    let report = super::check(dir.path(), None).expect("check");
+    assert!(report.intact(), "{:?}", report.damaged);
+    assert_eq!(report.records, 3_000);
+}
+
+/// The settings of topic `in` (id 1) as an older format stored them.
+fn settings_of_in(partitions: u32) -> Vec<u8> {
+    let meta = TopicMeta {
+        name: "in".into(),
+        id: 1,
+        partitions,
+        retention_ms: None,
+        retention_bytes: None,
+    };
+    serde_json::to_vec(&meta).expect("json")
+}
+
+#[test]
+fn a_store_of_one_record_per_row_moves_them_into_batches_and_keeps_a_damaged_one_damaged() {
+    use redb::Database;
+
+    use super::tables::{LOG, PARTITIONS, TOPICS};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        // What format 3 wrote: one sealed record per row; record 3 of partition 0 has
+        // a changed byte.
+        let db = Database::create(dir.path().join(STORE_FILE)).expect("a store");
+        let txn = db.begin_write().expect("write");
+        {
+            let json = settings_of_in(2);
+            let sealed = super::frame::seal_doc("topic", "in", &json);
+            txn.open_table(TOPICS)
+                .expect("topics")
+                .insert("in", sealed.as_slice())
+                .expect("insert");
+            let mut log = txn.open_table(LOG).expect("log");
+            for (partition, count) in [(0u32, 6u64), (1, 2)] {
+                for offset in 0..count {
+                    let encoded = record(offset as i64, &format!("{partition}-{offset}"))
+                        .1
+                        .encode();
+                    let mut sealed = super::frame::seal_record(1, partition, offset, &encoded);
+                    if (partition, offset) == (0, 3) {
+                        let last = sealed.len() - 1;
+                        sealed[last] ^= 1;
+                    }
+                    log.insert((1, partition, offset), sealed.as_slice())
+                        .expect("insert");
+                }
+                txn.open_table(PARTITIONS)
+                    .expect("partitions")
+                    .insert((1, partition), (0, count, 0))
+                    .expect("insert");
+            }
+            txn.open_table(super::store::META)
+                .expect("meta")
+                .insert("format", 3)
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let log = open(&dir);
+    let topic = log.require_topic("in").expect("the topic is read");
+    let values = |partition: u32, from: u64, max: usize| -> Vec<String> {
+        log.fetch(&topic, partition, from, max)
+            .expect("read")
+            .records
+            .iter()
+            .map(|(o, r)| {
+                format!(
+                    "{o}:{}",
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+                )
+            })
+            .collect()
+    };
+    assert_eq!(values(0, 0, 3), vec!["0:0-0", "1:0-1", "2:0-2"]);
+    let err = log
+        .fetch(&topic, 0, 3, 10)
+        .expect_err("record 3 is damaged");
+    assert!(
+        format!("{err:#}").contains("record 3 of topic in partition 0 is damaged"),
+        "{err:#}"
+    );
+    assert_eq!(values(0, 4, 10), vec!["4:0-4", "5:0-5"]);
+    assert_eq!(values(1, 0, 10), vec!["0:1-0", "1:1-1"]);
+    let extents = log.extents(&topic).expect("extents");
+    assert!(extents.iter().all(|e| e.bytes > 0), "{extents:?}");
+    log.append("in", vec![record(9, "new")], None)
+        .expect("append");
+    assert_eq!(values(0, 6, 10), vec!["6:new"]);
+    drop(log);
+    let report = super::check(dir.path(), None).expect("check");
+    assert_eq!(report.records, 8, "{:?}", report.damaged);
+    assert_eq!(
+        report.damaged,
+        vec!["record 3 of topic in partition 0".to_owned()]
+    );
 }
 
 #[test]
@@ -201,14 +369,7 @@ fn a_store_of_the_first_format_is_sealed_when_it_opens() {
         let db = Database::create(dir.path().join(STORE_FILE)).expect("a store");
         let txn = db.begin_write().expect("write");
         {
-            let meta = TopicMeta {
-                name: "in".into(),
-                id: 1,
-                partitions: 1,
-                retention_ms: None,
-                retention_bytes: None,
-            };
-            let json = serde_json::to_vec(&meta).expect("json");
+            let json = settings_of_in(1);
             txn.open_table(TOPICS)
                 .expect("topics")
                 .insert("in", json.as_slice())
@@ -258,12 +419,15 @@ fn a_store_of_the_first_format_is_sealed_when_it_opens() {
 fn a_changed_record_or_state_value_is_an_error_naming_it() {
     use redb::ReadableTable as _;
 
-    use super::tables::{LOG, STATE};
+    use super::tables::{RECORDS, STATE};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let log = open(&dir);
     log.create_topic("in", 1, None, None).expect("topic");
-    log.append("in", vec![record(1, "a"), record(2, "b")], None)
+    // Two appends: a batch each.
+    log.append("in", vec![record(1, "a")], None)
+        .expect("append");
+    log.append("in", vec![record(2, "b")], None)
         .expect("append");
     // Large enough to go to the state table at once, not to the journal in front of it.
     commit_state(&log, &[(b"k".to_vec(), Some(vec![b'v'; 2 << 20]))]);
@@ -271,7 +435,7 @@ fn a_changed_record_or_state_value_is_an_error_naming_it() {
     log.guard("damaging the store", |db| {
         let txn = db.begin_write()?;
         {
-            let mut records = txn.open_table(LOG)?;
+            let mut records = txn.open_table(RECORDS)?;
             let moved = records.get((1, 0, 1))?.map(|v| v.value().to_vec());
             records.insert((1, 0, 0), moved.expect("record 1").as_slice())?;
             let mut state = txn.open_table(STATE)?;
