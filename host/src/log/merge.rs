@@ -16,7 +16,8 @@ pub fn merge_by_timestamp(
         .into_iter()
         .map(|(topic, records)| (topic, records.into_iter().peekable()))
         .collect();
-    let mut merged = Vec::new();
+    let total = queues.iter().map(|(_, q)| q.len()).sum::<usize>();
+    let mut merged = Vec::with_capacity(total.min(max));
     while merged.len() < max {
         let next = queues
             .iter_mut()

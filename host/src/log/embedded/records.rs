@@ -125,33 +125,53 @@ impl EmbeddedLog {
         from: u64,
         max: usize,
     ) -> Result<Fetched> {
+        let mut records = Vec::with_capacity(max.min(MAX_RESERVED));
+        let next = self.fetch_each(topic, partition, from, max, |offset, record| {
+            records.push((offset, record));
+        })?;
+        Ok(Fetched { records, next })
+    }
+
+    /// Hands up to `max` records of `topic`'s `partition` from offset `from` (or the log
+    /// start) to `each`, with their offsets, as [`EmbeddedLog::fetch`] reads them; returns
+    /// the offset to read from next.
+    pub fn fetch_each(
+        &self,
+        topic: &TopicMeta,
+        partition: u32,
+        from: u64,
+        max: usize,
+        mut each: impl FnMut(u64, Record),
+    ) -> Result<u64> {
         let what = format!("reading {} partition {partition}", topic.name);
         self.guard(&what, |db| {
             let txn = db.begin_read()?;
             let rows = txn.open_table(RECORDS)?;
-            let mut fetched = Fetched {
-                records: Vec::new(),
-                next: from,
-            };
+            let (mut next, mut taken) = (from, 0);
             for item in rows.range((topic.id, partition, from)..=(topic.id, partition, u64::MAX))? {
+                if taken >= max {
+                    break;
+                }
                 let (key, value) = item?;
                 let last = key.value().2;
                 let name = |offset| damaged(&batch_name(&topic.name, partition, offset, last));
                 let batch = Batch::open(topic.id, partition, last, value.value())
-                    .with_context(|| name(fetched.next))?;
-                for (offset, bytes) in batch.records().skip_while(|(offset, _)| *offset < from) {
+                    .with_context(|| name(next))?;
+                let wanted = batch.records().skip_while(|(offset, _)| *offset < from);
+                for (offset, bytes) in wanted.take(max - taken) {
                     let record = Record::decode(bytes).ok().with_context(|| name(offset))?;
-                    fetched.records.push((offset, record));
-                    fetched.next = offset + 1;
-                    if fetched.records.len() >= max {
-                        return Ok(fetched);
-                    }
+                    each(offset, record);
+                    next = offset + 1;
+                    taken += 1;
                 }
             }
-            Ok(fetched)
+            Ok(next)
         })
     }
 }
+
+/// Most records a fetch makes room for up front; a larger one grows as it reads.
+pub(super) const MAX_RESERVED: usize = 1 << 16;
 
 impl EmbeddedLog {
     /// The offset of the first record of `topic`'s `partition` stamped at or after

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::records::MAX_RESERVED;
 use super::store::EmbeddedLog;
 use super::tables::TopicMeta;
 use crate::log::merge_from;
@@ -149,6 +150,27 @@ impl Source for EmbeddedSource {
     }
 
     fn fetch(&mut self, partition: u32, max: usize) -> Result<Vec<InputEvent>> {
+        if let [topic] = self.inputs.as_slice() {
+            // One input: its records are the events, in offset order, with nothing to merge.
+            let topic = topic.clone();
+            let from = self
+                .cursor(partition)?
+                .get(&topic.name)
+                .copied()
+                .unwrap_or(0);
+            let mut events = Vec::with_capacity(max.min(MAX_RESERVED));
+            let next = self
+                .log
+                .fetch_each(&topic, partition, from, max, |offset, record| {
+                    events.push(InputEvent {
+                        topic: topic.name.clone(),
+                        offset,
+                        record,
+                    });
+                })?;
+            self.cursor(partition)?.insert(topic.name, next);
+            return Ok(events);
+        }
         let cursor = self.cursor(partition)?.clone();
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for topic in &self.inputs {
