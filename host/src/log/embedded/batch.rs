@@ -14,7 +14,7 @@ use super::frame;
 use crate::model::record::Record;
 
 /// A batch is closed once its records take this many bytes (as Kafka's producer batches
-/// are by default); a record larger than that has a batch of its own. A damaged byte
+/// are by default), so it holds at most this much and one more record. A damaged byte
 /// costs the records of its batch.
 pub const BATCH_BYTES: usize = 16 << 10;
 
@@ -118,7 +118,10 @@ impl<'a> Batch<'a> {
             max_timestamp_ms: i64::from_le_bytes(*max_timestamp_ms),
             records,
         };
+        // Offsets stop short of the top of their range, so that the one after the last
+        // is one too.
         let whole = batch.count > 0
+            && last < u64::MAX - 1
             && batch.base.checked_add(u64::from(batch.count) - 1) == Some(last)
             && batch.encoded().count() == batch.count as usize
             && batch.encoded().map(<[u8]>::len).sum::<usize>() + LENGTH * batch.count as usize

@@ -267,18 +267,22 @@ fn records(
             Ok(())
         };
         while next < end {
-            let step = catch_damage("reading records", || {
-                let mut found = Vec::new();
-                for item in rows
-                    .range((topic.id, p, next)..(topic.id, p, end))?
-                    .take(BATCH_STEP)
-                {
-                    let (key, value) = item?;
-                    found.push((key.value().2, value.value().to_vec()));
-                }
-                Ok(found)
-            });
-            let found = match step {
+            let step = |rows_at_most: usize| {
+                catch_damage("reading records", || {
+                    let mut found = Vec::new();
+                    for item in rows
+                        .range((topic.id, p, next)..(topic.id, p, end))?
+                        .take(rows_at_most)
+                    {
+                        let (key, value) = item?;
+                        found.push((key.value().2, value.value().to_vec()));
+                    }
+                    Ok(found)
+                })
+            };
+            // A step that fails is read again a batch at a time, so that only the
+            // offsets of the batch that cannot be read are lost.
+            let found = match step(BATCH_STEP).or_else(|_| step(1)) {
                 Ok(found) => found,
                 Err(_) => {
                     report.damaged.push(format!(

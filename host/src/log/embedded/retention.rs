@@ -55,9 +55,10 @@ impl EmbeddedLog {
                                 let size = value.value().len() as u64;
                                 let too_big = topic.retention_bytes.is_some_and(|max| bytes > max);
                                 let last = key.value().2;
-                                // A batch goes when all its records are too old. A damaged
-                                // one is kept, with everything after it, for `fnctl check`
-                                // to find.
+                                // A batch goes by age when all its records are too old;
+                                // a damaged one is kept, with everything after it, for
+                                // `fnctl check` to find. By size, the oldest batches go,
+                                // damaged or not.
                                 let batch = Batch::open(topic.id, p, last, value.value());
                                 let too_old = cutoff.is_some_and(|cutoff| {
                                     batch.is_some_and(|b| b.max_timestamp_ms < cutoff)
