@@ -90,6 +90,14 @@ impl Builder {
         frame::seal_batch(topic, partition, last, &mut self.framed);
         (last, self.framed)
     }
+
+    /// Writes the batch, sealed, as a row of `topic`'s `partition`; returns its last
+    /// offset and the bytes of the row. The batch must hold a record.
+    pub fn write(self, rows: &mut Rows<'_>, topic: u32, partition: u32) -> Result<(u64, u64)> {
+        let (last, sealed) = self.seal(topic, partition);
+        rows.insert((topic, partition, last), sealed.as_slice())?;
+        Ok((last, sealed.len() as u64))
+    }
 }
 
 /// A stored batch, opened.
@@ -226,10 +234,9 @@ fn write(
     partition: u32,
     batch: Builder,
 ) -> Result<()> {
-    let (last, sealed) = batch.seal(topic, partition);
-    rows.insert((topic, partition, last), sealed.as_slice())?;
+    let (last, bytes) = batch.write(rows, topic, partition)?;
     extent.1 = last + 1;
-    extent.2 += sealed.len() as u64;
+    extent.2 += bytes;
     Ok(())
 }
 

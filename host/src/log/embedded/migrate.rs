@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use anyhow::Result;
-use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
+use redb::{ReadableTable, TableHandle, WriteTransaction};
 
-use super::batch::Builder;
+use super::batch::{Builder, Rows};
 use super::frame;
 use super::tables::{DEPLOYMENTS, LOG, PARTITIONS, RECORDS, STATE, StateRow, TOPICS};
 use crate::model::record::Record;
@@ -131,13 +131,12 @@ pub fn batch_records(txn: &WriteTransaction, sealed: bool) -> Result<()> {
 
 /// Writes `batch` as a row of partition `at`, and counts its bytes.
 fn put(
-    rows: &mut Table<(u32, u32, u64), &[u8]>,
+    rows: &mut Rows<'_>,
     bytes: &mut BTreeMap<(u32, u32), u64>,
     (topic, partition): (u32, u32),
     batch: Builder,
 ) -> Result<()> {
-    let (last, sealed) = batch.seal(topic, partition);
-    rows.insert((topic, partition, last), sealed.as_slice())?;
-    *bytes.entry((topic, partition)).or_default() += sealed.len() as u64;
+    let (_, written) = batch.write(rows, topic, partition)?;
+    *bytes.entry((topic, partition)).or_default() += written;
     Ok(())
 }
