@@ -18,22 +18,31 @@ fn counter_input() -> Vec<String> {
         .collect()
 }
 
-/// Creates the topics, produces every input, and deploys the functions.
+/// Records of the counter's input in one `fnctl produce` request.
+const CHUNK: usize = 10_000;
+
+/// The counter's input as `fnctl produce` lines, in chunks of [`CHUNK`].
+fn counter_chunks() -> Vec<Vec<String>> {
+    counter_input()
+        .chunks(CHUNK)
+        .map(|chunk| {
+            // The counter reads the key from the line's first word.
+            chunk
+                .iter()
+                .map(|l| {
+                    serde_json::json!({ "k": l.split(' ').next().unwrap_or_default(), "line": l })
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Creates the topics, produces the fraud scorer's input, and deploys the functions. The
+/// counter's input comes while they run.
 fn prepare(replica: &Replica) {
     for topic in ["events", "transactions", "customer-profiles"] {
         replica.ok(&["topics", "create", topic, "--partitions", "3"]);
-    }
-    let keyed: Vec<String> = counter_input();
-    for chunk in keyed.chunks(5000) {
-        // The counter reads the key from the line's first word.
-        let json: Vec<String> = chunk
-            .iter()
-            .map(|l| {
-                serde_json::json!({ "k": l.split(' ').next().unwrap_or_default(), "line": l })
-                    .to_string()
-            })
-            .collect();
-        replica.produce("events", &json, &["--key-field", "k"]);
     }
     let data = streamfn_demo::generate::generate(11, 60);
     for feed in topology::payments(&data) {
@@ -49,6 +58,16 @@ fn prepare(replica: &Replica) {
     let mut args = fraud.topic_args();
     args.extend(["--batch", "20"]);
     replica.deploy(&guest(fraud.guest), "fraud", &args);
+}
+
+/// Produces `chunk` in one request, so the replica sees all of it at once.
+fn produce_counter_chunk(replica: &Replica, chunk: &[String]) {
+    let size = CHUNK.to_string();
+    replica.produce(
+        "events",
+        chunk,
+        &["--key-field", "k", "--batch-size", &size],
+    );
 }
 
 struct Results {
@@ -84,6 +103,9 @@ fn committed(replica: &Replica, function: &str) -> Option<(u64, u64)> {
 fn reference(root: &Path) -> Results {
     let replica = Replica::start(&root.join("reference"));
     prepare(&replica);
+    for chunk in counter_chunks() {
+        produce_counter_chunk(&replica, &chunk);
+    }
     results(&replica)
 }
 
@@ -95,19 +117,29 @@ fn sigkill_mid_stream_then_restart_gives_every_output_exactly_once_and_the_same_
     let data = dir.path().join("crashing");
     let mut replica = Replica::start(&data);
     prepare(&replica);
+    let chunks = counter_chunks();
     let mut kills = 0;
-    // Kill once a fifth, half and four fifths of the events are committed. A commit covers
-    // at most 5000 events, so a kill with more than that left is a kill mid-stream.
-    for fraction in [0.2, 0.5, 0.8] {
-        let target = (EVENTS as f64 * fraction) as u64;
-        let (done, end) = wait_for(Duration::from_secs(120), "progress before the kill", || {
-            committed(&replica, "counter").filter(|(done, _)| *done >= target)
-        });
-        replica.kill();
-        if done + 5000 < end {
-            kills += 1;
+    // Kill 0, 5 and 10 ms after a fifth, half and four fifths of the input is produced,
+    // while the replica works through that chunk: a kill with input taken in but not yet
+    // committed is a kill mid-stream.
+    let kills_at = [
+        (chunks.len() / 5, 0),
+        (chunks.len() / 2, 5),
+        (chunks.len() * 4 / 5, 10),
+    ];
+    for (i, chunk) in chunks.iter().enumerate() {
+        produce_counter_chunk(&replica, chunk);
+        if let Some((_, delay)) = kills_at.iter().find(|(after, _)| *after == i + 1) {
+            std::thread::sleep(Duration::from_millis(*delay));
+            let (done, end) = wait_for(Duration::from_secs(120), "the counter's status", || {
+                committed(&replica, "counter")
+            });
+            replica.kill();
+            if done < end {
+                kills += 1;
+            }
+            replica = Replica::start(&data);
         }
-        replica = Replica::start(&data);
     }
     assert!(
         kills >= 2,
