@@ -55,6 +55,10 @@ pub struct Commit<'a> {
     pub stream_time_ms: i64,
     /// Accepted effects, dead letters included among the outputs.
     pub effects: &'a Effects,
+    /// What the state writes add to the bytes the partition's state holds (less than 0
+    /// when they free more), when the writer counted it as it wrote, as a runner does;
+    /// `None` has the store count it from the values the writes replace.
+    pub state_growth: Option<i64>,
 }
 
 #[cfg(test)]

@@ -317,6 +317,7 @@ impl Runner {
                 offsets: run.positions.iter().map(|(t, o)| (t.clone(), *o)).collect(),
                 stream_time_ms: run.stream_time_ms,
                 effects: &run.effects,
+                state_growth: Some(run.growth),
             })
             .collect();
         active.source.commit(commits)?;

@@ -602,7 +602,8 @@ fn partitions_run_on_workers_at_the_same_time_but_each_on_one_worker_at_a_time()
     }
 }
 
-/// Counts its events in state key `n` and emits each count.
+/// Counts its events in state key `n` and emits each count; also keeps the count under
+/// one of five keys and deletes another, so that writes grow, shrink and free state.
 struct Counter;
 
 impl Guest for Counter {
@@ -614,7 +615,14 @@ impl Guest for Counter {
                 .expect("memory state reads")
                 .map_or(0, |v| String::from_utf8_lossy(&v).parse().unwrap_or(0));
             let next = (n + 1).to_string().into_bytes();
-            state.set(b"n".to_vec(), Some(next.clone()));
+            let write = |state: &mut PartitionState, key: String, value: Option<Vec<u8>>| {
+                state
+                    .write(key.into_bytes(), value)
+                    .expect("memory state counts");
+            };
+            write(&mut state, "n".into(), Some(next.clone()));
+            write(&mut state, format!("seen-{}", n % 5), Some(next.clone()));
+            write(&mut state, format!("seen-{}", (n + 2) % 5), None);
             state.current.outputs.push(Output {
                 topic: "out".into(),
                 fallback_partition: 0,
@@ -657,6 +665,8 @@ struct Stateful {
     state: Arc<Mutex<MemoryState>>,
     /// "read" for each fetch that found records, "commit" for each commit.
     log: SourceLog,
+    /// The bytes of state held, as the commits' counted growth adds up.
+    held: i64,
 }
 
 impl Source for Stateful {
@@ -681,6 +691,10 @@ impl Source for Stateful {
 
     fn commit(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
         let writes: Vec<_> = commits.iter().map(|c| c.effects.state.clone()).collect();
+        let growth: i64 = commits
+            .iter()
+            .map(|c| c.state_growth.expect("a runner counts what its writes add"))
+            .sum();
         self.records.commit(commits)?;
         let mut state = self.state.lock().expect("state");
         for (key, value) in writes.into_iter().flatten() {
@@ -689,6 +703,12 @@ impl Source for Stateful {
                 None => state.state.remove(&key),
             };
         }
+        self.held += growth;
+        let held: usize = state.state.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(
+            self.held, held as i64,
+            "the counted growth adds up to the state"
+        );
         self.log.lock().expect("log").push("commit");
         Ok(())
     }
@@ -725,6 +745,7 @@ fn counting(n: usize) -> (Runner, Arc<Mutex<Topic>>, SourceLog) {
         },
         state: Arc::new(Mutex::new(MemoryState::default())),
         log: log.clone(),
+        held: 0,
     });
     (runner, topic, log)
 }

@@ -93,6 +93,7 @@ impl EmbeddedLog {
                         partition,
                         stream_time_ms,
                         effects,
+                        state_growth,
                         ..
                     } = commit;
                     let (group, partition) = (*group, *partition);
@@ -112,6 +113,7 @@ impl EmbeddedLog {
                             group,
                             partition,
                             &effects.state,
+                            *state_growth,
                             &mut done,
                         )?;
                     }

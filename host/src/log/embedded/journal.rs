@@ -246,6 +246,35 @@ fn write_state<'k>(
     Ok(())
 }
 
+/// The bytes `function`'s state on `partition` holds after `changes`, from the `held`
+/// before them and the size of each value they replace: its latest in `journal`, else in
+/// the state table.
+fn held_after(
+    tables: &StateTables<'_>,
+    journal: &Journal,
+    function: &str,
+    partition: u32,
+    mut held: u64,
+    changes: &Changes,
+) -> Result<u64> {
+    for (key, value) in changes {
+        let old = match journal.get(key) {
+            Some(latest) => latest.map(<[u8]>::len),
+            None => tables
+                .state
+                .get((function, partition, key.as_slice()))?
+                .map(|v| v.value().len().saturating_sub(frame::SEAL_BYTES)),
+        };
+        if let Some(old) = old {
+            held = held.saturating_sub((key.len() + old) as u64);
+        }
+        if let Some(value) = value {
+            held += (key.len() + value.len()) as u64;
+        }
+    }
+    Ok(held)
+}
+
 impl Journals {
     /// The rows of `function`'s `partition` under `head`: from memory, from `written`, or
     /// read from `table` and kept (a row read there is committed, as only rows in
@@ -289,7 +318,8 @@ impl Journals {
         Ok(Journal { rows })
     }
 
-    /// Writes `changes` to `function`'s state on `partition` within a commit: as a new
+    /// Writes `changes` to `function`'s state on `partition` within a commit, counting
+    /// the bytes the state then holds from `growth` when the writer counted it: as a new
     /// journal row, or straight into the state table when nothing is in front of it and
     /// the changes are as large as a fold would be; and a step of the fold under way,
     /// which copies the next keys of the rows being folded, their latest values, into the
@@ -301,6 +331,7 @@ impl Journals {
         function: &'a str,
         partition: u32,
         changes: &Changes,
+        growth: Option<i64>,
         done: &mut Done<'a>,
     ) -> Result<()> {
         let mut head = tables
@@ -308,25 +339,14 @@ impl Journals {
             .get((function, partition))?
             .map_or_else(Head::default, |v| Head::from_row(v.value()));
         let journal = self.rows(&tables.rows, function, partition, head, &done.written)?;
-        let mut held = tables
+        let held = tables
             .sizes
             .get((function, partition))?
             .map_or(0, |v| v.value());
-        for (key, value) in changes {
-            let old = match journal.get(key) {
-                Some(latest) => latest.map(<[u8]>::len),
-                None => tables
-                    .state
-                    .get((function, partition, key.as_slice()))?
-                    .map(|v| v.value().len().saturating_sub(frame::SEAL_BYTES)),
-            };
-            if let Some(old) = old {
-                held = held.saturating_sub((key.len() + old) as u64);
-            }
-            if let Some(value) = value {
-                held += (key.len() + value.len()) as u64;
-            }
-        }
+        let held = match growth {
+            Some(growth) => held.saturating_add_signed(growth),
+            None => held_after(tables, &journal, function, partition, held, changes)?,
+        };
         tables.sizes.insert((function, partition), held)?;
         let mut fold = tables
             .folds

@@ -91,6 +91,7 @@ impl EmbeddedBackend {
                     offsets: vec![(input.clone(), extent.end)],
                     stream_time_ms: self.log.stream_time(&spec.name, partition)?,
                     effects: &Default::default(),
+                    state_growth: None,
                 }])?;
             }
         }

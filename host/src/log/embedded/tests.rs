@@ -32,6 +32,7 @@ fn commit_of(partition: u32, offsets: Vec<(String, u64)>, effects: &Effects) -> 
         offsets,
         stream_time_ms: 2,
         effects,
+        state_growth: None,
     }
 }
 
@@ -521,7 +522,8 @@ fn a_producers_request_sent_again_is_written_once() {
     );
 }
 
-/// A commit of `changes` to function f's partition 0.
+/// A commit of `changes` to function f's partition 0, its growth left to the store to
+/// count.
 fn commit_state(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
     let mut effects = Effects::default();
     effects.state.extend(changes.iter().cloned());
@@ -531,6 +533,26 @@ fn commit_state(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         offsets: Vec::new(),
         stream_time_ms: 0,
         effects: &effects,
+        state_growth: None,
+    }])
+    .expect("commit");
+}
+
+/// A commit of `changes` to function f's partition 0 written as a runner writes them,
+/// through a view of the committed state that counts what they add.
+fn commit_counted(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let mut view = crate::state::PartitionState::new(log.partition_state("f", 0).expect("state"));
+    for (key, value) in changes {
+        view.write(key.clone(), value.clone()).expect("write");
+    }
+    view.accept_current();
+    log.commit(&[Commit {
+        group: "f",
+        partition: 0,
+        offsets: Vec::new(),
+        stream_time_ms: 0,
+        state_growth: Some(view.growth()),
+        effects: &view.accepted,
     }])
     .expect("commit");
 }
@@ -605,7 +627,12 @@ fn state_read_through_its_journal_is_what_was_committed_before_and_after_a_reope
         if round == 60 {
             before = Some((log.partition_state("f", 0).expect("state"), model.clone()));
         }
-        commit_state(&log, &changes);
+        // Every other commit carries the growth its writer counted; the store counts
+        // the others' itself.
+        match round % 2 {
+            0 => commit_state(&log, &changes),
+            _ => commit_counted(&log, &changes),
+        }
         for (key, value) in changes {
             match value {
                 Some(value) => model.insert(key, value),

@@ -264,6 +264,7 @@ impl Changelog<'_> {
             offsets: Vec::new(),
             stream_time_ms,
             effects: &pending.changes,
+            state_growth: None,
         }])?;
         if let Some(version) = pending.found.replayed {
             self.local
@@ -371,6 +372,7 @@ mod tests {
             offsets: Vec::new(),
             stream_time_ms: 299_000,
             effects: &effects,
+            state_growth: None,
         };
         let records = entries(&commit);
         assert_eq!(records.len(), 5);

@@ -280,6 +280,7 @@ impl KafkaSource {
                     offsets: Vec::new(),
                     stream_time_ms,
                     effects: &nothing,
+                    state_growth: None,
                 }),
                 Err(err) => tracing::warn!(%function, partition, "no stream time: {err:#}"),
             }
