@@ -1,8 +1,9 @@
 //! The fraud scorer on a real Kafka broker, in one run on the same broker: throughput with
 //! exactly-once and with at-least-once commits on one and two workers, beside a raw rdkafka
-//! consume→produce pass-through (the limit any function host on this broker has) and beside
-//! the same scorer written for Kafka Streams (`benches/kafka-streams`, one and two stream
-//! threads); then end-to-end latency.
+//! consume→produce pass-through (the limit any function host on this broker has), beside
+//! the pass-through function on Streamfn (what the host's delivery costs with no work in
+//! the function) and beside the same scorer written for Kafka Streams
+//! (`benches/kafka-streams`, one and two stream threads); then end-to-end latency.
 //!
 //! Run with `cargo bench -p streamfn-host --bench kafka` after `scripts/build`. It starts
 //! its own broker with `scripts/kafka` unless `STREAMFN_BENCH_BROKERS` names one, and builds
@@ -382,6 +383,17 @@ fn fraud_spec(
     }
 }
 
+/// The pass-through function `name` (component `component`), copying `raw-in` to
+/// `pt-out`.
+fn pass_through_spec(name: &str, component: &str) -> DeploySpec {
+    DeploySpec {
+        outputs: vec!["pt-out".into()],
+        config: [("to".to_owned(), "pt-out".to_owned())].into(),
+        start: StartFrom::Earliest,
+        ..DeploySpec::new(name, component, &["raw-in"])
+    }
+}
+
 /// Where the bench's Kafka Streams baseline is built: its classes and its jars.
 fn baseline_dir() -> PathBuf {
     target_dir().join("kafka-streams-bench")
@@ -424,7 +436,8 @@ struct Run<'a> {
     cluster: &'a KafkaCluster,
     /// The broker's process, for its CPU time, when this run started it.
     broker_pid: Option<u32>,
-    /// The end offsets of `transactions`, loaded before the runs.
+    /// The input the run is timed on, and its end offsets, loaded before the runs.
+    input: &'static str,
     ends: &'a [u64],
     dir: PathBuf,
     name: String,
@@ -485,7 +498,7 @@ fn print_cpu(rows: &[(&str, &[Timed])]) {
 
 impl Run<'_> {
     /// Times the run as every run of the bench is: from the first commit of its group on
-    /// `transactions` until it has committed every offset, counting only what it
+    /// its input until it has committed every offset, counting only what it
     /// committed after that first commit; `alive` says whether what runs it still does,
     /// and `beside` names a process whose CPU time counts as `baseline`. It asks the broker
     /// every 20 ms: asking more often costs the broker time the run would rather have.
@@ -504,13 +517,13 @@ impl Run<'_> {
             .collect();
         let mut first: Option<(Instant, u64, Sample)> = None;
         let deadline = began + Duration::from_secs(900);
-        while !caught_up(self.cluster, group, "transactions", self.ends) {
+        while !caught_up(self.cluster, group, self.input, self.ends) {
             if Instant::now() > deadline {
                 return Err(format!("{group} did not catch up within 900 s"));
             }
             alive()?;
             if first.is_none() {
-                let done = committed(self.cluster, group, "transactions");
+                let done = committed(self.cluster, group, self.input);
                 if done > 0 {
                     first = Some((Instant::now(), done, Sample::take(&processes)));
                 }
@@ -538,8 +551,26 @@ impl Run<'_> {
     }
 }
 
-/// A throughput run of the fraud scorer on a replica with `workers` workers.
-fn streamfn_run(run: &Run<'_>, component: &[u8], exactly_once: bool, workers: usize) -> Timed {
+/// What a throughput configuration runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// The Streamfn fraud scorer.
+    Fraud,
+    /// The Kafka Streams fraud scorer.
+    Streams,
+    /// The Streamfn pass-through function, on the raw pass-through's topics.
+    PassThrough,
+}
+
+/// A throughput run of the function `spec` deploys (its component `component`) on a
+/// replica with `workers` workers.
+fn streamfn_run(
+    run: &Run<'_>,
+    component: &[u8],
+    spec: impl FnOnce(&str) -> DeploySpec,
+    exactly_once: bool,
+    workers: usize,
+) -> Timed {
     let name = run.name.as_str();
     let settings = Settings {
         workers,
@@ -554,9 +585,7 @@ fn streamfn_run(run: &Run<'_>, component: &[u8], exactly_once: bool, workers: us
     .expect("replica");
     let sha = replica.upload(component, None).expect("upload");
     let began = Instant::now();
-    replica
-        .deploy(fraud_spec(name, &sha, None, StartFrom::Earliest))
-        .expect("deploy");
+    replica.deploy(spec(&sha)).expect("deploy");
     let timed = run.time(began, &mut || Ok(()), None).expect("caught up");
     // Replicas share deployments through the cluster: a function left deployed would
     // run again, on every later replica of the bench.
@@ -678,7 +707,7 @@ fn main() {
             .create_topic(topic, PARTITIONS, &[keep])
             .expect("topic");
     }
-    for topic in ["raw-out", "fraud-alerts"] {
+    for topic in ["raw-out", "pt-out", "fraud-alerts"] {
         cluster
             .create_topic(
                 topic,
@@ -738,31 +767,47 @@ fn main() {
 
     // Throughput, the runs of every configuration interleaved.
     let component = guest("fraud_scorer");
-    let configs: Vec<(String, bool, usize, bool)> = [true, false]
+    let pass_component = guest("passthrough");
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n > 1 { "s" } else { "" });
+    let mut configs: Vec<(String, Job, usize, bool)> = Vec::new();
+    for (eos, n) in [true, false]
         .into_iter()
         .flat_map(|eos| [1, 2].map(move |n| (eos, n)))
-        .flat_map(|(eos, n)| [(false, eos, n), (true, eos, n)])
-        .filter(|(streams, ..)| !streams || baseline.is_some())
-        .map(|(streams, eos, n)| {
-            let mode = if eos { "exactly-once" } else { "at-least-once" };
-            let label = if streams {
-                format!(
-                    "Kafka Streams, {mode}, {n} thread{}",
-                    if n > 1 { "s" } else { "" }
-                )
-            } else {
-                format!(
-                    "Streamfn, {mode}, {n} worker{}",
-                    if n > 1 { "s" } else { "" }
-                )
-            };
-            (label, streams, n, eos)
-        })
-        .collect();
+    {
+        let mode = if eos { "exactly-once" } else { "at-least-once" };
+        configs.push((
+            format!("Streamfn, {mode}, {}", plural(n, "worker")),
+            Job::Fraud,
+            n,
+            eos,
+        ));
+        if baseline.is_some() {
+            configs.push((
+                format!("Kafka Streams, {mode}, {}", plural(n, "thread")),
+                Job::Streams,
+                n,
+                eos,
+            ));
+        }
+    }
+    // The pass-through function beside the raw one: what the host itself costs.
+    for (eos, n) in [true, false]
+        .into_iter()
+        .flat_map(|eos| [1, 2].map(move |n| (eos, n)))
+    {
+        let mode = if eos { "exactly-once" } else { "at-least-once" };
+        configs.push((
+            format!("Streamfn pass-through, {mode}, {}", plural(n, "worker")),
+            Job::PassThrough,
+            n,
+            eos,
+        ));
+    }
     let broker_pid = broker.pid();
     let broker_process: Vec<(&'static str, u32)> =
         broker_pid.map(|pid| ("broker", pid)).into_iter().collect();
     let input_ends = ends(&cluster, "transactions");
+    let raw_ends = ends(&cluster, "raw-in");
     let mut raw_rates = Vec::new();
     let mut raw_timed = Vec::new();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
@@ -787,34 +832,47 @@ fn main() {
             events: transactions.len() as u64,
             cpu,
         });
-        for (i, (_, streams, n, eos)) in configs.iter().enumerate() {
+        for (i, (_, job, n, eos)) in configs.iter().enumerate() {
             let name = format!("fraud-{i}-{run}");
+            let (input, ends) = match job {
+                Job::PassThrough => ("raw-in", &raw_ends),
+                Job::Fraud | Job::Streams => ("transactions", &input_ends),
+            };
             let this = Run {
                 broker: &broker.address,
                 cluster: &cluster,
                 broker_pid,
-                ends: &input_ends,
+                input,
+                ends,
                 dir: root.path().join(&name),
                 name: name.clone(),
                 total: transactions.len(),
             };
-            let timed = if *streams {
-                let output = format!("fraud-alerts-{name}");
-                cluster
-                    .create_topic(&output, PARTITIONS, &[])
-                    .expect("topic");
-                let guarantee = if *eos {
-                    "exactly_once_v2"
-                } else {
-                    "at_least_once"
-                };
-                let classpath = baseline.as_deref().expect("built");
-                let timed = streams_run(&this, classpath, guarantee, *n, &output);
-                outputs[i].push(output);
-                timed.unwrap_or_else(|e| panic!("{e}"))
-            } else {
-                outputs[i].push("fraud-alerts".to_owned());
-                streamfn_run(&this, &component, *eos, *n)
+            let timed = match job {
+                Job::Streams => {
+                    let output = format!("fraud-alerts-{name}");
+                    cluster
+                        .create_topic(&output, PARTITIONS, &[])
+                        .expect("topic");
+                    let guarantee = if *eos {
+                        "exactly_once_v2"
+                    } else {
+                        "at_least_once"
+                    };
+                    let classpath = baseline.as_deref().expect("built");
+                    let timed = streams_run(&this, classpath, guarantee, *n, &output);
+                    outputs[i].push(output);
+                    timed.unwrap_or_else(|e| panic!("{e}"))
+                }
+                Job::Fraud => {
+                    outputs[i].push("fraud-alerts".to_owned());
+                    let spec = |sha: &str| fraud_spec(&name, sha, None, StartFrom::Earliest);
+                    streamfn_run(&this, &component, spec, *eos, *n)
+                }
+                Job::PassThrough => {
+                    let spec = |sha: &str| pass_through_spec(&name, sha);
+                    streamfn_run(&this, &pass_component, spec, *eos, *n)
+                }
             };
             rates[i].push(timed.rate);
             startups[i].push(timed.startup.as_secs_f64());
@@ -830,7 +888,7 @@ fn main() {
     );
     println!("{:<44} {raw} {:>10} {:>18}", raw_label, "100%", "-");
     let reference = alerts(&broker.address, "fraud-alerts", &ids);
-    for (i, (label, streams, ..)) in configs.iter().enumerate() {
+    for (i, (label, job, ..)) in configs.iter().enumerate() {
         let r = Rates::of(rates[i].clone());
         let s = Rates::of(startups[i].clone());
         println!(
@@ -838,7 +896,7 @@ fn main() {
             100.0 * r.median / raw.median,
             format!("{:.1} ({:.1}-{:.1})", s.median, s.low, s.high)
         );
-        if *streams {
+        if *job == Job::Streams {
             for topic in &outputs[i] {
                 let theirs = alerts(&broker.address, topic, &ids);
                 assert!(
