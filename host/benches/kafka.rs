@@ -769,39 +769,27 @@ fn main() {
     let component = guest("fraud_scorer");
     let pass_component = guest("passthrough");
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n > 1 { "s" } else { "" });
-    let mut configs: Vec<(String, Job, usize, bool)> = Vec::new();
-    for (eos, n) in [true, false]
+    let modes: Vec<(bool, usize, &str)> = [true, false]
         .into_iter()
         .flat_map(|eos| [1, 2].map(move |n| (eos, n)))
-    {
-        let mode = if eos { "exactly-once" } else { "at-least-once" };
-        configs.push((
-            format!("Streamfn, {mode}, {}", plural(n, "worker")),
-            Job::Fraud,
-            n,
-            eos,
-        ));
+        .map(|(eos, n)| {
+            let mode = if eos { "exactly-once" } else { "at-least-once" };
+            (eos, n, mode)
+        })
+        .collect();
+    let mut configs: Vec<(String, Job, usize, bool)> = Vec::new();
+    for &(eos, n, mode) in &modes {
+        let label = format!("Streamfn, {mode}, {}", plural(n, "worker"));
+        configs.push((label, Job::Fraud, n, eos));
         if baseline.is_some() {
-            configs.push((
-                format!("Kafka Streams, {mode}, {}", plural(n, "thread")),
-                Job::Streams,
-                n,
-                eos,
-            ));
+            let label = format!("Kafka Streams, {mode}, {}", plural(n, "thread"));
+            configs.push((label, Job::Streams, n, eos));
         }
     }
     // The pass-through function beside the raw one: what the host itself costs.
-    for (eos, n) in [true, false]
-        .into_iter()
-        .flat_map(|eos| [1, 2].map(move |n| (eos, n)))
-    {
-        let mode = if eos { "exactly-once" } else { "at-least-once" };
-        configs.push((
-            format!("Streamfn pass-through, {mode}, {}", plural(n, "worker")),
-            Job::PassThrough,
-            n,
-            eos,
-        ));
+    for &(eos, n, mode) in &modes {
+        let label = format!("Streamfn pass-through, {mode}, {}", plural(n, "worker"));
+        configs.push((label, Job::PassThrough, n, eos));
     }
     let broker_pid = broker.pid();
     let broker_process: Vec<(&'static str, u32)> =
