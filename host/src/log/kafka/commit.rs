@@ -21,10 +21,14 @@ impl KafkaSource {
     /// Commits `commits`, then moves each partition's committed positions and buffers
     /// past them; the read positions stay where the reads left them.
     pub(super) fn commit_runs(&mut self, commits: Vec<Commit<'_>>) -> Result<()> {
+        // The local copy counts its state's size itself: a partition revoked and assigned
+        // back while its run waited to commit was restored from the changelog meanwhile,
+        // so the values the run's writes replace there may not be those it counted from.
         let commits: Vec<Commit<'_>> = commits
             .into_iter()
             .map(|c| Commit {
                 offsets: self.every_input(c.partition, c.offsets),
+                state_growth: None,
                 ..c
             })
             .collect();
