@@ -527,15 +527,8 @@ fn a_producers_request_sent_again_is_written_once() {
 fn commit_state(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
     let mut effects = Effects::default();
     effects.state.extend(changes.iter().cloned());
-    log.commit(&[Commit {
-        group: "f",
-        partition: 0,
-        offsets: Vec::new(),
-        stream_time_ms: 0,
-        effects: &effects,
-        state_growth: None,
-    }])
-    .expect("commit");
+    log.commit(&[commit_of(0, Vec::new(), &effects)])
+        .expect("commit");
 }
 
 /// A commit of `changes` to function f's partition 0 written as a runner writes them,
@@ -547,12 +540,8 @@ fn commit_counted(log: &EmbeddedLog, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
     }
     view.accept_current();
     log.commit(&[Commit {
-        group: "f",
-        partition: 0,
-        offsets: Vec::new(),
-        stream_time_ms: 0,
         state_growth: Some(view.growth()),
-        effects: &view.accepted,
+        ..commit_of(0, Vec::new(), &view.accepted)
     }])
     .expect("commit");
 }
